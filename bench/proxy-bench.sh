@@ -1,0 +1,466 @@
+#!/usr/bin/env bash
+# proxy-bench.sh — fleetgate vs nginx vs direct: HTTP reverse-proxy data-plane benchmark.
+#
+# Adapted from the shared harness (shared/bench/proxy-bench.sh): haproxy/caddy dropped, the
+# candidate is fleetgate (bench/fleetgate-candidate.sh). Starts 4 upstream instances
+# (bench-upstream on 127.0.0.1:3001-3004, one thread each, like one Node process each), nginx and
+# fleetgate, each routing by the X-Workspace-Id header, then runs the same wrk load against:
+# direct (u1 only, no proxy), nginx and fleetgate. Prints requests/s and p99 (medians of REPEATS
+# runs) side by side with the ratios vs nginx. Everything listens on 127.0.0.1 only, every run is
+# bounded by DURATION, and every process started here is stopped on exit (also on Ctrl-C).
+#
+# Usage:   bench/proxy-bench.sh                          # defaults below
+#          TARGETS="direct nginx" REPEATS=1 DURATION=3s bench/proxy-bench.sh
+# Knobs (env):
+#   TARGETS="direct nginx fleetgate"   any subset, in this order of measurement
+#   DURATION=10s WARMUP=2s CONNS=64 REPEATS=3 VARIANTS="get post"
+#   ROUTE=map|hash   map: fixed table workspace N -> u((N mod 4)+1), unknown/missing -> u1
+#                         (fleetgate: assign modulo + one pin per workspace)
+#                    hash: consistent hash of the header value (fleetgate: assign rendezvous)
+#   PIN=1|0          1 (default): servers (upstreams + proxy) on SERVER_CPUS, wrk on LOAD_CPUS
+#                    0: nothing pinned, everything competes for both cores
+#   SERVER_CPUS=0 LOAD_CPUS=1 WRK_THREADS (default: CPUs in LOAD_CPUS when PIN=1, 2 when PIN=0)
+#   UPSTREAM_CPUS (default SERVER_CPUS): e.g. UPSTREAM_CPUS=1 puts the upstreams beside wrk
+#                    and leaves cpu 0 to the proxy alone
+#   PROXY_WORKERS    nginx workers / fleetgate `threads:`
+#                    (default: number of CPUs in SERVER_CPUS when pinned, else nproc)
+#   NGINX_PORT=18081 FLEETGATE_PORT=18090 (upstreams 3001-3004)
+#   BUILD=auto|1|0   fleetgate: auto (default) runs `cargo build --release` at the repo root only
+#                    when the binary is missing; 1 always builds first; 0 never builds
+#   FLEETGATE_BIN    default <repo>/target/release/fleetgate (honours CARGO_TARGET_DIR)
+#   FLEETGATE_CMD    how to start the candidate (default: bench/fleetgate-candidate.sh)
+#   START_TIMEOUT=15 seconds each server gets to open its port
+#   QUIET_MAX=15     warn when a core is busier than this (%) while idle before the run: other
+#                    processes on the machine (e.g. a build) skew every number
+#   WAIT_QUIET=0     before each measured run wait up to this many seconds for the machine to be
+#                    quiet (< QUIET_MAX % busy). Each run also reports other=N%: machine-wide CPU
+#                    not used by our processes (upstreams, proxies, wrk) — > OTHER_MAX (5) % is
+#                    flagged; RETRY_NOISY=N measures a flagged run again up to N times
+#   WEBHOOK_SECRET=bench-secret   HMAC key for the POST variant's X-Signature header
+#   OUT=bench/out/<stamp>  where raw outputs, results.tsv and summary.md go
+# The candidate is started as `bash -c "exec $FLEETGATE_CMD"` (pinned like nginx) with these
+# variables exported, so it can configure itself from them:
+#   PORT / LISTEN (127.0.0.1:$FLEETGATE_PORT), UPSTREAMS (comma list of the 4 upstreams),
+#   WORKSPACE_MAP (file "N 127.0.0.1:300K" per line), ROUTE, WEBHOOK_SECRET, PROXY_WORKERS,
+#   FLEETGATE_BIN, FLEETGATE_CONFIG ($OUT/run/fleetgate.yaml: the config is kept with the results).
+# Like nginx here, fleetgate should keep upstream connections alive (pool), add X-Forwarded-For,
+# not log each request, and answer 200 on the POST variant (proxied to the upstream as is; its
+# signature is valid: X-Signature: sha256=<hex HMAC-SHA256(secret, body)>).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+# shellcheck source=lib-quiet.sh
+source "$HERE/lib-quiet.sh"
+TARGETS=${TARGETS:-"direct nginx fleetgate"}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNS=${CONNS:-64}
+REPEATS=${REPEATS:-3}
+VARIANTS=${VARIANTS:-"get post"}
+ROUTE=${ROUTE:-map}
+PIN=${PIN:-1}
+SERVER_CPUS=${SERVER_CPUS:-0}
+LOAD_CPUS=${LOAD_CPUS:-1}
+UPSTREAM_CPUS=${UPSTREAM_CPUS:-$SERVER_CPUS}
+WEBHOOK_SECRET=${WEBHOOK_SECRET:-bench-secret}
+NGINX_PORT=${NGINX_PORT:-18081}
+FLEETGATE_PORT=${FLEETGATE_PORT:-${CANDIDATE_PORT:-18090}}
+BUILD=${BUILD:-auto}
+FLEETGATE_BIN=${FLEETGATE_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/fleetgate}
+FLEETGATE_CMD=${FLEETGATE_CMD:-$(printf '%q' "$HERE/fleetgate-candidate.sh")}
+START_TIMEOUT=${START_TIMEOUT:-15}
+QUIET_MAX=${QUIET_MAX:-15}   # % busy per core allowed before the run (other load on the machine)
+WAIT_QUIET=${WAIT_QUIET:-0}  # seconds to wait, before each measured run, for other load to stop
+OTHER_MAX=${OTHER_MAX:-5}    # % of the machine used by others during a run above which it is flagged
+RETRY_NOISY=${RETRY_NOISY:-0} # measure a flagged run again, up to this many times
+UPSTREAM_BIN=${UPSTREAM_BIN:-$HERE/upstream/target/release/bench-upstream}
+
+for t in $TARGETS; do
+  case $t in direct | nginx | fleetgate) ;; *) echo "unknown target '$t' (known: direct nginx fleetgate)" >&2; exit 2 ;; esac
+done
+for v in $VARIANTS; do
+  [[ -f $HERE/lua/$v.lua ]] || { echo "unknown variant '$v' (known: get post)" >&2; exit 2; }
+done
+[[ $ROUTE == map || $ROUTE == hash ]] || { echo "ROUTE must be map or hash" >&2; exit 2; }
+has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+to_secs() { # wrk duration (10, 10s, 2m, 1h) -> seconds
+  local d=$1
+  case $d in
+    *h) echo $((${d%h} * 3600)) ;; *m) echo $((${d%m} * 60)) ;; *s) echo "${d%s}" ;; *) echo "$d" ;;
+  esac
+}
+[[ $(to_secs "$DURATION") =~ ^[0-9]+$ && $(to_secs "$WARMUP") =~ ^[0-9]+$ ]] ||
+  { echo "DURATION/WARMUP must look like 10, 10s, 2m" >&2; exit 2; }
+
+count_cpus() { # "0" -> 1, "0,1" -> 2, "0-3" -> 4
+  local n=0 part a b
+  IFS=, read -ra parts <<<"$1"
+  for part in "${parts[@]}"; do
+    if [[ $part == *-* ]]; then a=${part%-*}; b=${part#*-}; n=$((n + b - a + 1)); else n=$((n + 1)); fi
+  done
+  echo "$n"
+}
+if [[ $PIN == 1 ]]; then
+  PROXY_WORKERS=${PROXY_WORKERS:-$(count_cpus "$SERVER_CPUS")}
+  WRK_THREADS=${WRK_THREADS:-$(count_cpus "$LOAD_CPUS")}
+else
+  PROXY_WORKERS=${PROXY_WORKERS:-$(nproc)}
+  WRK_THREADS=${WRK_THREADS:-2}
+fi
+
+# ---------------------------------------------------------------- tools (apt-get when missing)
+declare -A PKG_OF=([wrk]=wrk [nginx]=nginx-light [taskset]=util-linux [setsid]=util-linux [curl]=curl
+  [jq]=jq [openssl]=openssl [ss]=iproute2 [awk]=gawk [timeout]=coreutils)
+need=(wrk setsid curl jq openssl ss awk timeout)
+[[ $PIN == 1 ]] && need+=(taskset)
+has_target nginx && need+=(nginx)
+missing_pkgs=()
+for tool in "${need[@]}"; do
+  command -v "$tool" >/dev/null || missing_pkgs+=("${PKG_OF[$tool]}")
+done
+if [[ ${#missing_pkgs[@]} -gt 0 ]]; then
+  mapfile -t missing_pkgs < <(printf '%s\n' "${missing_pkgs[@]}" | sort -u)
+  if [[ $(id -u) != 0 ]]; then
+    echo "missing packages: ${missing_pkgs[*]} — run as root, or: apt-get install -y ${missing_pkgs[*]}" >&2
+    exit 1
+  fi
+  echo "installing missing packages: ${missing_pkgs[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${missing_pkgs[@]}" >&2 ||
+    { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing_pkgs[@]}" >&2; }
+  for tool in "${need[@]}"; do command -v "$tool" >/dev/null || { echo "still missing: $tool" >&2; exit 1; }; done
+fi
+
+# ---------------------------------------------------------------- builds (before anything starts)
+if [[ ! -x $UPSTREAM_BIN ]]; then
+  command -v cargo >/dev/null || { echo "cargo not found: needed to build bench-upstream" >&2; exit 1; }
+  echo "building bench-upstream ($UPSTREAM_BIN)..." >&2
+  (cd "$HERE/upstream" && cargo build --release -q)
+fi
+if has_target fleetgate; then
+  if [[ $BUILD == 1 || ($BUILD == auto && ! -x $FLEETGATE_BIN) ]]; then
+    command -v cargo >/dev/null || { echo "cargo not found: needed to build fleetgate" >&2; exit 1; }
+    echo "building fleetgate (cargo build --release in $REPO)..." >&2
+    (cd "$REPO" && cargo build --release) || { echo "fleetgate build failed" >&2; exit 1; }
+  fi
+  [[ -x $FLEETGATE_BIN ]] || { echo "no fleetgate binary at $FLEETGATE_BIN (BUILD=$BUILD; set FLEETGATE_BIN or BUILD=1)" >&2; exit 1; }
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=${OUT:-$HERE/out/$STAMP-$ROUTE-pin$PIN}
+OUT=$(realpath -m "$OUT")
+RUN=$OUT/run
+mkdir -p "$RUN/nginx-tmp" "$OUT/raw"
+
+# ---------------------------------------------------------------- process bookkeeping
+PIDS=()
+PNAMES=()
+PSIGS=()
+cleanup() {
+  local i pid n alive
+  for i in "${!PIDS[@]}"; do
+    pid=${PIDS[$i]}
+    # each child was started with setsid, so its PID is also its process-group id:
+    # signalling -PID reaches nginx's workers too, and nothing we did not start.
+    kill "-${PSIGS[$i]}" -- "-$pid" 2>/dev/null || kill "-${PSIGS[$i]}" "$pid" 2>/dev/null || true
+  done
+  for n in $(seq 1 20); do # up to 2 s for a clean exit
+    alive=0
+    for pid in "${PIDS[@]}"; do if kill -0 "$pid" 2>/dev/null; then alive=1; break; fi; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for i in "${!PIDS[@]}"; do
+    pid=${PIDS[$i]}
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "  ${PNAMES[$i]} (pid $pid) still alive, SIGKILL" >&2
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  wait 2>/dev/null || true
+  if [[ ${#PIDS[@]} -gt 0 ]]; then echo "stopped ${#PIDS[@]} processes: ${PNAMES[*]}" >&2; fi
+  PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start_proc() { # name cpus stop-signal cmd...   (pinned to cpus when PIN=1)
+  local name=$1 cpus=$2 sig=$3
+  shift 3
+  if [[ $PIN == 1 ]]; then
+    setsid taskset -c "$cpus" "$@" >"$RUN/$name.log" 2>&1 &
+  else
+    setsid "$@" >"$RUN/$name.log" 2>&1 &
+  fi
+  PIDS+=("$!")
+  PNAMES+=("$name")
+  PSIGS+=("$sig")
+}
+
+wait_port() { # port name
+  local i j pid=""
+  for j in "${!PNAMES[@]}"; do [[ ${PNAMES[$j]} == "$2" ]] && pid=${PIDS[$j]}; done
+  for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+      echo "$2 exited before opening port $1; log ($RUN/$2.log):" >&2
+      tail -20 "$RUN/$2.log" >&2 || true
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "$2 did not open port $1 within ${START_TIMEOUT}s; log ($RUN/$2.log):" >&2
+  tail -20 "$RUN/$2.log" >&2 || true
+  exit 1
+}
+
+# ---------------------------------------------------------------- generated inputs
+: >"$RUN/workspaces.nginx.map"; : >"$RUN/workspaces.tsv"
+for n in $(seq 1 1000); do
+  k=$((n % 4 + 1))
+  echo "$n u$k;" >>"$RUN/workspaces.nginx.map"
+  echo "$n 127.0.0.1:300$k" >>"$RUN/workspaces.tsv"
+done
+# 2 KB webhook body (deterministic JSON) and its HMAC-SHA256 signature
+BODY=$RUN/webhook-2k.json
+{
+  printf '{"event":"push","workspace":"bench","items":['
+  for i in $(seq 1 40); do
+    if [[ $i -gt 1 ]]; then printf ','; fi
+    printf '{"id":%d,"name":"item-%04d","ok":true}' "$i" "$i"
+  done
+  printf '],"pad":"'
+} >"$BODY"
+pad=$((2048 - $(stat -c %s "$BODY") - 2))
+head -c "$pad" /dev/zero | tr '\0' 'x' >>"$BODY"
+printf '"}' >>"$BODY"
+SIG=$(openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" -r "$BODY" | cut -d' ' -f1)
+
+if [[ $ROUTE == map ]]; then NGINX_TARGET='$ws_backend'; else NGINX_TARGET='ws_hash'; fi
+sed -e "s|@WORKERS@|$PROXY_WORKERS|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@RUN@|$RUN|g" \
+  -e "s|@TARGET@|$NGINX_TARGET|g" "$HERE/conf/nginx.conf.tmpl" >"$RUN/nginx.conf"
+
+# ---------------------------------------------------------------- pre-flight
+cpu_snapshot() { grep '^cpu[0-9]' /proc/stat; }
+cpu_busy() { # before after -> "cpu0=97% cpu1=55%"
+  paste <(echo "$1") <(echo "$2") | awk '{
+    n = (NF / 2); t1 = 0; t2 = 0
+    for (i = 2; i <= n; i++) t1 += $i
+    for (i = n + 2; i <= NF; i++) t2 += $i
+    idle1 = $5 + $6; idle2 = $(n + 5) + $(n + 6)
+    dt = t2 - t1; if (dt <= 0) dt = 1
+    printf "%s=%d%% ", $1, 100 * (dt - (idle2 - idle1)) / dt }'
+}
+port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+busy_ports=()
+for p in 3001 3002 3003 3004; do port_busy "$p" && busy_ports+=("$p"); done
+has_target nginx && port_busy "$NGINX_PORT" && busy_ports+=("$NGINX_PORT")
+has_target fleetgate && port_busy "$FLEETGATE_PORT" && busy_ports+=("$FLEETGATE_PORT")
+if [[ ${#busy_ports[@]} -gt 0 ]]; then
+  echo "ports already in use (by someone else): ${busy_ports[*]}" >&2
+  for p in "${busy_ports[@]}"; do ss -Hltnp "sport = :$p" >&2 || true; done
+  echo "free them or pick other ports (NGINX_PORT, FLEETGATE_PORT)" >&2
+  exit 1
+fi
+before=$(cpu_snapshot); sleep 2
+IDLE_CPU=$(cpu_busy "$before" "$(cpu_snapshot)")
+QUIET=yes
+for v in $IDLE_CPU; do [[ ${v#*=} =~ ^([0-9]+)%$ ]] && ((BASH_REMATCH[1] > QUIET_MAX)) && QUIET=no; done
+
+# ---------------------------------------------------------------- meta
+{
+  echo "date: $(date -Is)"
+  echo "host: $(uname -srm); $(nproc) cpus; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  echo "mem: $(free -g | awk '/Mem:/{print $2" GiB"}')"
+  echo "knobs: DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS REPEATS=$REPEATS ROUTE=$ROUTE PIN=$PIN SERVER_CPUS=$SERVER_CPUS UPSTREAM_CPUS=$UPSTREAM_CPUS LOAD_CPUS=$LOAD_CPUS WRK_THREADS=$WRK_THREADS PROXY_WORKERS=$PROXY_WORKERS"
+  echo "targets: $TARGETS"
+  echo "wrk: $(wrk --version 2>&1 | head -1)"
+  if has_target nginx; then echo "nginx: $(nginx -v 2>&1)"; fi
+  if has_target fleetgate; then
+    echo "fleetgate: $FLEETGATE_BIN (built $(date -r "$FLEETGATE_BIN" -Is); git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$( [[ -n $(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]] && echo ', src dirty')) via $FLEETGATE_CMD (port $FLEETGATE_PORT)"
+  fi
+  echo "webhook body: $(stat -c %s "$BODY") bytes, X-Signature: sha256=$SIG"
+  echo "idle load before the run (2 s): $IDLE_CPU$( [[ $QUIET == no ]] && echo " — WARNING: the machine is busy with something else, numbers will be skewed")"
+} >"$OUT/meta.txt"
+cat "$OUT/meta.txt"
+
+# ---------------------------------------------------------------- start servers
+for k in 1 2 3 4; do
+  start_proc "u$k" "$UPSTREAM_CPUS" TERM "$UPSTREAM_BIN" "300$k" "u$k" 1
+done
+for k in 1 2 3 4; do wait_port "300$k" "u$k"; done
+
+declare -A PORT_OF=([direct]=3001)
+for t in $TARGETS; do
+  case $t in
+    direct) ;;
+    nginx)
+      nginx -t -q -c "$RUN/nginx.conf" -e "$RUN/nginx-error.log" 2>"$RUN/nginx-t.log" || { cat "$RUN/nginx-t.log" >&2; exit 1; }
+      start_proc nginx "$SERVER_CPUS" TERM nginx -c "$RUN/nginx.conf" -e "$RUN/nginx-error.log"
+      PORT_OF[nginx]=$NGINX_PORT ;;
+    fleetgate)
+      # stopped with SIGINT: pingora's fast shutdown (SIGTERM is its graceful one, which waits out a
+      # long grace period). A background job starts with SIGINT ignored: --default-signal undoes that.
+      start_proc fleetgate "$SERVER_CPUS" INT env --default-signal=INT PORT="$FLEETGATE_PORT" LISTEN="127.0.0.1:$FLEETGATE_PORT" \
+        UPSTREAMS="127.0.0.1:3001,127.0.0.1:3002,127.0.0.1:3003,127.0.0.1:3004" \
+        WORKSPACE_MAP="$RUN/workspaces.tsv" ROUTE="$ROUTE" WEBHOOK_SECRET="$WEBHOOK_SECRET" \
+        PROXY_WORKERS="$PROXY_WORKERS" FLEETGATE_BIN="$FLEETGATE_BIN" FLEETGATE_CONFIG="$RUN/fleetgate.yaml" \
+        bash -c "exec $FLEETGATE_CMD"
+      PORT_OF[fleetgate]=$FLEETGATE_PORT ;;
+  esac
+done
+for t in $TARGETS; do [[ $t == direct ]] || wait_port "${PORT_OF[$t]}" "$t"; done
+
+# ---------------------------------------------------------------- routing sanity check
+CHECKS=$OUT/checks.txt
+echo
+echo "routing check (ids 1..40, twice each; ROUTE=$ROUTE):" | tee "$CHECKS"
+for t in $TARGETS; do
+  [[ $t == direct ]] && continue
+  port=${PORT_OF[$t]}
+  declare -A seen=()
+  bad=0 wrong=0 distinct=0
+  for pass in 1 2; do
+    for id in $(seq 1 40); do
+      inst=$(curl -s -m 2 -H "X-Workspace-Id: $id" "http://127.0.0.1:$port/api/v1/status" | jq -r .instance 2>/dev/null || echo ERR)
+      if [[ -z $inst || $inst == ERR || $inst == null ]]; then bad=$((bad + 1)); continue; fi
+      if [[ -n ${seen[$id]:-} && ${seen[$id]} != "$inst" ]]; then bad=$((bad + 1)); fi
+      seen[$id]=$inst
+      if [[ $ROUTE == map && $inst != "u$((id % 4 + 1))" ]]; then wrong=$((wrong + 1)); fi
+    done
+  done
+  distinct=$( ((${#seen[@]} > 0)) && printf '%s\n' "${seen[@]}" | sort -u | grep -c . || echo 0)
+  code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -X POST -H 'Content-Type: application/json' \
+    -H 'X-Workspace-Id: 7' -H "X-Signature: sha256=$SIG" --data-binary "@$BODY" "http://127.0.0.1:$port/webhooks/ingest" || true)
+  verdict=ok
+  if ((bad > 0 || wrong > 0 || distinct < 2)) || [[ $code != 200 ]]; then verdict="FAILED: its numbers are not comparable"; fi
+  printf '  %-10s instances=%d inconsistent/failed=%d table-mismatch=%d post=%s  %s\n' "$t" "$distinct" "$bad" "$wrong" "$code" "$verdict" | tee -a "$CHECKS"
+  unset seen
+done
+
+# ---------------------------------------------------------------- load
+# Other load on the machine: machine-wide busy ticks minus the ticks of our own processes
+# (every process group we started, plus wrk, reaped by this shell: bash's `times`).
+run_wrk() { # variant url duration outfile
+  local secs wrk_cmd
+  secs=$(to_secs "$3")
+  # wrk stops by itself after -d; `timeout` is only the safety net should it hang.
+  wrk_cmd=(timeout -k 5 "$((secs + 30))" wrk "-t$WRK_THREADS" "-c$CONNS" "-d$3" -s "$HERE/lua/$1.lua" "$2")
+  if [[ $PIN == 1 ]]; then wrk_cmd=(taskset -c "$LOAD_CPUS" "${wrk_cmd[@]}"); fi
+  WRK_BODY=$BODY WRK_SIG=$SIG "${wrk_cmd[@]}" >"$4" 2>&1 || true
+}
+
+RESULTS=$OUT/results.tsv
+printf 'variant\ttarget\trep\trps\tp50_us\tp90_us\tp99_us\tp999_us\terrors\tcpu\tother_load_pct\n' >"$RESULTS"
+echo
+echo "wrk: -t$WRK_THREADS -c$CONNS -d$DURATION ($( [[ $PIN == 1 ]] && echo "wrk on cpu $LOAD_CPUS, proxy on cpu $SERVER_CPUS, upstreams on cpu $UPSTREAM_CPUS" || echo unpinned))"
+for variant in $VARIANTS; do
+  for t in $TARGETS; do # warm-up: fills keep-alive pools, page cache
+    run_wrk "$variant" "http://127.0.0.1:${PORT_OF[$t]}/" "$WARMUP" "$OUT/raw/$variant-$t-warmup.txt"
+  done
+  for rep in $(seq 1 "$REPEATS"); do # round-robin over targets so drift hits all alike
+    for t in $TARGETS; do
+      f=$OUT/raw/$variant-$t-$rep.txt
+      for attempt in $(seq 0 "$RETRY_NOISY"); do
+        if ((WAIT_QUIET > 0)); then wait_quiet "$WAIT_QUIET" "$QUIET_MAX"; fi
+        child_ticks "$RUN/c0"; before=$(cpu_snapshot); t0=$(total_ticks); o0=$(our_ticks "${PIDS[@]}")
+        run_wrk "$variant" "http://127.0.0.1:${PORT_OF[$t]}/" "$DURATION" "$f"
+        cpu=$(cpu_busy "$before" "$(cpu_snapshot)"); t1=$(total_ticks); o1=$(our_ticks "${PIDS[@]}"); child_ticks "$RUN/c1"
+        other=$(other_pct "$t0" "$t1" "$o0" "$o1" "$(<"$RUN/c0")" "$(<"$RUN/c1")")
+        if ((other <= OTHER_MAX)); then break; fi
+        if ((attempt < RETRY_NOISY)); then echo "  $variant $t #$rep: other load ${other}% > ${OTHER_MAX}%, measuring again"; fi
+      done
+      line=$(grep '^RESULT' "$f" || true)
+      if [[ -z $line ]]; then echo "  $variant $t #$rep: no result (see $f)"; continue; fi
+      eval "$(echo "${line#RESULT }" | tr ' ' '\n' | sed 's/^/r_/')"
+      errs=$((r_err_connect + r_err_read + r_err_write + r_err_status + r_err_timeout))
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$t" "$rep" "$r_rps" "$r_p50_us" "$r_p90_us" \
+        "$r_p99_us" "$r_p999_us" "$errs" "$cpu" "$other" >>"$RESULTS"
+      printf '  %-4s %-10s #%d  %9.0f req/s  p50 %6d us  p99 %6d us  errors %d  %s other=%d%%%s\n' "$variant" "$t" "$rep" \
+        "$r_rps" "$r_p50_us" "$r_p99_us" "$errs" "$cpu" "$other" "$( ((other > OTHER_MAX)) && echo '  <- other load on the machine')"
+    done
+  done
+done
+
+# ---------------------------------------------------------------- summary (medians)
+SUMMARY=$OUT/summary.md
+OVERHEAD_COL=0 # proxy CPU µs/req only means something when proxy + upstreams share the saturated core(s)
+if [[ $PIN == 1 && $UPSTREAM_CPUS == "$SERVER_CPUS" ]]; then OVERHEAD_COL=1; fi
+{
+  echo
+  echo "### ROUTE=$ROUTE PIN=$PIN$( [[ $UPSTREAM_CPUS != "$SERVER_CPUS" ]] && echo " UPSTREAM_CPUS=$UPSTREAM_CPUS")  (wrk -t$WRK_THREADS -c$CONNS -d$DURATION, median of $REPEATS)"
+  echo
+  awk -F'\t' -v pin="$OVERHEAD_COL" -v order="$TARGETS" -v variants="$VARIANTS" '
+    function median(key,    n, i, j, tmp, a) {
+      n = split(vals[key], a, " ")
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { tmp = a[i]; a[i] = a[j]; a[j] = tmp }
+      if (n == 0) return -1
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function ratio(x, ref) { return (ref > 0 && x >= 0) ? sprintf("%.2f", x / ref) : "-" }
+    NR > 1 {
+      k = $1 SUBSEP $2
+      vals[k SUBSEP "rps"] = vals[k SUBSEP "rps"] " " $4
+      vals[k SUBSEP "p50"] = vals[k SUBSEP "p50"] " " $5
+      vals[k SUBSEP "p99"] = vals[k SUBSEP "p99"] " " $7
+      err[k] += $9
+      if ($11 + 0 > oth[k] + 0) oth[k] = $11 + 0
+    }
+    END {
+      nv = split(variants, V, " "); nt = split(order, T, " ")
+      # 1) side by side: one row per target, each variant as req/s, p99 and both ratios vs nginx
+      hdr = "| target |"; sep = "|---|"
+      for (v = 1; v <= nv; v++) {
+        hdr = hdr sprintf(" %s req/s | %s p99 µs | %s req/s vs nginx | %s p99 vs nginx |", V[v], V[v], V[v], V[v])
+        sep = sep "---:|---:|---:|---:|"
+      }
+      print hdr; print sep
+      for (t = 1; t <= nt; t++) {
+        line = "| " T[t] " |"
+        for (v = 1; v <= nv; v++) {
+          k = V[v] SUBSEP T[t]
+          rps = median(k SUBSEP "rps"); p99 = median(k SUBSEP "p99")
+          nrps = median(V[v] SUBSEP "nginx" SUBSEP "rps"); np99 = median(V[v] SUBSEP "nginx" SUBSEP "p99")
+          if (rps < 0) line = line " - | - | - | - |"
+          else line = line sprintf(" %.0f | %d | %s | %s |", rps, p99, ratio(rps, nrps), ratio(p99, np99))
+        }
+        print line
+      }
+      print ""
+      # 2) detail: one row per variant x target
+      if (pin == 1) {
+        print "| variant | target | req/s | p50 µs | p99 µs | errors | req/s vs nginx | p99 vs nginx | proxy CPU µs/req* | other load % (max) |"
+        print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+      } else {
+        print "| variant | target | req/s | p50 µs | p99 µs | errors | req/s vs nginx | p99 vs nginx | other load % (max) |"
+        print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+      }
+      for (v = 1; v <= nv; v++) {
+        nrps = median(V[v] SUBSEP "nginx" SUBSEP "rps"); np99 = median(V[v] SUBSEP "nginx" SUBSEP "p99")
+        drps = median(V[v] SUBSEP "direct" SUBSEP "rps")
+        for (t = 1; t <= nt; t++) {
+          k = V[v] SUBSEP T[t]
+          rps = median(k SUBSEP "rps"); p50 = median(k SUBSEP "p50"); p99 = median(k SUBSEP "p99")
+          if (rps < 0) continue
+          line = sprintf("| %s | %s | %.0f | %d | %d | %d | %s | %s |", V[v], T[t], rps, p50, p99, err[k], ratio(rps, nrps), ratio(p99, np99))
+          if (pin == 1) {
+            ov = (T[t] != "direct" && drps > 0 && rps > 0) ? sprintf("%.1f", 1e6 / rps - 1e6 / drps) : "-"
+            line = line " " ov " |"
+          }
+          print line " " (oth[k] + 0) " |"
+        }
+      }
+    }' "$RESULTS"
+  if [[ $OVERHEAD_COL == 1 ]]; then
+    echo
+    echo "\\* proxy CPU µs/req = 1e6/rps(target) − 1e6/rps(direct): valid while the server core is saturated"
+    echo "(cpu$SERVER_CPUS ≈ 100% busy in results.tsv); proxy and upstreams share that core."
+  fi
+  echo
+  sed 's/^/    /' "$CHECKS"
+} | tee "$SUMMARY"
+echo
+echo "raw outputs: $OUT"

@@ -1,0 +1,101 @@
+//! The operators' listener (loopback by default). Endpoints:
+//!
+//! - `GET /metrics`: Prometheus text format.
+//! - `GET /healthz`: 200 while the process runs.
+//! - `GET /admin/upstreams`: every instance with health, since when, last error, in-flight
+//!   requests and learned sessions, plus each group's learned-table size and capacity.
+
+use crate::state::Gateway;
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+pub struct AdminApp {
+    gateway: Arc<Gateway>,
+}
+
+impl AdminApp {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        Self { gateway }
+    }
+
+    fn upstreams(&self) -> serde_json::Value {
+        let snap = self.gateway.snapshot();
+        let groups: Vec<_> = snap
+            .config
+            .groups
+            .iter()
+            .zip(&snap.groups)
+            .map(|(group, state)| {
+                let learned = state.learned.counts();
+                let instances: Vec<_> = group
+                    .instances
+                    .iter()
+                    .zip(&state.health)
+                    .map(|(instance, health)| {
+                        let detail = health.detail();
+                        json!({
+                            "name": instance.name,
+                            "addr": instance.addr.to_string(),
+                            "healthy": health.is_healthy(),
+                            "since_unix": detail.since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                            "last_error": detail.last_error,
+                            "in_flight": health.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                            "learned_sessions": learned.get(&instance.name).copied().unwrap_or(0),
+                        })
+                    })
+                    .collect();
+                json!({
+                    "name": group.name,
+                    "learned_sessions": { "size": state.learned.len(), "capacity": state.learned.capacity() },
+                    "instances": instances,
+                })
+            })
+            .collect();
+        json!({ "groups": groups })
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let json_type = "application/json";
+        match (req.method.as_str(), req.uri.path()) {
+            ("GET", "/metrics") => reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.gateway.metrics.render(),
+            ),
+            ("GET", "/healthz") => reply(StatusCode::OK, json_type, br#"{"status":"ok"}"#.to_vec()),
+            ("GET", "/admin/upstreams") => reply(
+                StatusCode::OK,
+                json_type,
+                self.upstreams().to_string().into_bytes(),
+            ),
+            _ => {
+                let body = json!({"error": {"code": "admin.not_found", "message": "no such admin endpoint", "fault": "client"}});
+                reply(
+                    StatusCode::NOT_FOUND,
+                    json_type,
+                    body.to_string().into_bytes(),
+                )
+            }
+        }
+    }
+}

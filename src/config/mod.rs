@@ -1,0 +1,116 @@
+//! `gateway.yaml`: loading, `${VAR}` interpolation, and validation into typed values.
+//!
+//! Pipeline: text → YAML tree → interpolate `${VAR}` → raw serde structs (unknown keys collected)
+//! → typed [`Config`]. Every stage keeps going after a problem so that one run reports *every*
+//! problem, each with its YAML path (`routes[0].upstream: no upstream group named "nodes"`).
+
+mod interp;
+mod raw;
+pub mod types;
+mod units;
+mod validate;
+
+pub use types::*;
+
+use std::fmt;
+use std::path::Path;
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// YAML path such as `upstreams.node.instances[2].addr` (empty for the whole file).
+    pub path: String,
+    pub message: String,
+}
+
+/// Every problem found in a configuration file (never empty).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        writeln!(
+            f,
+            "{count} problem{} in configuration:",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            let path = if problem.path.is_empty() {
+                "(file)"
+            } else {
+                &problem.path
+            };
+            writeln!(f, "  {path}: {}", problem.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    fn single(path: &str, message: impl Into<String>) -> Self {
+        Self {
+            problems: vec![Problem {
+                path: path.to_string(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// Reads and validates a configuration file, taking `${VAR}` values from the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::single("", format!("cannot read {}: {e}", path.display())))?;
+    parse(&text, &|name| std::env::var(name).ok())
+}
+
+/// Parses and validates configuration text with the given environment lookup.
+pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let mut tree: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| ConfigError::single("", format!("not valid YAML: {e}")))?;
+    if tree.is_null() {
+        tree = serde_yaml_ng::Value::Mapping(Default::default());
+    }
+    let mut found = Vec::new();
+    interp::interpolate(&mut tree, "", env, &mut found);
+
+    let mut unknown = Vec::new();
+    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let raw = serde_ignored::Deserializer::new(tree, &mut on_unknown);
+    let raw: raw::RawConfig = match serde_path_to_error::deserialize(raw) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let path = e.path().to_string();
+            found.push((
+                if path == "." { String::new() } else { path },
+                e.into_inner().to_string(),
+            ));
+            return Err(into_error(found));
+        }
+    };
+    found.extend(
+        unknown
+            .into_iter()
+            .map(|path| (path, "unknown key".to_string())),
+    );
+
+    let (config, problems) = validate::validate(raw);
+    found.extend(problems);
+    if found.is_empty() {
+        Ok(config)
+    } else {
+        Err(into_error(found))
+    }
+}
+
+fn into_error(found: Vec<(String, String)>) -> ConfigError {
+    ConfigError {
+        problems: found
+            .into_iter()
+            .map(|(path, message)| Problem { path, message })
+            .collect(),
+    }
+}

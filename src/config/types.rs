@@ -1,0 +1,120 @@
+//! The validated configuration: what the rest of fleetgate reads. Built only by `validate`.
+
+use crate::routing::{Assign, DownPolicy, NoWorkspacePolicy, Source};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Worker threads per listener.
+    pub threads: usize,
+    /// The operators' listener; `None` runs without one.
+    pub admin: Option<SocketAddr>,
+    pub listeners: Vec<Listener>,
+    pub groups: Vec<Group>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    /// Ordered: the order `assign: modulo` indexes.
+    pub instances: Vec<Instance>,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub health: HealthConfig,
+    pub routing: Option<RoutingConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingConfig {
+    pub sources: Vec<Source>,
+    /// Lower-case header name.
+    pub header: String,
+    pub body_limit: usize,
+    pub assign: Assign,
+    /// Workspace → index into the group's instances.
+    pub pins: HashMap<u64, usize>,
+    pub when_instance_down: DownPolicy,
+    pub when_no_workspace: NoWorkspacePolicy,
+    pub learned_capacity: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Treatment {
+    /// Pick the instance that holds the request's workspace.
+    Workspace,
+    /// Round robin over healthy instances.
+    Balance,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub listener: String,
+    pub path_prefix: String,
+    /// Index into [`Config::groups`].
+    pub group: usize,
+    pub treatment: Treatment,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_body: u64,
+    pub deny: Vec<String>,
+}
+
+/// Defaults, in one place so that `gateway.yaml`'s comments and a test can pin them.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Below Node's 5 s keep-alive, so a pooled connection is never reused as Node closes it.
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(65);
+    pub const WRITE_TIMEOUT: Duration = Duration::from_secs(65);
+    pub const MAX_BODY: u64 = 64 << 20;
+    pub const HEALTH_PATH: &str = "/health";
+    pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+    pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const HEALTHY_THRESHOLD: u32 = 1;
+    pub const UNHEALTHY_THRESHOLD: u32 = 2;
+    pub const WORKSPACE_HEADER: &str = "x-workspace-id";
+    pub const BODY_LIMIT: usize = 1 << 20;
+    pub const LEARNED_CAPACITY: usize = 100_000;
+    /// Paths with no auth on the Node side: never reachable through a workspace route by default.
+    pub const WORKSPACE_DENY: [&str; 3] = ["/cleanup/", "/remoteauth/", "/api/internal/"];
+}
+
+impl Config {
+    /// The listener named `name`.
+    pub fn listener(&self, name: &str) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+
+    /// The group named `name`.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}

@@ -1,0 +1,410 @@
+//! Raw structs → typed [`Config`], collecting every problem with its YAML path.
+
+use super::raw::*;
+use super::types::{defaults, *};
+use super::units::{parse_duration, parse_size};
+use crate::routing::{Assign, DownPolicy, NoWorkspacePolicy, Source};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Collects problems as `(path, message)` while validation goes on.
+#[derive(Default)]
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push((path.into(), message.into()));
+    }
+
+    /// `parse(text)` or, when absent, `default`; a bad value is recorded and `default` returned.
+    fn parse_or<T>(
+        &mut self,
+        path: String,
+        text: Option<&str>,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> T {
+        match text.map(parse) {
+            None => default,
+            Some(Ok(value)) => value,
+            Some(Err(message)) => {
+                self.push(path, message);
+                default
+            }
+        }
+    }
+
+    fn duration(&mut self, path: String, text: &Option<String>, default: Duration) -> Duration {
+        self.parse_or(path, text.as_deref(), default, |t| {
+            parse_duration(t).and_then(|d| match d.is_zero() {
+                true => Err("must be more than zero".to_string()),
+                false => Ok(d),
+            })
+        })
+    }
+
+    fn size(&mut self, path: String, text: &Option<String>, default: u64) -> u64 {
+        self.parse_or(path, text.as_deref(), default, parse_size)
+    }
+
+    fn addr(&mut self, path: String, text: &str) -> SocketAddr {
+        self.parse_or(path, Some(text), SocketAddr::from(([0, 0, 0, 0], 0)), |t| {
+            t.parse().map_err(|_| {
+                format!("`{t}` is not an address (write IP:port, e.g. 127.0.0.1:3001)")
+            })
+        })
+    }
+
+    fn choice<T: Copy>(
+        &mut self,
+        path: String,
+        text: &Option<String>,
+        default: T,
+        options: &[(&str, T)],
+    ) -> T {
+        self.parse_or(path, text.as_deref(), default, |t| {
+            options
+                .iter()
+                .find(|(name, _)| *name == t)
+                .map(|(_, value)| *value)
+                .ok_or_else(|| {
+                    let names: Vec<_> = options.iter().map(|(n, _)| *n).collect();
+                    format!("`{t}` is not one of: {}", names.join(", "))
+                })
+        })
+    }
+}
+
+pub fn validate(raw: RawConfig) -> (Config, Vec<(String, String)>) {
+    let mut p = Problems::default();
+    let threads = match raw.threads {
+        Some(0) => {
+            p.push("threads", "must be at least 1");
+            1
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let admin = raw.admin.map(|a| p.addr("admin.listen".into(), &a.listen));
+    let listeners = listeners(&mut p, raw.listeners, admin);
+    let groups: Vec<Group> = raw
+        .upstreams
+        .into_iter()
+        .map(|(name, group)| self::group(&mut p, name, group))
+        .collect();
+    let routes = routes(&mut p, raw.routes, &listeners, &groups);
+    let config = Config {
+        threads,
+        admin,
+        listeners,
+        groups,
+        routes,
+    };
+    (config, p.0)
+}
+
+fn listeners(
+    p: &mut Problems,
+    raw: std::collections::BTreeMap<String, RawListener>,
+    admin: Option<SocketAddr>,
+) -> Vec<Listener> {
+    let mut seen: HashMap<SocketAddr, String> =
+        admin.into_iter().map(|a| (a, "admin".into())).collect();
+    if raw.is_empty() {
+        p.push("listeners", "at least one listener is required");
+    }
+    raw.into_iter()
+        .map(|(name, l)| {
+            let path = format!("listeners.{name}.listen");
+            let addr = p.addr(path.clone(), &l.listen);
+            if let Some(other) = seen.insert(addr, name.clone()) {
+                p.push(path, format!("{addr} is also used by {other}"));
+            }
+            Listener { name, addr }
+        })
+        .collect()
+}
+
+fn group(p: &mut Problems, name: String, raw: RawGroup) -> Group {
+    let at = format!("upstreams.{name}");
+    if raw.instances.is_empty() {
+        p.push(
+            format!("{at}.instances"),
+            "at least one instance is required",
+        );
+    }
+    let mut names = HashSet::new();
+    let instances: Vec<Instance> = raw
+        .instances
+        .into_iter()
+        .enumerate()
+        .map(|(i, inst)| {
+            if inst.name.is_empty() || !names.insert(inst.name.clone()) {
+                p.push(
+                    format!("{at}.instances[{i}].name"),
+                    format!("`{}` is empty or used twice", inst.name),
+                );
+            }
+            let addr = p.addr(format!("{at}.instances[{i}].addr"), &inst.addr);
+            Instance {
+                name: inst.name,
+                addr,
+            }
+        })
+        .collect();
+    let health = health(p, &at, raw.health.unwrap_or_default());
+    let routing = raw.routing.map(|r| routing(p, &at, r, &instances));
+    Group {
+        connect_timeout: p.duration(
+            format!("{at}.connect_timeout"),
+            &raw.connect_timeout,
+            defaults::CONNECT_TIMEOUT,
+        ),
+        idle_timeout: p.duration(
+            format!("{at}.idle_timeout"),
+            &raw.idle_timeout,
+            defaults::IDLE_TIMEOUT,
+        ),
+        name,
+        instances,
+        health,
+        routing,
+    }
+}
+
+fn health(p: &mut Problems, at: &str, raw: RawHealth) -> HealthConfig {
+    let path = raw
+        .path
+        .unwrap_or_else(|| defaults::HEALTH_PATH.to_string());
+    if !path.starts_with('/') {
+        p.push(format!("{at}.health.path"), "must start with /");
+    }
+    let threshold = |p: &mut Problems, key: &str, value: Option<u32>, default: u32| match value {
+        Some(0) => {
+            p.push(format!("{at}.health.{key}"), "must be at least 1");
+            default
+        }
+        Some(n) => n,
+        None => default,
+    };
+    HealthConfig {
+        path,
+        interval: p.duration(
+            format!("{at}.health.interval"),
+            &raw.interval,
+            defaults::HEALTH_INTERVAL,
+        ),
+        timeout: p.duration(
+            format!("{at}.health.timeout"),
+            &raw.timeout,
+            defaults::HEALTH_TIMEOUT,
+        ),
+        healthy_threshold: threshold(
+            p,
+            "healthy_threshold",
+            raw.healthy_threshold,
+            defaults::HEALTHY_THRESHOLD,
+        ),
+        unhealthy_threshold: threshold(
+            p,
+            "unhealthy_threshold",
+            raw.unhealthy_threshold,
+            defaults::UNHEALTHY_THRESHOLD,
+        ),
+    }
+}
+
+fn routing(p: &mut Problems, at: &str, raw: RawRouting, instances: &[Instance]) -> RoutingConfig {
+    let at = format!("{at}.routing");
+    let sources = match raw.sources {
+        None => vec![Source::Header, Source::Session, Source::Query, Source::Body],
+        Some(names) => sources(p, &at, names),
+    };
+    let header = raw
+        .header
+        .unwrap_or_else(|| defaults::WORKSPACE_HEADER.to_string());
+    if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+        p.push(
+            format!("{at}.header"),
+            format!("`{header}` is not a header name"),
+        );
+    }
+    let body_limit = p.size(
+        format!("{at}.body_limit"),
+        &raw.body_limit,
+        defaults::BODY_LIMIT as u64,
+    );
+    let mut pins = HashMap::new();
+    for (workspace, name) in raw.pins.unwrap_or_default() {
+        match instances.iter().position(|i| i.name == name) {
+            Some(index) => drop(pins.insert(workspace, index)),
+            None => p.push(
+                format!("{at}.pins.{workspace}"),
+                format!("no instance named `{name}` in this group"),
+            ),
+        }
+    }
+    let learned_capacity = match raw.learned_sessions.and_then(|l| l.capacity) {
+        Some(0) => {
+            p.push(
+                format!("{at}.learned_sessions.capacity"),
+                "must be at least 1",
+            );
+            defaults::LEARNED_CAPACITY
+        }
+        other => other.unwrap_or(defaults::LEARNED_CAPACITY),
+    };
+    RoutingConfig {
+        sources,
+        header: header.to_ascii_lowercase(),
+        body_limit: usize::try_from(body_limit).unwrap_or(usize::MAX),
+        assign: p.choice(
+            format!("{at}.assign"),
+            &raw.assign,
+            Assign::Modulo,
+            &[
+                ("modulo", Assign::Modulo),
+                ("rendezvous", Assign::Rendezvous),
+            ],
+        ),
+        pins,
+        when_instance_down: p.choice(
+            format!("{at}.when_instance_down"),
+            &raw.when_instance_down,
+            DownPolicy::Reject,
+            &[
+                ("reject", DownPolicy::Reject),
+                ("reassign", DownPolicy::Reassign),
+            ],
+        ),
+        when_no_workspace: p.choice(
+            format!("{at}.when_no_workspace"),
+            &raw.when_no_workspace,
+            NoWorkspacePolicy::Reject,
+            &[
+                ("reject", NoWorkspacePolicy::Reject),
+                ("any", NoWorkspacePolicy::Any),
+            ],
+        ),
+        learned_capacity,
+    }
+}
+
+fn sources(p: &mut Problems, at: &str, names: Vec<String>) -> Vec<Source> {
+    let options = [
+        ("header", Source::Header),
+        ("session", Source::Session),
+        ("query", Source::Query),
+        ("body", Source::Body),
+    ];
+    let mut out = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let source = p.choice(
+            format!("{at}.sources[{i}]"),
+            &Some(name),
+            None,
+            &options.map(|(n, s)| (n, Some(s))),
+        );
+        match source {
+            Some(s) if out.contains(&s) => p.push(format!("{at}.sources[{i}]"), "listed twice"),
+            Some(s) => out.push(s),
+            None => {}
+        }
+    }
+    if out.is_empty() {
+        p.push(format!("{at}.sources"), "at least one source is required");
+    }
+    out
+}
+
+fn routes(
+    p: &mut Problems,
+    raw: Vec<RawRoute>,
+    listeners: &[Listener],
+    groups: &[Group],
+) -> Vec<Route> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let at = format!("routes[{i}]");
+        if r.name.is_empty() || !names.insert(r.name.clone()) {
+            p.push(
+                format!("{at}.name"),
+                format!("`{}` is empty or used twice", r.name),
+            );
+        }
+        if !listeners.iter().any(|l| l.name == r.listener) {
+            p.push(
+                format!("{at}.listener"),
+                format!("no listener named `{}`", r.listener),
+            );
+        }
+        let group = groups.iter().position(|g| g.name == r.upstream);
+        if group.is_none() {
+            p.push(
+                format!("{at}.upstream"),
+                format!("no upstream group named `{}`", r.upstream),
+            );
+        }
+        let treatment = p.choice(
+            format!("{at}.treatment"),
+            &r.treatment,
+            Treatment::Balance,
+            &[
+                ("workspace", Treatment::Workspace),
+                ("balance", Treatment::Balance),
+            ],
+        );
+        let group_conf = group.map(|g| &groups[g]);
+        if treatment == Treatment::Workspace && group_conf.is_some_and(|g| g.routing.is_none()) {
+            p.push(
+                format!("{at}.treatment"),
+                format!("`workspace` needs `upstreams.{}.routing`", r.upstream),
+            );
+        }
+        let path_prefix = r.path_prefix.unwrap_or_else(|| "/".into());
+        let deny = r.deny.unwrap_or_else(|| match treatment {
+            Treatment::Workspace => defaults::WORKSPACE_DENY.map(String::from).to_vec(),
+            Treatment::Balance => Vec::new(),
+        });
+        for (key, value) in std::iter::once(("path_prefix".to_string(), &path_prefix)).chain(
+            deny.iter()
+                .enumerate()
+                .map(|(d, v)| (format!("deny[{d}]"), v)),
+        ) {
+            if !value.starts_with('/') {
+                p.push(
+                    format!("{at}.{key}"),
+                    format!("`{value}` must start with /"),
+                );
+            }
+        }
+        let connect_default = group_conf.map_or(defaults::CONNECT_TIMEOUT, |g| g.connect_timeout);
+        out.push(Route {
+            connect_timeout: p.duration(
+                format!("{at}.connect_timeout"),
+                &r.connect_timeout,
+                connect_default,
+            ),
+            read_timeout: p.duration(
+                format!("{at}.read_timeout"),
+                &r.read_timeout,
+                defaults::READ_TIMEOUT,
+            ),
+            write_timeout: p.duration(
+                format!("{at}.write_timeout"),
+                &r.write_timeout,
+                defaults::WRITE_TIMEOUT,
+            ),
+            max_body: p.size(format!("{at}.max_body"), &r.max_body, defaults::MAX_BODY),
+            name: r.name,
+            listener: r.listener,
+            path_prefix,
+            group: group.unwrap_or(0),
+            treatment,
+            deny,
+        });
+    }
+    out
+}

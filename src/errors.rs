@@ -1,0 +1,168 @@
+//! The gateway's own error answers: one enum, one mapping to status + stable JSON code.
+//!
+//! Every error says who was at fault (client, upstream, gateway): that picks the status code, the
+//! log level and the metric label. Bodies never carry internals (addresses, stack, secrets).
+
+use bytes::Bytes;
+use pingora_http::ResponseHeader;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Upstream,
+    Gateway,
+}
+
+impl Fault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Client => "client",
+            Fault::Upstream => "upstream",
+            Fault::Gateway => "gateway",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("the request is malformed: {0}")]
+    BadRequest(&'static str),
+    #[error("no route for this path")]
+    RouteNotFound,
+    #[error("this path is not reachable through the gateway")]
+    RouteDenied,
+    #[error("the request body is larger than this route accepts")]
+    BodyTooLarge,
+    #[error("no workspace found in the request (header, session id, query or JSON body)")]
+    NoWorkspace,
+    #[error("the instance that holds this workspace is down")]
+    InstanceDown { retry_after_secs: u64 },
+    #[error("no healthy instance is available")]
+    NoHealthyInstance { retry_after_secs: u64 },
+    #[error("the upstream instance could not be reached")]
+    UpstreamConnect,
+    #[error("the upstream instance did not answer in time")]
+    UpstreamTimeout,
+    #[error("the upstream instance failed while answering")]
+    UpstreamBroken,
+    #[error("the gateway failed to handle the request")]
+    Internal,
+}
+
+impl GatewayError {
+    /// `(status, stable code, fault)`: the one mapping, pinned by tests.
+    pub fn parts(&self) -> (u16, &'static str, Fault) {
+        use GatewayError::*;
+        match self {
+            BadRequest(_) => (400, "request.malformed", Fault::Client),
+            RouteNotFound => (404, "route.not_found", Fault::Client),
+            RouteDenied => (403, "route.denied", Fault::Client),
+            BodyTooLarge => (413, "request.body_too_large", Fault::Client),
+            NoWorkspace => (400, "routing.no_workspace", Fault::Client),
+            InstanceDown { .. } => (503, "routing.instance_down", Fault::Upstream),
+            NoHealthyInstance { .. } => (503, "upstream.no_healthy_instance", Fault::Upstream),
+            UpstreamConnect => (502, "upstream.connect_failed", Fault::Upstream),
+            UpstreamTimeout => (504, "upstream.timeout", Fault::Upstream),
+            UpstreamBroken => (502, "upstream.broken", Fault::Upstream),
+            Internal => (500, "gateway.internal", Fault::Gateway),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::InstanceDown { retry_after_secs }
+            | GatewayError::NoHealthyInstance { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    /// The JSON body: `{"error":{"code","message","fault"}}`.
+    pub fn body(&self) -> Bytes {
+        let (_, code, fault) = self.parts();
+        let body = serde_json::json!({
+            "error": { "code": code, "message": self.to_string(), "fault": fault.as_str() }
+        });
+        Bytes::from(body.to_string())
+    }
+
+    /// The response header and body to send downstream.
+    pub fn response(&self) -> pingora_error::Result<(ResponseHeader, Bytes)> {
+        let body = self.body();
+        let (status, _, _) = self.parts();
+        Ok((json_header(status, body.len(), self.retry_after())?, body))
+    }
+}
+
+/// A JSON response header with `Content-Length` and, when given, `Retry-After`.
+pub fn json_header(
+    status: u16,
+    len: usize,
+    retry_after: Option<u64>,
+) -> pingora_error::Result<ResponseHeader> {
+    let mut header = ResponseHeader::build(status, Some(4))?;
+    header.insert_header("content-type", "application/json")?;
+    header.insert_header("content-length", len.to_string())?;
+    header.insert_header("cache-control", "no-store")?;
+    if let Some(secs) = retry_after {
+        header.insert_header("retry-after", secs.to_string())?;
+    }
+    Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_a_stable_status_code_and_fault() {
+        use GatewayError::*;
+        let table = [
+            (BadRequest("x"), 400, "request.malformed", "client"),
+            (RouteNotFound, 404, "route.not_found", "client"),
+            (RouteDenied, 403, "route.denied", "client"),
+            (BodyTooLarge, 413, "request.body_too_large", "client"),
+            (NoWorkspace, 400, "routing.no_workspace", "client"),
+            (
+                InstanceDown {
+                    retry_after_secs: 5,
+                },
+                503,
+                "routing.instance_down",
+                "upstream",
+            ),
+            (
+                NoHealthyInstance {
+                    retry_after_secs: 5,
+                },
+                503,
+                "upstream.no_healthy_instance",
+                "upstream",
+            ),
+            (UpstreamConnect, 502, "upstream.connect_failed", "upstream"),
+            (UpstreamTimeout, 504, "upstream.timeout", "upstream"),
+            (UpstreamBroken, 502, "upstream.broken", "upstream"),
+            (Internal, 500, "gateway.internal", "gateway"),
+        ];
+        for (error, status, code, fault) in table {
+            let (header, body) = error.response().unwrap();
+            assert_eq!(header.status.as_u16(), status);
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["error"]["code"], code);
+            assert_eq!(json["error"]["fault"], fault);
+            assert_eq!(
+                header.headers["content-length"],
+                body.len().to_string().as_str()
+            );
+        }
+        let (header, _) = InstanceDown {
+            retry_after_secs: 5,
+        }
+        .response()
+        .unwrap();
+        assert_eq!(header.headers["retry-after"], "5");
+    }
+}

@@ -1,0 +1,23 @@
+//! fleetgate: an edge gateway for stateful Node fleets.
+//!
+//! Map of the crate, each layer knowing only the one below:
+//! - [`config`]: `gateway.yaml` → validated, typed [`config::Config`] (every problem at once).
+//! - [`routing`]: pure workspace extraction and instance choice (modulo, rendezvous, pins, learned).
+//! - [`health`]: instance health (active checks, passive marking).
+//! - [`state`]: the shared [`state::Gateway`]: config snapshot (`ArcSwap`), health, learned sessions.
+//! - [`proxy`]: the pingora `ProxyHttp` per listener, with request hygiene and JSON errors.
+//! - [`errors`]: the gateway's own error answers and their stable codes.
+//! - [`metrics`]: every metric name.
+//! - [`admin`]: the operators' listener.
+//! - [`server`]: assembles the pingora server.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod errors;
+pub mod health;
+pub mod metrics;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod state;

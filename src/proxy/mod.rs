@@ -1,0 +1,561 @@
+//! The HTTP proxy for one listener (pingora `ProxyHttp`).
+//!
+//! Request phases, in order:
+//! 1. `request_filter`: load the snapshot; reject ambiguous framing (400); match the route by
+//!    longest path prefix (404); deny list (403); body limit by `Content-Length` (413); pick the
+//!    instance: round robin for `balance`, or extract the workspace (header → session id → query →
+//!    JSON body, in the configured order; the body is read only when needed, only if JSON and
+//!    within `body_limit`) and resolve it (learned → pin → rule; down → reject/reassign).
+//!    A read body larger than pingora's 64 KiB replay buffer is forwarded here by [`forward`].
+//! 2. `upstream_peer`: the chosen instance with the route's timeouts (no read timeout on upgrades).
+//! 3. `upstream_request_filter`: hop-by-hop headers removed, `X-Forwarded-*` appended.
+//! 4. `request_body_filter`: replays a body read in phase 1; enforces `max_body` on streamed bodies.
+//! 5. `response_filter`: hop-by-hop headers removed; `POST /api/sessions` successes are learned.
+//! 6. `fail_to_connect` / `fail_to_proxy`: passive health marking; JSON errors with stable codes.
+//! 7. `logging`: metrics.
+
+mod forward;
+pub mod hygiene;
+
+use crate::config::{Route, Treatment};
+use crate::errors::GatewayError;
+use crate::routing::extract::{self, Body, BodyFields, Outcome, RequestView};
+use crate::routing::{self, Kind, NoWorkspacePolicy, RouteError};
+use crate::state::{Gateway, Snapshot};
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::prelude::*;
+use pingora_core::connectors::http::Connector;
+use pingora_error::{ErrorSource, ErrorType};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::FailToProxy;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// pingora replays a body read before proxying from a buffer of this size; larger bodies are
+/// forwarded by [`forward`].
+const REPLAY_LIMIT: usize = 64 * 1024;
+
+pub struct FleetProxy {
+    listener: String,
+    gateway: Arc<Gateway>,
+    connector: Connector,
+}
+
+impl FleetProxy {
+    pub fn new(listener: String, gateway: Arc<Gateway>) -> Self {
+        Self {
+            listener,
+            gateway,
+            connector: Connector::new(None),
+        }
+    }
+}
+
+/// Per-request state.
+pub struct Ctx {
+    snap: Arc<Snapshot>,
+    started: Instant,
+    route: Option<usize>,
+    target: Option<Target>,
+    /// A body read in `request_filter`, to be sent upstream unchanged.
+    replay: Option<Bytes>,
+    upgrade: bool,
+    /// Streamed request body bytes seen so far (for `max_body` without Content-Length).
+    streamed: u64,
+    learn: Learn,
+    upstream_outcome: Option<&'static str>,
+}
+
+#[derive(Clone, Copy)]
+struct Target {
+    group: usize,
+    instance: usize,
+}
+
+/// What a successful upstream answer teaches the learned session table.
+enum Learn {
+    Nothing,
+    Created(String),
+    Deleted(String),
+}
+
+#[async_trait]
+impl ProxyHttp for FleetProxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            snap: self.gateway.snapshot(),
+            started: Instant::now(),
+            route: None,
+            target: None,
+            replay: None,
+            upgrade: false,
+            streamed: 0,
+            learn: Learn::Nothing,
+            upstream_outcome: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let answered = match self.admit(session, ctx).await {
+            Ok(()) => match ctx
+                .replay
+                .as_ref()
+                .filter(|b| b.len() > REPLAY_LIMIT)
+                .cloned()
+            {
+                Some(body) => {
+                    if let Err(e) = self.forward(session, ctx, body).await {
+                        self.answer_error(session, &e).await;
+                    }
+                    true
+                }
+                None => false,
+            },
+            Err(e) => {
+                self.answer_error(session, &e).await;
+                true
+            }
+        };
+        Ok(answered)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let peer = self
+            .peer(ctx)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no target chosen"))?;
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        prepare_upstream_request(req, session.client_addr(), ctx.upgrade)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(replay) = ctx.replay.take() {
+            *body = Some(replay);
+            return Ok(());
+        }
+        if !ctx.upgrade {
+            ctx.streamed += body.as_ref().map_or(0, |b| b.len() as u64);
+            if ctx.route_conf().is_some_and(|r| ctx.streamed > r.max_body) {
+                return Error::e_explain(ErrorType::HTTPStatus(413), "request body over max_body");
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        self.after_upstream_response(resp, ctx);
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        self.connect_failed(ctx, &e.to_string());
+        // The workspace's instance is fixed: never retry elsewhere.
+        e.set_retry(false);
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let error = classify(e);
+        if ctx.target.is_some() && e.esource() == &ErrorSource::Upstream {
+            ctx.upstream_outcome.get_or_insert(match error {
+                Some(GatewayError::UpstreamTimeout) => "timeout",
+                Some(GatewayError::UpstreamConnect) => "connect_error",
+                _ => "reset",
+            });
+        }
+        let code = match error {
+            Some(error) => {
+                self.answer_error(session, &error).await;
+                error.parts().0
+            }
+            None => 0,
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let metrics = &self.gateway.metrics;
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = ctx
+            .route
+            .map_or("none", |r| ctx.snap.config.routes[r].name.as_str());
+        metrics
+            .requests
+            .with_label_values(&[&self.listener, route, crate::metrics::status_class(status)])
+            .inc();
+        metrics
+            .request_duration
+            .with_label_values(&[&self.listener, route])
+            .observe(ctx.started.elapsed().as_secs_f64());
+        if let Some(t) = ctx.target {
+            let group = &ctx.snap.config.groups[t.group];
+            if let Some(outcome) = ctx.upstream_outcome {
+                metrics
+                    .upstream_requests
+                    .with_label_values(&[&group.name, &group.instances[t.instance].name, outcome])
+                    .inc();
+            }
+            ctx.snap.groups[t.group].health[t.instance]
+                .in_flight
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Ctx {
+    fn route_conf(&self) -> Option<&Route> {
+        self.route.map(|r| &self.snap.config.routes[r])
+    }
+}
+
+impl FleetProxy {
+    /// Phase 1: decide where the request goes, or fail with the error to answer.
+    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), GatewayError> {
+        let snap = ctx.snap.clone();
+        let req = session.req_header();
+        hygiene::check_framing(&req.headers)?;
+        let path = req.uri.path().to_string();
+        let (index, route) = snap
+            .route_for(&self.listener, &path)
+            .ok_or(GatewayError::RouteNotFound)?;
+        ctx.route = Some(index);
+        if hygiene::is_denied(&route.deny, &path) {
+            return Err(GatewayError::RouteDenied);
+        }
+        if hygiene::content_length(&req.headers).is_some_and(|len| len > route.max_body) {
+            return Err(GatewayError::BodyTooLarge);
+        }
+        ctx.upgrade = hygiene::is_upgrade(&req.headers);
+        if ctx.upgrade {
+            // Idle WebSockets live on pings, not on proxy read timeouts.
+            session.set_read_timeout(None);
+        }
+        let instance = match route.treatment {
+            Treatment::Balance => self.balance(&snap, route.group)?,
+            Treatment::Workspace => self.locate(session, ctx, route).await?,
+        };
+        ctx.target = Some(Target {
+            group: route.group,
+            instance,
+        });
+        snap.groups[route.group].health[instance]
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Round robin over healthy instances.
+    fn balance(&self, snap: &Snapshot, group: usize) -> Result<usize, GatewayError> {
+        let state = &snap.groups[group];
+        let n = state.names.len();
+        let start = state.cursor.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| state.health[i].is_healthy())
+            .ok_or(GatewayError::NoHealthyInstance {
+                retry_after_secs: self.retry_after(snap, group),
+            })
+    }
+
+    fn retry_after(&self, snap: &Snapshot, group: usize) -> u64 {
+        crate::health::retry_after(&snap.config.groups[group].health)
+    }
+
+    /// Workspace routing for one request.
+    async fn locate(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        route: &Route,
+    ) -> Result<usize, GatewayError> {
+        let snap = ctx.snap.clone();
+        let group = &snap.config.groups[route.group];
+        let state = &snap.groups[route.group];
+        let rules = group.routing.as_ref().ok_or(GatewayError::Internal)?;
+        let req = session.req_header();
+        let method = req.method.clone();
+        let session_path = normalized_session_path(req.uri.path());
+        let eligible = hygiene::is_json(&req.headers)
+            && hygiene::content_length(&req.headers)
+                .is_some_and(|len| len > 0 && len <= rules.body_limit as u64);
+        let creating = method == http::Method::POST && session_path.as_deref() == Some("");
+
+        let mut outcome = self.extract(session, rules, Body::NotRead);
+        if eligible && (outcome == Outcome::NeedBody || creating) {
+            ctx.replay = Some(read_body(session).await?);
+        }
+        if outcome == Outcome::NeedBody || creating {
+            let body = ctx.replay.as_deref().map_or(Body::Unavailable, Body::Json);
+            outcome = self.extract(session, rules, body);
+        }
+
+        let metrics = &self.gateway.metrics;
+        let (workspace, source, session_id) = match outcome {
+            Outcome::Found {
+                workspace,
+                source,
+                session_id,
+            } => (workspace, source, session_id),
+            Outcome::NotFound { .. } | Outcome::NeedBody => {
+                return match rules.when_no_workspace {
+                    NoWorkspacePolicy::Reject => {
+                        metrics
+                            .routing_decisions
+                            .with_label_values(&["none", "rejected"])
+                            .inc();
+                        Err(GatewayError::NoWorkspace)
+                    }
+                    NoWorkspacePolicy::Any => {
+                        metrics
+                            .routing_decisions
+                            .with_label_values(&["none", Kind::Any.as_str()])
+                            .inc();
+                        self.balance(&snap, route.group)
+                    }
+                };
+            }
+        };
+        ctx.learn = learning(
+            &method,
+            session_path.as_deref(),
+            ctx.replay.as_deref(),
+            session_id.as_deref(),
+        );
+        let learned = session_id
+            .as_deref()
+            .and_then(|id| state.learned.get(id))
+            .and_then(|name| state.names.iter().position(|n| *n == name));
+        let healthy = |i: usize| state.health[i].is_healthy();
+        match routing::resolve(rules, &state.names, workspace, learned, &healthy) {
+            Ok(decision) => {
+                metrics
+                    .routing_decisions
+                    .with_label_values(&[source.as_str(), decision.kind.as_str()])
+                    .inc();
+                Ok(decision.instance)
+            }
+            Err(e) => {
+                metrics
+                    .routing_decisions
+                    .with_label_values(&[source.as_str(), "rejected"])
+                    .inc();
+                let retry_after_secs = self.retry_after(&snap, route.group);
+                if let RouteError::InstanceDown { instance } = e {
+                    ctx.upstream_outcome = Some("unhealthy");
+                    ctx.target = Some(Target {
+                        group: route.group,
+                        instance,
+                    });
+                    state.health[instance]
+                        .in_flight
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(GatewayError::InstanceDown { retry_after_secs });
+                }
+                Err(GatewayError::NoHealthyInstance { retry_after_secs })
+            }
+        }
+    }
+
+    fn extract(
+        &self,
+        session: &Session,
+        rules: &crate::config::RoutingConfig,
+        body: Body<'_>,
+    ) -> Outcome {
+        let req = session.req_header();
+        let view = RequestView {
+            header: req.headers.get(rules.header.as_str()).map(|v| v.as_bytes()),
+            path: req.uri.path(),
+            query: req.uri.query(),
+            body,
+        };
+        extract::extract(&rules.sources, &view)
+    }
+
+    /// The peer for the chosen instance, with the route's timeouts.
+    fn peer(&self, ctx: &Ctx) -> Option<HttpPeer> {
+        let target = ctx.target?;
+        let route = ctx.route_conf()?;
+        let group = &ctx.snap.config.groups[target.group];
+        let mut peer = HttpPeer::new(group.instances[target.instance].addr, false, String::new());
+        peer.options.connection_timeout = Some(route.connect_timeout);
+        peer.options.read_timeout = (!ctx.upgrade).then_some(route.read_timeout);
+        peer.options.write_timeout = Some(route.write_timeout);
+        peer.options.idle_timeout = Some(group.idle_timeout);
+        Some(peer)
+    }
+
+    /// Response hygiene and learning, shared by the proxied and the forwarded path.
+    fn after_upstream_response(&self, resp: &mut ResponseHeader, ctx: &mut Ctx) {
+        ctx.upstream_outcome = Some("ok");
+        let upgraded = resp.status.as_u16() == 101;
+        for name in hygiene::strip_hop_by_hop(&resp.headers, upgraded) {
+            resp.remove_header(&name);
+        }
+        let (Some(target), true) = (ctx.target, resp.status.is_success()) else {
+            return;
+        };
+        let state = &ctx.snap.groups[target.group];
+        match std::mem::replace(&mut ctx.learn, Learn::Nothing) {
+            Learn::Created(id) => state.learned.learn(&id, &state.names[target.instance]),
+            Learn::Deleted(id) => state.learned.forget(&id),
+            Learn::Nothing => return,
+        }
+        let group = &ctx.snap.config.groups[target.group].name;
+        self.gateway
+            .metrics
+            .learned_sessions
+            .with_label_values(&[group])
+            .set(state.learned.len() as i64);
+    }
+
+    fn connect_failed(&self, ctx: &mut Ctx, error: &str) {
+        ctx.upstream_outcome = Some("connect_error");
+        let Some(target) = ctx.target else { return };
+        let group = &ctx.snap.config.groups[target.group];
+        let instance = &group.instances[target.instance].name;
+        if let Some(healthy) =
+            ctx.snap.groups[target.group].health[target.instance].mark_down(error.to_string())
+        {
+            self.gateway.health_changed(&group.name, instance, healthy);
+        }
+    }
+
+    async fn answer_error(&self, session: &mut Session, error: &GatewayError) {
+        let (status, code, fault) = error.parts();
+        match fault {
+            crate::errors::Fault::Client => tracing::debug!(status, code, "rejected request"),
+            _ => tracing::warn!(status, code, fault = fault.as_str(), "request failed"),
+        }
+        let written = match error.response() {
+            Ok((header, body)) => session.as_mut().write_error_response(header, body).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "could not write error response");
+        }
+    }
+}
+
+/// `X-Forwarded-*` appended, hop-by-hop headers removed, the upgrade handshake kept.
+fn prepare_upstream_request(
+    req: &mut RequestHeader,
+    client: Option<&pingora_core::protocols::l4::socket::SocketAddr>,
+    upgrade: bool,
+) -> Result<()> {
+    let ip = client.and_then(|a| a.as_inet()).map(|a| a.ip());
+    let forwarded = hygiene::forwarded_headers(&req.headers, ip, "http");
+    for name in hygiene::strip_hop_by_hop(&req.headers, upgrade) {
+        req.remove_header(&name);
+    }
+    for (name, value) in forwarded {
+        req.insert_header(name, value)?;
+    }
+    if upgrade {
+        req.insert_header(http::header::CONNECTION, "upgrade")?;
+    }
+    Ok(())
+}
+
+/// Reads the whole (already size-checked) request body.
+async fn read_body(session: &mut Session) -> Result<Bytes, GatewayError> {
+    session.as_mut().enable_retry_buffering();
+    let mut buf = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+            Ok(None) => return Ok(buf.freeze()),
+            Err(_) => {
+                return Err(GatewayError::BadRequest(
+                    "the request body could not be read",
+                ))
+            }
+        }
+    }
+}
+
+/// For `/api/sessions[/…]`: what follows `/api/sessions` (empty for the collection itself).
+fn normalized_session_path(path: &str) -> Option<String> {
+    let normalized = hygiene::normalize_path(path);
+    let rest = normalized.strip_prefix("/api/sessions")?;
+    match rest.trim_end_matches('/') {
+        "" => Some(String::new()),
+        r if r.starts_with('/') => Some(r[1..].to_string()),
+        _ => None,
+    }
+}
+
+/// What a 2xx answer to this request teaches the learned session table.
+fn learning(
+    method: &http::Method,
+    session_path: Option<&str>,
+    body: Option<&[u8]>,
+    extracted: Option<&str>,
+) -> Learn {
+    match (method, session_path) {
+        (&http::Method::POST, Some("")) => {
+            let from_body = body.and_then(|b| BodyFields::parse(b).session_id);
+            from_body
+                .or(extracted.map(String::from))
+                .map_or(Learn::Nothing, Learn::Created)
+        }
+        (&http::Method::DELETE, Some(id)) if !id.is_empty() && !id.contains('/') => {
+            Learn::Deleted(id.to_string())
+        }
+        _ => Learn::Nothing,
+    }
+}
+
+/// Maps a pingora error to the answer to send, or `None` when the client is already gone.
+fn classify(e: &Error) -> Option<GatewayError> {
+    use ErrorType::*;
+    match (e.esource(), e.etype()) {
+        (_, HTTPStatus(413)) => Some(GatewayError::BodyTooLarge),
+        (_, HTTPStatus(400)) => Some(GatewayError::BadRequest("the request could not be parsed")),
+        (
+            ErrorSource::Upstream,
+            ConnectTimedout | ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure
+            | SocketError | BindError,
+        ) => Some(GatewayError::UpstreamConnect),
+        (ErrorSource::Upstream, ReadTimedout | WriteTimedout) => {
+            Some(GatewayError::UpstreamTimeout)
+        }
+        (ErrorSource::Upstream, _) => Some(GatewayError::UpstreamBroken),
+        (ErrorSource::Downstream, ReadError | WriteError | ConnectionClosed) => None,
+        (ErrorSource::Downstream, _) => {
+            Some(GatewayError::BadRequest("the request could not be parsed"))
+        }
+        _ => Some(GatewayError::Internal),
+    }
+}

@@ -1,0 +1,158 @@
+//! Shared runtime state: the current config snapshot plus state that outlives snapshots.
+//!
+//! The data plane loads one [`Snapshot`] per request (`ArcSwap`, no lock) and never writes it.
+//! Health and learned sessions are keyed by group/instance *name* and live here, outside the
+//! snapshot, so a future reload that keeps an instance keeps its health and its sessions.
+
+use crate::config::{Config, Group, Route};
+use crate::health::InstanceHealth;
+use crate::metrics::Metrics;
+use crate::routing::learned::LearnedSessions;
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    pub metrics: Metrics,
+    health: DashMap<(String, String), Arc<InstanceHealth>>,
+    learned: DashMap<String, Arc<LearnedSessions>>,
+}
+
+/// One immutable view of the configuration with its runtime handles resolved.
+pub struct Snapshot {
+    pub config: Config,
+    pub groups: Vec<GroupState>,
+    /// Per listener: route indices, longest path prefix first.
+    routes_by_listener: HashMap<String, Vec<usize>>,
+}
+
+pub struct GroupState {
+    pub names: Vec<String>,
+    pub health: Vec<Arc<InstanceHealth>>,
+    pub learned: Arc<LearnedSessions>,
+    /// Round-robin cursor for `treatment: balance`.
+    pub cursor: AtomicUsize,
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> Result<Arc<Self>, prometheus::Error> {
+        let gateway = Self {
+            snapshot: ArcSwap::from_pointee(Snapshot::empty()),
+            metrics: Metrics::new()?,
+            health: DashMap::new(),
+            learned: DashMap::new(),
+        };
+        gateway.install(config);
+        Ok(Arc::new(gateway))
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Builds a snapshot for `config` (reusing health and learned state by name) and swaps it in.
+    pub fn install(&self, config: Config) {
+        let groups = config.groups.iter().map(|g| self.group_state(g)).collect();
+        let mut routes_by_listener: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, route) in config.routes.iter().enumerate() {
+            routes_by_listener
+                .entry(route.listener.clone())
+                .or_default()
+                .push(index);
+        }
+        for indices in routes_by_listener.values_mut() {
+            indices.sort_by_key(|&i| std::cmp::Reverse(config.routes[i].path_prefix.len()));
+        }
+        self.snapshot.store(Arc::new(Snapshot {
+            config,
+            groups,
+            routes_by_listener,
+        }));
+    }
+
+    fn group_state(&self, group: &Group) -> GroupState {
+        let health = group
+            .instances
+            .iter()
+            .map(|i| {
+                let key = (group.name.clone(), i.name.clone());
+                let entry = self.health.entry(key).or_default().clone();
+                self.metrics
+                    .instance_healthy
+                    .with_label_values(&[&group.name, &i.name])
+                    .set(i64::from(entry.is_healthy()));
+                entry
+            })
+            .collect();
+        let capacity = group.routing.as_ref().map_or(1, |r| r.learned_capacity);
+        let learned = self
+            .learned
+            .entry(group.name.clone())
+            .or_insert_with(|| Arc::new(LearnedSessions::new(capacity)))
+            .clone();
+        GroupState {
+            names: group.instances.iter().map(|i| i.name.clone()).collect(),
+            health,
+            learned,
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
+    /// Publishes a health change to the instance gauge.
+    pub fn health_changed(&self, group: &str, instance: &str, healthy: bool) {
+        self.metrics
+            .instance_healthy
+            .with_label_values(&[group, instance])
+            .set(i64::from(healthy));
+        tracing::warn!(group, instance, healthy, "instance health changed");
+    }
+}
+
+impl Snapshot {
+    fn empty() -> Self {
+        Self {
+            config: Config {
+                threads: 1,
+                admin: None,
+                listeners: vec![],
+                groups: vec![],
+                routes: vec![],
+            },
+            groups: vec![],
+            routes_by_listener: HashMap::new(),
+        }
+    }
+
+    /// The route on `listener` with the longest prefix matching `path`.
+    pub fn route_for(&self, listener: &str, path: &str) -> Option<(usize, &Route)> {
+        self.routes_by_listener
+            .get(listener)?
+            .iter()
+            .map(|&i| (i, &self.config.routes[i]))
+            .find(|(_, r)| prefix_matches(&r.path_prefix, path))
+    }
+}
+
+/// `/api` matches `/api`, `/api/x` and `/api?…`, not `/apix`; a prefix ending in `/` matches below it.
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefixes_match_whole_segments() {
+        use super::prefix_matches as m;
+        assert!(m("/", "/anything"));
+        assert!(m("/api", "/api") && m("/api", "/api/x"));
+        assert!(!m("/api", "/apix"));
+        assert!(m("/api/", "/api/x") && !m("/api/", "/api"));
+    }
+}
