@@ -4,6 +4,7 @@
 //! - `GET /healthz`: 200 while the process runs.
 //! - `GET /admin/upstreams`: every instance with health, since when, last error, in-flight
 //!   requests and learned sessions, plus each group's learned-table size and capacity.
+//! - `POST /admin/reload`: re-read `gateway.yaml`; all or nothing (422 with every problem).
 
 use crate::state::Gateway;
 use async_trait::async_trait;
@@ -60,6 +61,37 @@ impl AdminApp {
     }
 }
 
+impl AdminApp {
+    fn reload(&self) -> Response<Vec<u8>> {
+        let json_type = "application/json";
+        match self.gateway.reload() {
+            Ok(()) => reply(
+                StatusCode::OK,
+                json_type,
+                br#"{"status":"reloaded"}"#.to_vec(),
+            ),
+            Err(e) => {
+                let problems: Vec<_> = e
+                    .problems
+                    .iter()
+                    .map(|p| json!({"path": p.path, "message": p.message}))
+                    .collect();
+                let body = json!({"error": {
+                    "code": "config.invalid",
+                    "message": "the new configuration was not applied",
+                    "fault": "client",
+                    "problems": problems,
+                }});
+                reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json_type,
+                    body.to_string().into_bytes(),
+                )
+            }
+        }
+    }
+}
+
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -88,6 +120,7 @@ impl ServeHttp for AdminApp {
                 json_type,
                 self.upstreams().to_string().into_bytes(),
             ),
+            ("POST", "/admin/reload") => self.reload(),
             _ => {
                 let body = json!({"error": {"code": "admin.not_found", "message": "no such admin endpoint", "fault": "client"}});
                 reply(

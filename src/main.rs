@@ -91,7 +91,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    fleetgate::server::run(config, Default::default()).context("starting the gateway")?;
+    fleetgate::server::run(config, args.config.path, Default::default())
+        .context("starting the gateway")?;
     Ok(ExitCode::SUCCESS)
 }
 

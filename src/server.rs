@@ -9,17 +9,20 @@ use async_trait::async_trait;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Runs the gateway until it is told to stop. Never returns.
-pub fn run(config: Config, opt: Opt) -> anyhow::Result<()> {
+pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
     let conf = ServerConf {
         threads: config.threads,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
-    let gateway = Gateway::new(config.clone())?;
+    let gateway = Gateway::new(config.clone(), Some(path))?;
 
     for listener in &config.listeners {
         let proxy = FleetProxy::new(listener.name.clone(), gateway.clone());
@@ -53,36 +56,48 @@ pub fn run(config: Config, opt: Opt) -> anyhow::Result<()> {
     server.run_forever()
 }
 
-/// Active health checks: one loop per instance of the current snapshot.
+/// Active health checks over whatever the *current* snapshot lists, so a reload that adds or
+/// removes an instance changes what is checked. Each instance is checked once per its group's
+/// interval; the scheduler wakes every [`HEALTH_TICK`] to see what is due.
 struct HealthChecker {
     gateway: Arc<Gateway>,
 }
 
+const HEALTH_TICK: Duration = Duration::from_millis(100);
+
 #[async_trait]
 impl BackgroundService for HealthChecker {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let snap = self.gateway.snapshot();
+        let mut due: HashMap<(String, String), Instant> = HashMap::new();
         let mut tasks = tokio::task::JoinSet::new();
-        for (g, group) in snap.config.groups.iter().enumerate() {
-            for (i, instance) in group.instances.iter().enumerate() {
-                let gateway = self.gateway.clone();
-                let (conf, addr) = (group.health.clone(), instance.addr);
-                let (group_name, name) = (group.name.clone(), instance.name.clone());
-                let state = snap.groups[g].health[i].clone();
-                tasks.spawn(async move {
-                    let mut tick = tokio::time::interval(conf.interval);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tick.tick().await;
+        let mut tick = tokio::time::interval(HEALTH_TICK);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => {}
+            }
+            while tasks.try_join_next().is_some() {}
+            let snap = self.gateway.snapshot();
+            let now = Instant::now();
+            for (g, group) in snap.config.groups.iter().enumerate() {
+                for (i, instance) in group.instances.iter().enumerate() {
+                    let key = (group.name.clone(), instance.name.clone());
+                    if due.get(&key).is_some_and(|at| *at > now) {
+                        continue;
+                    }
+                    due.insert(key.clone(), now + group.health.interval);
+                    let gateway = self.gateway.clone();
+                    let (conf, addr) = (group.health.clone(), instance.addr);
+                    let state = snap.groups[g].health[i].clone();
+                    tasks.spawn(async move {
                         let result = crate::health::check(addr, &conf).await;
                         if let Some(healthy) = state.record_check(result, &conf) {
-                            gateway.health_changed(&group_name, &name, healthy);
+                            gateway.health_changed(&key.0, &key.1, healthy);
                         }
-                    }
-                });
+                    });
+                }
             }
         }
-        let _ = shutdown.changed().await;
         tasks.shutdown().await;
     }
 }

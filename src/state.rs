@@ -4,21 +4,26 @@
 //! Health and learned sessions are keyed by group/instance *name* and live here, outside the
 //! snapshot, so a future reload that keeps an instance keeps its health and its sessions.
 
-use crate::config::{Config, Group, Route};
+use crate::config::{Config, ConfigError, Group, Problem, Route};
 use crate::health::InstanceHealth;
 use crate::metrics::Metrics;
 use crate::routing::learned::LearnedSessions;
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     pub metrics: Metrics,
     health: DashMap<(String, String), Arc<InstanceHealth>>,
     learned: DashMap<String, Arc<LearnedSessions>>,
+    /// Where the configuration was read from (for reloads).
+    config_path: Option<PathBuf>,
+    /// Serialises reloads so two never interleave.
+    reloading: Mutex<()>,
 }
 
 /// One immutable view of the configuration with its runtime handles resolved.
@@ -38,12 +43,17 @@ pub struct GroupState {
 }
 
 impl Gateway {
-    pub fn new(config: Config) -> Result<Arc<Self>, prometheus::Error> {
+    pub fn new(
+        config: Config,
+        config_path: Option<PathBuf>,
+    ) -> Result<Arc<Self>, prometheus::Error> {
         let gateway = Self {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             metrics: Metrics::new()?,
             health: DashMap::new(),
             learned: DashMap::new(),
+            config_path,
+            reloading: Mutex::new(()),
         };
         gateway.install(config);
         Ok(Arc::new(gateway))
@@ -52,6 +62,32 @@ impl Gateway {
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// Re-reads the configuration file and, only if it is entirely valid, swaps it in.
+    /// Listener and admin addresses cannot change live: such a change is refused as "needs restart".
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.config_path.as_deref().ok_or_else(|| ConfigError {
+            problems: vec![Problem {
+                path: String::new(),
+                message: "no configuration file to reload".into(),
+            }],
+        })?;
+        let config = crate::config::load(path)?;
+        let current = self.snapshot();
+        if config.listeners != current.config.listeners || config.admin != current.config.admin {
+            return Err(ConfigError {
+                problems: vec![Problem {
+                    path: "listeners".into(),
+                    message: "listener addresses changed: needs restart (nothing was applied)"
+                        .into(),
+                }],
+            });
+        }
+        self.install(config);
+        tracing::info!(path = %path.display(), "configuration reloaded");
+        Ok(())
     }
 
     /// Builds a snapshot for `config` (reusing health and learned state by name) and swaps it in.

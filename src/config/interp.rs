@@ -1,7 +1,7 @@
 //! `${VAR}` interpolation over the parsed YAML tree, before it is typed.
 //!
-//! Only string scalars are touched, so a secret can never break the YAML around it. An unset
-//! variable is an error with the YAML path where it was used: never an empty string.
+//! Only string scalars are touched, so a secret can never break the YAML around it. An unset or
+//! empty variable is an error with the YAML path where it was used: never an empty string.
 
 use serde_yaml_ng::Value;
 
@@ -59,6 +59,9 @@ fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
             return Err(format!("`${{{name}}}` is not a valid variable name"));
         }
         match lookup(name) {
+            Some(value) if value.is_empty() => {
+                return Err(format!("environment variable {name} is set but empty"))
+            }
             Some(value) => out.push_str(&value),
             None => return Err(format!("environment variable {name} is not set")),
         }

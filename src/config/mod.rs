@@ -78,7 +78,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     interp::interpolate(&mut tree, "", env, &mut found);
 
     let mut unknown = Vec::new();
-    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(yaml_path(&path));
     let raw = serde_ignored::Deserializer::new(tree, &mut on_unknown);
     let raw: raw::RawConfig = match serde_path_to_error::deserialize(raw) {
         Ok(raw) => raw,
@@ -88,6 +88,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                 if path == "." { String::new() } else { path },
                 e.into_inner().to_string(),
             ));
+            found.extend(unknown.into_iter().map(|path| (path, "unknown key".into())));
             return Err(into_error(found));
         }
     };
@@ -103,6 +104,23 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         Ok(config)
     } else {
         Err(into_error(found))
+    }
+}
+
+/// `serde_ignored`'s path in the form every other problem uses (`routes[0].name`,
+/// `upstreams.node.routing.assign`) rather than its own (`routes.0.name`, `routing.?.assign`).
+fn yaml_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", yaml_path(parent)),
+        Path::Map { parent, key } => match yaml_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => yaml_path(parent),
     }
 }
 

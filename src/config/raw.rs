@@ -4,8 +4,9 @@
 //! report every bad value at once, each with its YAML path, instead of stopping at the first.
 //! Unknown keys are collected by `serde_ignored` (see `mod.rs`) for the same reason.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
+use std::fmt;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawConfig {
@@ -33,7 +34,9 @@ pub struct RawListener {
 pub struct RawGroup {
     #[serde(default)]
     pub instances: Vec<RawInstance>,
+    #[serde(default, deserialize_with = "with_unit")]
     pub connect_timeout: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
     pub idle_timeout: Option<String>,
     pub health: Option<RawHealth>,
     pub routing: Option<RawRouting>,
@@ -48,7 +51,9 @@ pub struct RawInstance {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawHealth {
     pub path: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
     pub interval: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
     pub timeout: Option<String>,
     pub healthy_threshold: Option<u32>,
     pub unhealthy_threshold: Option<u32>,
@@ -58,6 +63,7 @@ pub struct RawHealth {
 pub struct RawRouting {
     pub sources: Option<Vec<String>>,
     pub header: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
     pub body_limit: Option<String>,
     pub assign: Option<String>,
     pub pins: Option<BTreeMap<u64, String>>,
@@ -78,9 +84,42 @@ pub struct RawRoute {
     pub path_prefix: Option<String>,
     pub upstream: String,
     pub treatment: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
     pub connect_timeout: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
     pub read_timeout: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
     pub write_timeout: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
     pub max_body: Option<String>,
     pub deny: Option<Vec<String>>,
+}
+
+/// A duration or size as written. A bare number (`64`) is kept as its text instead of failing
+/// deserialization, so validation refuses it with the "write the unit" message at its path,
+/// alongside every other problem.
+fn with_unit<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a value with its unit, e.g. 5s or 64MiB")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(Text)
 }

@@ -66,6 +66,9 @@ pub struct Ctx {
     streamed: u64,
     learn: Learn,
     upstream_outcome: Option<&'static str>,
+    /// The workspace the request was routed by, if any, and where it was found.
+    workspace: Option<u64>,
+    source: &'static str,
 }
 
 #[derive(Clone, Copy)]
@@ -96,6 +99,8 @@ impl ProxyHttp for FleetProxy {
             streamed: 0,
             learn: Learn::Nothing,
             upstream_outcome: None,
+            workspace: None,
+            source: "none",
         }
     }
 
@@ -124,6 +129,7 @@ impl ProxyHttp for FleetProxy {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        self.reassign_if_down(ctx)?;
         let peer = self
             .peer(ctx)
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no target chosen"))?;
@@ -177,19 +183,21 @@ impl ProxyHttp for FleetProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         self.connect_failed(ctx, &e.to_string());
-        // The workspace's instance is fixed: never retry elsewhere.
-        e.set_retry(false);
+        // A workspace's instance is fixed unless `when_instance_down: reassign` lets it move; then
+        // `upstream_peer` picks the next healthy instance (nothing was sent, so a retry is safe).
+        e.set_retry(ctx.reassignable().is_some());
         e
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let error = classify(e);
         if ctx.target.is_some() && e.esource() == &ErrorSource::Upstream {
-            ctx.upstream_outcome.get_or_insert(match error {
-                Some(GatewayError::UpstreamTimeout) => "timeout",
-                Some(GatewayError::UpstreamConnect) => "connect_error",
-                _ => "reset",
-            });
+            // Connect errors were counted as they happened (`connect_failed`).
+            ctx.upstream_outcome = match error {
+                Some(GatewayError::UpstreamTimeout) => Some("timeout"),
+                Some(GatewayError::UpstreamConnect) => None,
+                _ => Some("reset"),
+            };
         }
         let code = match error {
             Some(error) => {
@@ -237,6 +245,16 @@ impl Ctx {
     fn route_conf(&self) -> Option<&Route> {
         self.route.map(|r| &self.snap.config.routes[r])
     }
+
+    /// The routing rules and workspace, when the request may move off a down instance.
+    fn reassignable(&self) -> Option<(&crate::config::RoutingConfig, u64)> {
+        let route = self
+            .route_conf()
+            .filter(|r| r.treatment == Treatment::Workspace)?;
+        let rules = self.snap.config.groups[route.group].routing.as_ref()?;
+        (rules.when_instance_down == routing::DownPolicy::Reassign)
+            .then_some((rules, self.workspace?))
+    }
 }
 
 impl FleetProxy {
@@ -245,6 +263,17 @@ impl FleetProxy {
         let snap = ctx.snap.clone();
         let req = session.req_header();
         hygiene::check_framing(&req.headers)?;
+        if req.headers.contains_key(http::header::TRANSFER_ENCODING) {
+            let raw = session
+                .as_downstream()
+                .as_http1()
+                .map(|h1| h1.get_headers_raw_bytes());
+            if raw.is_some_and(|raw| hygiene::raw_has_content_length(&raw)) {
+                return Err(GatewayError::BadRequest(
+                    "both Content-Length and Transfer-Encoding",
+                ));
+            }
+        }
         let path = req.uri.path().to_string();
         let (index, route) = snap
             .route_for(&self.listener, &path)
@@ -346,6 +375,8 @@ impl FleetProxy {
                 };
             }
         };
+        ctx.workspace = Some(workspace);
+        ctx.source = source.as_str();
         ctx.learn = learning(
             &method,
             session_path.as_deref(),
@@ -403,6 +434,37 @@ impl FleetProxy {
         extract::extract(&rules.sources, &view)
     }
 
+    /// With `when_instance_down: reassign`, moves a request whose instance went down (e.g. its
+    /// connect just failed) to the best healthy instance by rendezvous.
+    fn reassign_if_down(&self, ctx: &mut Ctx) -> Result<()> {
+        let (Some(target), Some((rules, workspace))) = (ctx.target, ctx.reassignable()) else {
+            return Ok(());
+        };
+        let state = &ctx.snap.groups[target.group];
+        if state.health[target.instance].is_healthy() {
+            return Ok(());
+        }
+        let healthy = |i: usize| state.health[i].is_healthy();
+        let moved = routing::resolve(rules, &state.names, workspace, None, &healthy)
+            .map_err(|_| Error::explain(ErrorType::HTTPStatus(503), "no healthy instance"))?;
+        state.health[target.instance]
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+        state.health[moved.instance]
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        self.gateway
+            .metrics
+            .routing_decisions
+            .with_label_values(&[ctx.source, moved.kind.as_str()])
+            .inc();
+        ctx.target = Some(Target {
+            group: target.group,
+            instance: moved.instance,
+        });
+        Ok(())
+    }
+
     /// The peer for the chosen instance, with the route's timeouts.
     fn peer(&self, ctx: &Ctx) -> Option<HttpPeer> {
         let target = ctx.target?;
@@ -440,11 +502,16 @@ impl FleetProxy {
             .set(state.learned.len() as i64);
     }
 
+    /// Counts the failed attempt and marks the instance down (passive health check).
     fn connect_failed(&self, ctx: &mut Ctx, error: &str) {
-        ctx.upstream_outcome = Some("connect_error");
         let Some(target) = ctx.target else { return };
         let group = &ctx.snap.config.groups[target.group];
         let instance = &group.instances[target.instance].name;
+        self.gateway
+            .metrics
+            .upstream_requests
+            .with_label_values(&[&group.name, instance, "connect_error"])
+            .inc();
         if let Some(healthy) =
             ctx.snap.groups[target.group].health[target.instance].mark_down(error.to_string())
         {
@@ -542,6 +609,9 @@ fn classify(e: &Error) -> Option<GatewayError> {
     use ErrorType::*;
     match (e.esource(), e.etype()) {
         (_, HTTPStatus(413)) => Some(GatewayError::BodyTooLarge),
+        (_, HTTPStatus(503)) => Some(GatewayError::NoHealthyInstance {
+            retry_after_secs: 1,
+        }),
         (_, HTTPStatus(400)) => Some(GatewayError::BadRequest("the request could not be parsed")),
         (
             ErrorSource::Upstream,

@@ -1,0 +1,454 @@
+//! Test harness: real loopback upstreams that behave like the Node service, the real `fleetgate`
+//! binary on ephemeral ports, and small HTTP clients. Everything waits on conditions with
+//! deadlines; nothing sleeps to synchronise.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Waits until `check` returns `Some`, polling, or panics with `what` after `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A stand-in for one whatsapp-web.js instance: answers with its own identity and what it received.
+pub struct NodeStub {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub healthy: Arc<AtomicBool>,
+    pub hits: Arc<AtomicUsize>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl NodeStub {
+    pub async fn start(name: &str) -> Self {
+        Self::start_on(name, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    pub async fn start_on(name: &str, addr: SocketAddr) -> Self {
+        let listener = bind_retrying(addr).await;
+        let addr = listener.local_addr().unwrap();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let state = Stub {
+            name: name.to_string(),
+            port: addr.port(),
+            healthy: healthy.clone(),
+            hits: hits.clone(),
+        };
+        let task = tokio::spawn(serve(listener, state));
+        Self {
+            name: name.to_string(),
+            addr,
+            healthy,
+            hits,
+            task: Some(task),
+        }
+    }
+
+    /// Kills the instance: the listener and every open connection go away.
+    pub fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Starts it again on the same address.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let again = Self::start_on(&self.name, self.addr).await;
+        *self = again;
+    }
+}
+
+impl Drop for NodeStub {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn bind_retrying(addr: SocketAddr) -> TcpListener {
+    wait_for("the stub's port to be free", DEADLINE, || async move {
+        TcpListener::bind(addr).await.ok()
+    })
+    .await
+}
+
+#[derive(Clone)]
+struct Stub {
+    name: String,
+    port: u16,
+    healthy: Arc<AtomicBool>,
+    hits: Arc<AtomicUsize>,
+}
+
+async fn serve(listener: TcpListener, stub: Stub) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        while connections.try_join_next().is_some() {}
+        let stub = stub.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(stub.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+async fn handle(stub: Stub, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let path = req.uri().path().to_string();
+    if path == "/health" {
+        let ok = stub.healthy.load(Ordering::SeqCst);
+        let body = json!({"status": if ok { "ok" } else { "down" }, "sessions": 0});
+        return Ok(reply(if ok { 200 } else { 503 }, body));
+    }
+    stub.hits.fetch_add(1, Ordering::SeqCst);
+    if req.headers().contains_key(hyper::header::UPGRADE) {
+        return Ok(upgrade_echo(req));
+    }
+    if path == "/slow" {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let method = req.method().to_string();
+    let query = req.uri().query().map(String::from);
+    let mut headers = serde_json::Map::new();
+    for (name, value) in req.headers() {
+        let value = value.to_str().unwrap_or("<binary>").to_string();
+        match headers.get_mut(name.as_str()) {
+            Some(Value::Array(list)) => list.push(Value::String(value)),
+            _ => drop(headers.insert(name.to_string(), Value::Array(vec![Value::String(value)]))),
+        }
+    }
+    let body = req.into_body().collect().await?.to_bytes();
+    let digest = hex(&Sha256::digest(&body));
+    Ok(reply(
+        200,
+        json!({
+            "instance": stub.name, "port": stub.port, "method": method, "path": path, "query": query,
+            "headers": headers, "body_len": body.len(), "body_sha256": digest, "success": true,
+        }),
+    ))
+}
+
+/// Answers 101 and echoes every byte on the upgraded connection.
+fn upgrade_echo(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    tokio::spawn(async move {
+        if let Ok(upgraded) = hyper::upgrade::on(req).await {
+            let mut io = TokioIo::new(upgraded);
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// The real `fleetgate` binary running on a config file in a temp dir; killed on drop.
+pub struct Gateway {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub config_path: std::path::PathBuf,
+    pub admin: SocketAddr,
+}
+
+impl Gateway {
+    /// Writes `yaml` (which must contain `admin: { listen: ADMIN }`-style placeholders already
+    /// filled) and starts the binary, waiting until `ready` addresses accept connections and the
+    /// admin answers.
+    pub async fn start(yaml: &str, admin: SocketAddr, listeners: &[SocketAddr]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("gateway.yaml");
+        std::fs::write(&config_path, yaml).unwrap();
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_fleetgate"))
+            .args(["run", "-c"])
+            .arg(&config_path)
+            .env("FLEETGATE_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let mut gateway = Self {
+            child,
+            dir,
+            config_path,
+            admin,
+        };
+        for addr in listeners.iter().chain([&admin]) {
+            let addr = *addr;
+            let exited = gateway.child.try_wait().unwrap();
+            assert!(
+                exited.is_none(),
+                "fleetgate exited early: {}",
+                gateway.log()
+            );
+            wait_for("a gateway listener", DEADLINE, || async move {
+                TcpStream::connect(addr).await.ok()
+            })
+            .await;
+        }
+        gateway
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// Rewrites the config and asks the gateway to reload it.
+    pub async fn reload(&self, yaml: &str) -> Resp {
+        std::fs::write(&self.config_path, yaml).unwrap();
+        send(self.admin, "POST", "/admin/reload", &[], Vec::new()).await
+    }
+
+    pub async fn upstreams(&self) -> Value {
+        send(self.admin, "GET", "/admin/upstreams", &[], Vec::new())
+            .await
+            .json()
+    }
+
+    pub async fn metrics(&self) -> String {
+        String::from_utf8_lossy(
+            &send(self.admin, "GET", "/metrics", &[], Vec::new())
+                .await
+                .body,
+        )
+        .into_owned()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `instance` field the Node stub answered with.
+    pub fn instance(&self) -> String {
+        self.json()["instance"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no instance in {:?}", self))
+            .to_string()
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Resp {
+    try_send(addr, method, path, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+pub async fn try_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<Resp, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let fut = async {
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Resp {
+            status,
+            headers,
+            body,
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .map_err(|_| "timed out".to_string())?
+}
+
+/// Writes raw bytes and reads until the server closes (or 10 s pass). Returns what was read and
+/// whether the connection was closed by the server.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> (String, bool) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .is_ok();
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+/// The YAML for a fleet of `stubs` behind one workspace route, with extra `routing` keys and
+/// route keys spliced in (each a YAML fragment of `key: value` lines, no indentation).
+pub fn fleet_yaml(
+    fleet: SocketAddr,
+    admin: SocketAddr,
+    stubs: &[&NodeStub],
+    routing: &str,
+    route: &str,
+) -> String {
+    let instances: String = stubs
+        .iter()
+        .map(|s| format!("      - {{ name: {}, addr: {} }}\n", s.name, s.addr))
+        .collect();
+    let indent = |text: &str, n: usize| -> String {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("{}{l}\n", " ".repeat(n)))
+            .collect()
+    };
+    format!(
+        "threads: 2\nadmin:\n  listen: {admin}\nlisteners:\n  fleet:\n    listen: {fleet}\nupstreams:\n  node:\n    instances:\n{instances}    health:\n      interval: 300ms\n      timeout: 250ms\n    routing:\n{}routes:\n  - name: node-api\n    listener: fleet\n    upstream: node\n    treatment: workspace\n{}",
+        indent(if routing.trim().is_empty() { "assign: modulo" } else { routing }, 6),
+        indent(route, 4),
+    )
+}
+
+/// Requests the stubs answered (health checks excluded).
+pub fn total_hits(stubs: &[NodeStub]) -> usize {
+    stubs.iter().map(|s| s.hits.load(Ordering::SeqCst)).sum()
+}
+
+/// Polls `GET /api/sessions` for workspace `ws` until it is answered with `status`.
+pub async fn until_status(fleet: SocketAddr, ws: &str, status: u16, deadline: Duration) -> Resp {
+    wait_for(
+        &format!("workspace {ws} to be answered {status}"),
+        deadline,
+        || async {
+            let r = send(
+                fleet,
+                "GET",
+                "/api/sessions",
+                &[("x-workspace-id", ws)],
+                vec![],
+            )
+            .await;
+            (r.status == status).then_some(r)
+        },
+    )
+    .await
+}
+
+/// Four stubs u1..u4 and a gateway in front of them with the given routing/route fragments.
+pub async fn fleet(routing: &str, route: &str) -> (Vec<NodeStub>, Gateway, SocketAddr) {
+    let mut stubs = Vec::new();
+    for i in 1..=4 {
+        stubs.push(NodeStub::start(&format!("u{i}")).await);
+    }
+    let (gateway, fleet_addr) = gateway_for(&stubs, routing, route).await;
+    (stubs, gateway, fleet_addr)
+}
+
+pub async fn gateway_for(stubs: &[NodeStub], routing: &str, route: &str) -> (Gateway, SocketAddr) {
+    let fleet: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let refs: Vec<&NodeStub> = stubs.iter().collect();
+    let yaml = fleet_yaml(fleet, admin, &refs, routing, route);
+    (Gateway::start(&yaml, admin, &[fleet]).await, fleet)
+}

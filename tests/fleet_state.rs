@@ -1,0 +1,235 @@
+//! Health and the learned session table, end to end: real binary, real stubs, instances killed
+//! and brought back, config changed under a running gateway.
+
+mod common;
+use common::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn ws_header(ws: u64) -> String {
+    ws.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_instance_under_load_leaves_the_others_error_free_and_it_recovers() {
+    let (mut stubs, gw, fleet) = fleet("", "").await;
+    // Load on workspaces of u1, u3 and u4 while u2 dies and comes back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for ws in [0u64, 2, 3, 4, 6, 7] {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        load.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) && n < 5_000 {
+                n += 1;
+                match try_send(
+                    fleet,
+                    "GET",
+                    "/api/sessions",
+                    &[("x-workspace-id", &ws_header(ws))],
+                    vec![],
+                )
+                .await
+                {
+                    Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::SeqCst),
+                    _ => failed.fetch_add(1, Ordering::SeqCst),
+                };
+            }
+        }));
+    }
+    wait_for("load to flow", DEADLINE, || async {
+        (ok.load(Ordering::SeqCst) > 50).then_some(())
+    })
+    .await;
+
+    stubs[1].stop();
+    let down = until_status(fleet, "1", 503, DEADLINE).await;
+    assert_eq!(down.error_code(), "routing.instance_down");
+    assert_eq!(down.json()["error"]["fault"], "upstream");
+    assert!(down.headers.contains_key("retry-after"));
+
+    stubs[1].restart().await;
+    // Health interval is 300ms: the workspace must come back within about one interval.
+    let back = until_status(fleet, "1", 200, Duration::from_secs(2)).await;
+    assert_eq!(back.instance(), "u2");
+
+    stop.store(true, Ordering::SeqCst);
+    for task in load {
+        task.await.unwrap();
+    }
+    assert!(
+        ok.load(Ordering::SeqCst) > 100,
+        "too little load to mean anything"
+    );
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "requests for healthy instances failed"
+    );
+    let upstreams = gw.upstreams().await;
+    assert_eq!(upstreams["groups"][0]["instances"][1]["healthy"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_check_takes_an_instance_out_and_a_passing_one_brings_it_back() {
+    let (stubs, gw, fleet) = fleet("", "").await;
+    stubs[0].healthy.store(false, Ordering::SeqCst);
+    let r = until_status(fleet, "4", 503, DEADLINE).await;
+    assert_eq!(r.error_code(), "routing.instance_down");
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(r#"fleetgate_instance_healthy{group="node",instance="u1"} 0"#),
+        "{metrics}"
+    );
+    stubs[0].healthy.store(true, Ordering::SeqCst);
+    let r = until_status(fleet, "4", 200, DEADLINE).await;
+    assert_eq!(r.instance(), "u1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_reassign_a_down_instances_workspace_moves_to_a_healthy_one_without_errors() {
+    let (mut stubs, _gw, fleet) = fleet("when_instance_down: reassign", "").await;
+    assert_eq!(
+        send(
+            fleet,
+            "GET",
+            "/api/sessions",
+            &[("x-workspace-id", "1")],
+            vec![]
+        )
+        .await
+        .instance(),
+        "u2"
+    );
+    stubs[1].stop();
+    // Even the request that discovers the death succeeds: the connect failed, so it is retried.
+    for _ in 0..5 {
+        let r = send(
+            fleet,
+            "GET",
+            "/api/sessions",
+            &[("x-workspace-id", "1")],
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_ne!(r.instance(), "u2");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learned_session_keeps_its_instance_when_the_rule_changes() {
+    let mut stubs = Vec::new();
+    for i in 1..=4 {
+        stubs.push(NodeStub::start(&format!("u{i}")).await);
+    }
+    let fleet_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let all: Vec<&NodeStub> = stubs.iter().collect();
+    let gw = Gateway::start(
+        &fleet_yaml(fleet_addr, admin, &all, "", ""),
+        admin,
+        &[fleet_addr],
+    )
+    .await;
+
+    let session = "webjs_5_1700000000_abcd1234";
+    let create = format!(r#"{{"workspace_id":5,"session_id":"{session}","api_key":"k"}}"#);
+    let r = send(
+        fleet_addr,
+        "POST",
+        "/api/sessions",
+        &[("content-type", "application/json")],
+        create.into_bytes(),
+    )
+    .await;
+    assert_eq!(r.instance(), "u2", "5 % 4 = 1: the 2nd instance");
+
+    // Five instances now: the rule sends workspace 5 to u1, the learned session stays on u2.
+    let u5 = NodeStub::start("u5").await;
+    let five: Vec<&NodeStub> = stubs.iter().chain([&u5]).collect();
+    let reload = gw
+        .reload(&fleet_yaml(fleet_addr, admin, &five, "", ""))
+        .await;
+    assert_eq!(
+        reload.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reload.body)
+    );
+    let status_path = format!("/api/sessions/{session}/status");
+    assert_eq!(
+        send(fleet_addr, "GET", &status_path, &[], vec![])
+            .await
+            .instance(),
+        "u2"
+    );
+    let by_rule = send(
+        fleet_addr,
+        "GET",
+        "/api/sessions?workspace_id=5",
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        by_rule.instance(),
+        "u1",
+        "requests without the session follow the rule"
+    );
+
+    let upstreams = gw.upstreams().await;
+    assert_eq!(upstreams["groups"][0]["learned_sessions"]["size"], 1);
+    assert_eq!(
+        upstreams["groups"][0]["instances"][1]["learned_sessions"],
+        1
+    );
+    assert!(gw
+        .metrics()
+        .await
+        .contains(r#"fleetgate_learned_sessions{group="node"} 1"#));
+
+    // Deleting the session forgets it.
+    let r = send(
+        fleet_addr,
+        "DELETE",
+        &format!("/api/sessions/{session}"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.instance(), "u2");
+    assert_eq!(
+        send(fleet_addr, "GET", &status_path, &[], vec![])
+            .await
+            .instance(),
+        "u1"
+    );
+    assert_eq!(
+        gw.upstreams().await["groups"][0]["learned_sessions"]["size"],
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_reload_changes_nothing_and_lists_every_problem() {
+    let (_stubs, gw, fleet) = fleet("", "").await;
+    let r = gw.reload("listeners: { fleet: { listen: nope } }\nroutes: [{ name: x, listener: fleet, upstream: missing }]\n").await;
+    assert_eq!(r.status, 422);
+    let problems = r.json()["error"]["problems"].as_array().unwrap().len();
+    assert!(problems >= 2, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        send(
+            fleet,
+            "GET",
+            "/api/sessions",
+            &[("x-workspace-id", "3")],
+            vec![]
+        )
+        .await
+        .instance(),
+        "u4"
+    );
+}

@@ -1,0 +1,322 @@
+//! The fleet listener end to end: the real binary in front of four real loopback Node stand-ins.
+
+mod common;
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_workspace_source_routes_to_laravels_modulo_instance() {
+    let (_stubs, _gw, fleet) = fleet("", "").await;
+    for ws in [0u64, 1, 2, 3, 4, 7, 1001] {
+        let expected = format!("u{}", ws % 4 + 1);
+        let w = ws.to_string();
+        let by_header = send(
+            fleet,
+            "GET",
+            "/api/sessions",
+            &[("x-workspace-id", &w)],
+            vec![],
+        )
+        .await;
+        assert_eq!(by_header.instance(), expected, "header, ws {ws}");
+        let by_query = send(
+            fleet,
+            "GET",
+            &format!("/api/sessions?api_key=k&workspace_id={ws}"),
+            &[],
+            vec![],
+        )
+        .await;
+        assert_eq!(by_query.instance(), expected, "query, ws {ws}");
+        let path = format!("/api/sessions/webjs_{ws}_1700000000_abcd1234/status");
+        assert_eq!(
+            send(fleet, "GET", &path, &[], vec![]).await.instance(),
+            expected,
+            "path session, ws {ws}"
+        );
+        let body = format!(r#"{{"workspace_id":{ws},"api_key":"k"}}"#).into_bytes();
+        let by_body = send(
+            fleet,
+            "POST",
+            "/api/messages/send",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(by_body.instance(), expected, "body, ws {ws}");
+        let body = format!(r#"{{"session_id":"webjs_{ws}_1700000000_zzzz9999"}}"#).into_bytes();
+        let by_session = send(
+            fleet,
+            "DELETE",
+            "/api/sessions/x",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(by_session.instance(), expected, "body session, ws {ws}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspected_json_bodies_reach_the_instance_byte_for_byte_at_any_size_up_to_the_limit() {
+    let (_stubs, _gw, fleet) = fleet("", "").await;
+    for padding in [10usize, 60 * 1024, 300 * 1024, 1000 * 1024] {
+        // Odd spacing and escapes: a re-encoded body would hash differently.
+        let body = format!(
+            "{{ \"pad\" : \"{}\",\n \"text\":\"\\u00e9\\/\", \"workspace_id\" : 6 }}",
+            "x".repeat(padding)
+        );
+        let resp = send(
+            fleet,
+            "POST",
+            "/api/messages/send",
+            &[("content-type", "application/json")],
+            body.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+        let json = resp.json();
+        assert_eq!(json["instance"], "u3", "padding {padding}");
+        assert_eq!(json["body_len"], body.len());
+        assert_eq!(json["body_sha256"], sha256_hex(body.as_bytes()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_non_json_bodies_stream_through_untouched() {
+    let (_stubs, _gw, fleet) = fleet("", "").await;
+    // 50 MiB of binary: routed by header, streamed, never inspected.
+    let body: Vec<u8> = (0..50u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let digest = sha256_hex(&body);
+    let headers = [
+        ("x-workspace-id", "5"),
+        ("content-type", "application/octet-stream"),
+    ];
+    let resp = send(fleet, "POST", "/api/messages/send-media", &headers, body).await;
+    assert_eq!(resp.json()["body_sha256"], digest);
+    assert_eq!(resp.instance(), "u2");
+    // JSON over body_limit is not inspected: without another source it has no workspace.
+    let big = format!(r#"{{"workspace_id":1,"pad":"{}"}}"#, "y".repeat(2 << 20));
+    let resp = send(
+        fleet,
+        "POST",
+        "/api/messages/send",
+        &[("content-type", "application/json")],
+        big.into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (resp.status, resp.error_code()),
+        (400, "routing.no_workspace".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_a_workspace_gets_400_routing_no_workspace() {
+    let (_stubs, _gw, fleet) = fleet("", "").await;
+    let resp = send(fleet, "GET", "/api/sessions", &[], vec![]).await;
+    assert_eq!(resp.status, 400);
+    let json = resp.json();
+    assert_eq!(json["error"]["code"], "routing.no_workspace");
+    assert_eq!(json["error"]["fault"], "client");
+    assert_eq!(resp.headers["content-type"], "application/json");
+    let not_json = send(
+        fleet,
+        "POST",
+        "/api/messages/send",
+        &[("content-type", "text/plain")],
+        b"{\"workspace_id\":1}".to_vec(),
+    )
+    .await;
+    assert_eq!(not_json.error_code(), "routing.no_workspace");
+    let negative = send(
+        fleet,
+        "GET",
+        "/api/sessions",
+        &[("x-workspace-id", "-1")],
+        vec![],
+    )
+    .await;
+    assert_eq!(negative.error_code(), "routing.no_workspace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_no_workspace_any_sends_the_request_to_some_healthy_instance() {
+    let (_stubs, _gw, fleet) = fleet("when_no_workspace: any", "").await;
+    let resp = send(fleet, "GET", "/health-summary", &[], vec![]).await;
+    assert_eq!(resp.status, 200);
+    assert!(resp.instance().starts_with('u'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_override_the_rule_and_rendezvous_is_available() {
+    let (_stubs, _gw, fleet) = fleet("assign: modulo\npins: { 7: u1 }", "").await;
+    let resp = send(
+        fleet,
+        "GET",
+        "/api/sessions",
+        &[("x-workspace-id", "7")],
+        vec![],
+    )
+    .await;
+    assert_eq!(resp.instance(), "u1");
+    let (_stubs2, _gw2, fleet2) = common::fleet("assign: rendezvous", "").await;
+    let names = ["u1", "u2", "u3", "u4"];
+    for ws in 0..40u64 {
+        let resp = send(
+            fleet2,
+            "GET",
+            "/api/sessions",
+            &[("x-workspace-id", &ws.to_string())],
+            vec![],
+        )
+        .await;
+        let expected =
+            fleetgate::routing::assign::rendezvous(ws, names.iter().copied().enumerate()).unwrap();
+        assert_eq!(resp.instance(), names[expected], "ws {ws}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_paths_get_403_however_they_are_spelled() {
+    let (stubs, _gw, fleet) = fleet("", "").await;
+    for path in [
+        "/cleanup/all",
+        "/remoteauth/x",
+        "/api/internal/sessions",
+        "//cleanup/x",
+        "/CLEANUP/x",
+        "/%63leanup/x",
+        "/api/../cleanup/x",
+    ] {
+        let resp = send(fleet, "POST", path, &[("x-workspace-id", "1")], vec![]).await;
+        assert_eq!(
+            (resp.status, resp.error_code()),
+            (403, "route.denied".to_string()),
+            "{path}"
+        );
+    }
+    assert_eq!(total_hits(&stubs), 0, "nothing reached an instance");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_framing_gets_400_and_the_connection_is_closed() {
+    let (stubs, _gw, fleet) = fleet("", "").await;
+    let requests = [
+        "POST /api/x HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /api/x HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        "GET /api/x HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Workspace-Id: 1\r\n\r\n",
+    ];
+    for request in requests {
+        let (answer, closed) = raw(fleet, request.as_bytes()).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{request:?} -> {answer}"
+        );
+        assert!(closed, "connection left open after {request:?}");
+    }
+    assert_eq!(total_hits(&stubs), 0, "nothing reached an instance");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_are_appended_and_hop_by_hop_headers_removed() {
+    let (_stubs, _gw, fleet) = fleet("", "").await;
+    let headers = [
+        ("x-workspace-id", "1"),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("connection", "keep-alive, x-hop"),
+        ("x-hop", "secret"),
+        ("keep-alive", "timeout=5"),
+    ];
+    let json = send(fleet, "GET", "/api/sessions", &headers, vec![])
+        .await
+        .json();
+    let seen = &json["headers"];
+    assert_eq!(seen["x-forwarded-for"][0], "203.0.113.7, 127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"][0], "http");
+    assert_eq!(seen["x-forwarded-host"][0], fleet.to_string());
+    for hop in ["x-hop", "keep-alive"] {
+        assert!(
+            seen.get(hop).is_none(),
+            "{hop} reached the upstream: {seen}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_404_and_oversized_bodies_413() {
+    let (stubs, _gw, fleet) = {
+        let mut stubs = Vec::new();
+        for i in 1..=4 {
+            stubs.push(NodeStub::start(&format!("u{i}")).await);
+        }
+        let (gw, fleet) = gateway_for(&stubs, "", "path_prefix: /api\nmax_body: 1KiB").await;
+        (stubs, gw, fleet)
+    };
+    let resp = send(fleet, "GET", "/other", &[("x-workspace-id", "1")], vec![]).await;
+    assert_eq!(
+        (resp.status, resp.error_code()),
+        (404, "route.not_found".into())
+    );
+    let resp = send(
+        fleet,
+        "POST",
+        "/api/x",
+        &[("x-workspace-id", "1")],
+        vec![b'a'; 2048],
+    )
+    .await;
+    assert_eq!(
+        (resp.status, resp.error_code()),
+        (413, "request.body_too_large".into())
+    );
+    drop(stubs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_instance_gets_504_after_the_routes_read_timeout() {
+    let (_stubs, _gw, fleet) = fleet("", "read_timeout: 300ms").await;
+    let resp = send(fleet, "GET", "/slow", &[("x-workspace-id", "2")], vec![]).await;
+    assert_eq!(
+        (resp.status, resp.error_code()),
+        (504, "upstream.timeout".into())
+    );
+    assert_eq!(resp.json()["error"]["fault"], "upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_pass_through_and_idle_ones_outlive_the_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_stubs, _gw, fleet) = fleet("", "read_timeout: 300ms").await;
+    let mut stream = tokio::net::TcpStream::connect(fleet).await.unwrap();
+    let handshake = "GET /ws HTTP/1.1\r\nHost: x\r\nX-Workspace-Id: 3\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "closed during handshake"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // Idle for several read timeouts: the tunnel must survive (the subject of this test, not a sync).
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    stream.write_all(b"ping-after-idle").await.unwrap();
+    let mut echo = [0u8; 15];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_exact(&mut echo),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(&echo, b"ping-after-idle");
+}
