@@ -16,8 +16,12 @@ use std::time::{Duration, Instant};
 
 /// Runs the gateway until it is told to stop. Never returns.
 pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
+    // Until the drain sequence lands (live-operations issue): stop accepting 1 s after SIGTERM and
+    // give in-flight requests 10 s, instead of pingora's 5-minute default grace period.
     let conf = ServerConf {
         threads: config.threads,
+        grace_period_seconds: Some(1),
+        graceful_shutdown_timeout_seconds: Some(10),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
