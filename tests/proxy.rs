@@ -320,3 +320,68 @@ async fn websocket_upgrades_pass_through_and_idle_ones_outlive_the_read_timeout(
     .unwrap();
     assert_eq!(&echo, b"ping-after-idle");
 }
+
+/// Inputs behind known 2025-26 proxy CVEs (DESIGN.md trap 9), against our build.
+mod known_smuggling_inputs {
+    use super::common::*;
+
+    fn paths(stubs: &[NodeStub]) -> Vec<String> {
+        stubs
+            .iter()
+            .flat_map(|s| s.paths.lock().unwrap().clone())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bytes_sent_after_an_upgrade_request_never_reach_the_instance_as_a_request_when_it_declines(
+    ) {
+        let (stubs, _gw, fleet) = fleet("", "").await;
+        let request = "GET /no-upgrade HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\
+                       GET /cleanup/smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+        let (answer, _) = raw(fleet, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let seen = paths(&stubs);
+        assert!(
+            !seen.iter().any(|p| p.contains("smuggled")),
+            "smuggled request reached an instance: {seen:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_left_unread_by_an_early_error_is_never_parsed_as_the_next_request() {
+        let (stubs, _gw, fleet) = fleet("", "").await;
+        let inner = "GET /api/internal/x HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\n\r\n";
+        let request = format!(
+            "POST /cleanup/x HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nContent-Length: {}\r\n\r\n{inner}",
+            inner.len()
+        );
+        let (answer, closed) = raw(fleet, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+        assert_eq!(
+            answer.matches("HTTP/1.1").count(),
+            1,
+            "a second response came back: {answer}"
+        );
+        assert!(closed);
+        assert!(paths(&stubs).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn http_1_0_requests_are_proxied_and_closed() {
+        let (_stubs, _gw, fleet) = fleet("", "").await;
+        let (answer, closed) = raw(
+            fleet,
+            b"GET /api/sessions HTTP/1.0\r\nX-Workspace-Id: 2\r\n\r\n",
+        )
+        .await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+            "{answer}"
+        );
+        assert!(answer.contains("\"instance\":\"u3\""), "{answer}");
+        assert!(
+            closed,
+            "an HTTP/1.0 request without keep-alive must end with the connection closed"
+        );
+    }
+}

@@ -52,6 +52,8 @@ pub struct NodeStub {
     pub addr: SocketAddr,
     pub healthy: Arc<AtomicBool>,
     pub hits: Arc<AtomicUsize>,
+    /// Paths of the requests answered (health checks excluded), in order.
+    pub paths: Arc<std::sync::Mutex<Vec<String>>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -65,11 +67,13 @@ impl NodeStub {
         let addr = listener.local_addr().unwrap();
         let healthy = Arc::new(AtomicBool::new(true));
         let hits = Arc::new(AtomicUsize::new(0));
+        let paths = Arc::new(std::sync::Mutex::new(Vec::new()));
         let state = Stub {
             name: name.to_string(),
             port: addr.port(),
             healthy: healthy.clone(),
             hits: hits.clone(),
+            paths: paths.clone(),
         };
         let task = tokio::spawn(serve(listener, state));
         Self {
@@ -77,6 +81,7 @@ impl NodeStub {
             addr,
             healthy,
             hits,
+            paths,
             task: Some(task),
         }
     }
@@ -115,6 +120,7 @@ struct Stub {
     port: u16,
     healthy: Arc<AtomicBool>,
     hits: Arc<AtomicUsize>,
+    paths: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 async fn serve(listener: TcpListener, stub: Stub) {
@@ -143,7 +149,8 @@ async fn handle(stub: Stub, req: Request<Incoming>) -> Result<Response<Full<Byte
         return Ok(reply(if ok { 200 } else { 503 }, body));
     }
     stub.hits.fetch_add(1, Ordering::SeqCst);
-    if req.headers().contains_key(hyper::header::UPGRADE) {
+    stub.paths.lock().unwrap().push(path.clone());
+    if req.headers().contains_key(hyper::header::UPGRADE) && path != "/no-upgrade" {
         return Ok(upgrade_echo(req));
     }
     if path == "/slow" {
