@@ -75,9 +75,12 @@ WAIT_QUIET=${WAIT_QUIET:-0}  # seconds to wait, before each measured run, for ot
 OTHER_MAX=${OTHER_MAX:-5}    # % of the machine used by others during a run above which it is flagged
 RETRY_NOISY=${RETRY_NOISY:-0} # measure a flagged run again, up to this many times
 UPSTREAM_BIN=${UPSTREAM_BIN:-$HERE/upstream/target/release/bench-upstream}
+# `pingora` target: examples/bare_pingora.rs, pingora's proxy with no logic (a baseline, not a product)
+PINGORA_PORT=${PINGORA_PORT:-18092}
+PINGORA_BIN=${PINGORA_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/examples/bare_pingora}
 
 for t in $TARGETS; do
-  case $t in direct | nginx | fleetgate) ;; *) echo "unknown target '$t' (known: direct nginx fleetgate)" >&2; exit 2 ;; esac
+  case $t in direct | nginx | pingora | fleetgate) ;; *) echo "unknown target '$t' (known: direct nginx pingora fleetgate)" >&2; exit 2 ;; esac
 done
 for v in $VARIANTS; do
   [[ -f $HERE/lua/$v.lua ]] || { echo "unknown variant '$v' (known: get post)" >&2; exit 2; }
@@ -301,6 +304,10 @@ for t in $TARGETS; do
       nginx -t -q -c "$RUN/nginx.conf" -e "$RUN/nginx-error.log" 2>"$RUN/nginx-t.log" || { cat "$RUN/nginx-t.log" >&2; exit 1; }
       start_proc nginx "$SERVER_CPUS" TERM nginx -c "$RUN/nginx.conf" -e "$RUN/nginx-error.log"
       PORT_OF[nginx]=$NGINX_PORT ;;
+    pingora)
+      [[ -x $PINGORA_BIN ]] || (cd "$REPO" && cargo build --release --example bare_pingora) >&2
+      start_proc pingora "$SERVER_CPUS" INT env --default-signal=INT "$PINGORA_BIN" "$PINGORA_PORT"
+      PORT_OF[pingora]=$PINGORA_PORT ;;
     fleetgate)
       # stopped with SIGINT: pingora's fast shutdown (SIGTERM is its graceful one, which waits out a
       # long grace period). A background job starts with SIGINT ignored: --default-signal undoes that.

@@ -64,7 +64,15 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 
 /// The path as a Node/Express router would match it, for deny checks: percent-decoded, lower-case
 /// (Express routes are case-insensitive), repeated slashes collapsed, `.`/`..` resolved.
-pub fn normalize_path(path: &str) -> String {
+pub fn normalize_path(path: &str) -> std::borrow::Cow<'_, str> {
+    // Fast path (nearly every request): nothing to decode, fold or resolve.
+    let plain = !path
+        .bytes()
+        .any(|b| matches!(b, b'%' | b'.' | b'\\' | b'A'..=b'Z'))
+        && !path.contains("//");
+    if plain && path.starts_with('/') {
+        return std::borrow::Cow::Borrowed(path);
+    }
     let decoded = percent_encoding::percent_decode_str(path)
         .decode_utf8_lossy()
         .to_ascii_lowercase();
@@ -81,7 +89,7 @@ pub fn normalize_path(path: &str) -> String {
     if trailing {
         out.push('/');
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Whether `path` falls under any deny prefix (`/cleanup/` also denies `/cleanup`).

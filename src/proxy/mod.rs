@@ -334,7 +334,10 @@ impl FleetProxy {
         let rules = group.routing.as_ref().ok_or(GatewayError::Internal)?;
         let req = session.req_header();
         let method = req.method.clone();
-        let session_path = normalized_session_path(req.uri.path());
+        // Only session creation and deletion teach the learned table.
+        let session_path = matches!(method, http::Method::POST | http::Method::DELETE)
+            .then(|| normalized_session_path(req.uri.path()))
+            .flatten();
         let eligible = hygiene::is_json(&req.headers)
             && hygiene::content_length(&req.headers)
                 .is_some_and(|len| len > 0 && len <= rules.body_limit as u64);
