@@ -6,4 +6,12 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cargo build --release --locked --bin fleetgate
 if [ "$#" -eq 0 ]; then set -- -c gateway.yaml; fi
+# Secrets come from the same .env Laravel uses (WHATSAPP_HMAC_SECRET, ...), if one is here.
+if [ -f .env ]; then set -a; . ./.env; set +a; fi
+if [ -z "${WHATSAPP_HMAC_SECRET:-}" ]; then
+  WHATSAPP_HMAC_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  export WHATSAPP_HMAC_SECRET
+  echo "WHATSAPP_HMAC_SECRET is not set: using a generated development secret for this run." >&2
+  echo "Set it in .env (the value from Laravel's .env) so Node's webhooks verify." >&2
+fi
 exec target/release/fleetgate run "$@"

@@ -4,5 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+# npm packages for the cross-implementation tests (Node crypto, the standardwebhooks library).
+if [ ! -d tests/interop/node_modules ]; then
+  (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+fi
 cargo build --locked --all-targets
 cargo test --locked --all-targets -- --test-threads=2

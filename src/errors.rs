@@ -47,6 +47,19 @@ pub enum GatewayError {
     UpstreamBroken,
     #[error("the gateway failed to handle the request")]
     Internal,
+    // Webhook rejections keep Laravel's wording (CONTRACTS.md §2) so senders log the same thing.
+    #[error("Missing required security headers")]
+    WebhookMissing,
+    #[error("Request timestamp expired")]
+    WebhookStale,
+    #[error("Invalid signature")]
+    WebhookMismatch,
+    #[error("Malformed signature")]
+    WebhookMalformed,
+    /// Laravel could not be reached with a verified webhook. 429 is the one answer the Node sender
+    /// retries (re-signed, after 1, 2, 4 s); any 5xx would make it drop the event.
+    #[error("Too many requests")]
+    WebhookDeferred { retry_after_secs: u64 },
 }
 
 impl GatewayError {
@@ -65,6 +78,11 @@ impl GatewayError {
             UpstreamTimeout => (504, "upstream.timeout", Fault::Upstream),
             UpstreamBroken => (502, "upstream.broken", Fault::Upstream),
             Internal => (500, "gateway.internal", Fault::Gateway),
+            WebhookMissing => (401, "webhook.missing_signature", Fault::Client),
+            WebhookStale => (401, "webhook.timestamp_out_of_tolerance", Fault::Client),
+            WebhookMismatch => (401, "webhook.signature_mismatch", Fault::Client),
+            WebhookMalformed => (400, "webhook.malformed_signature", Fault::Client),
+            WebhookDeferred { .. } => (429, "webhook.upstream_unavailable", Fault::Upstream),
         }
     }
 
@@ -75,15 +93,18 @@ impl GatewayError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             GatewayError::InstanceDown { retry_after_secs }
-            | GatewayError::NoHealthyInstance { retry_after_secs } => Some(*retry_after_secs),
+            | GatewayError::NoHealthyInstance { retry_after_secs }
+            | GatewayError::WebhookDeferred { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }
 
-    /// The JSON body: `{"error":{"code","message","fault"}}`.
+    /// The JSON body: `{"message", "error":{"code","message","fault"}}` (the top-level `message`
+    /// is Laravel's error shape, so Laravel-style clients log it as they would Laravel's own).
     pub fn body(&self) -> Bytes {
         let (_, code, fault) = self.parts();
         let body = serde_json::json!({
+            "message": self.to_string(),
             "error": { "code": code, "message": self.to_string(), "fault": fault.as_str() }
         });
         Bytes::from(body.to_string())
@@ -146,6 +167,28 @@ mod tests {
             (UpstreamTimeout, 504, "upstream.timeout", "upstream"),
             (UpstreamBroken, 502, "upstream.broken", "upstream"),
             (Internal, 500, "gateway.internal", "gateway"),
+            (WebhookMissing, 401, "webhook.missing_signature", "client"),
+            (
+                WebhookStale,
+                401,
+                "webhook.timestamp_out_of_tolerance",
+                "client",
+            ),
+            (WebhookMismatch, 401, "webhook.signature_mismatch", "client"),
+            (
+                WebhookMalformed,
+                400,
+                "webhook.malformed_signature",
+                "client",
+            ),
+            (
+                WebhookDeferred {
+                    retry_after_secs: 1,
+                },
+                429,
+                "webhook.upstream_unavailable",
+                "upstream",
+            ),
         ];
         for (error, status, code, fault) in table {
             let (header, body) = error.response().unwrap();

@@ -3,6 +3,8 @@
 //! Map of the crate, each layer knowing only the one below:
 //! - [`config`]: `gateway.yaml` → validated, typed [`config::Config`] (every problem at once).
 //! - [`routing`]: pure workspace extraction and instance choice (modulo, rendezvous, pins, learned).
+//! - [`dedupe`]: seen webhook deliveries (bounded TTL set) for replay answers.
+//! - [`signing`]: pure webhook signatures: verify and sign (hex-timestamp-body, Standard Webhooks, GitHub).
 //! - [`health`]: instance health (active checks, passive marking).
 //! - [`state`]: the shared [`state::Gateway`]: config snapshot (`ArcSwap`), health, learned sessions.
 //! - [`proxy`]: the pingora `ProxyHttp` per listener, with request hygiene and JSON errors.
@@ -14,10 +16,12 @@
 
 pub mod admin;
 pub mod config;
+pub mod dedupe;
 pub mod errors;
 pub mod health;
 pub mod metrics;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod signing;
 pub mod state;

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use fleetgate::config::{self, Config};
 use fleetgate::routing;
+use fleetgate::signing::{self, Scheme, Secret};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,6 +38,8 @@ enum Command {
         #[arg(long)]
         group: Option<String>,
     },
+    /// Sign a webhook body as a sender would; prints the headers for `curl -H`.
+    Sign(SignArgs),
 }
 
 #[derive(Args)]
@@ -44,6 +47,28 @@ struct ConfigArg {
     /// Path to gateway.yaml.
     #[arg(short = 'c', long = "config", default_value = "gateway.yaml")]
     path: PathBuf,
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// hex-timestamp-body, standard-webhooks or github.
+    #[arg(long)]
+    scheme: String,
+    /// The environment variable holding the secret (keeps it out of shell history).
+    #[arg(long, value_name = "VAR", conflicts_with = "secret")]
+    secret_env: Option<String>,
+    /// The secret itself (prefer --secret-env).
+    #[arg(long, value_name = "TEXT")]
+    secret: Option<String>,
+    /// The exact body bytes to sign; `-` reads standard input.
+    #[arg(long, value_name = "FILE|-")]
+    body_file: PathBuf,
+    /// Unix seconds (default: now).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+    timestamp: Option<i64>,
+    /// The webhook-id (standard-webhooks only; default: msg_fleetgate).
+    #[arg(long)]
+    id: Option<String>,
 }
 
 #[derive(Args)]
@@ -63,6 +88,7 @@ fn main() -> ExitCode {
             workspace,
             group,
         }) => route(&config, workspace, group.as_deref()),
+        Some(Command::Sign(args)) => sign(&args),
     };
     match result {
         Ok(code) => code,
@@ -148,4 +174,70 @@ fn route(arg: &ConfigArg, workspace: u64, group: Option<&str>) -> anyhow::Result
     println!("why: {why}");
     println!("note: a session learned on another instance (POST /api/sessions, webhooks) overrides this at run time");
     Ok(ExitCode::SUCCESS)
+}
+
+fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
+    let scheme = Scheme::parse(&args.scheme).with_context(|| {
+        let names: Vec<_> = Scheme::ALL.iter().map(|s| s.as_str()).collect();
+        format!(
+            "unknown scheme `{}` (expected one of: {})",
+            args.scheme,
+            names.join(", ")
+        )
+    })?;
+    let secret = sign_secret(args, scheme)?;
+    let body = read_body(&args.body_file)?;
+    let timestamp = match args.timestamp {
+        Some(timestamp) => timestamp,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            .try_into()?,
+    };
+    if args.id.is_some() && scheme != Scheme::StandardWebhooks {
+        eprintln!("note: --id is used by standard-webhooks only");
+    }
+    let headers = signing::sign(scheme, &secret, &body, timestamp, args.id.as_deref());
+    let mut hint = String::from("# curl -X POST URL -H 'Content-Type: application/json'");
+    for (name, value) in &headers {
+        println!("{name}: {value}");
+        hint.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
+    }
+    let file = args.body_file.to_string_lossy();
+    println!("{hint} --data-binary {}", shell_quote(&format!("@{file}")));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The secret from `--secret-env VAR` (preferred) or `--secret TEXT`.
+fn sign_secret(args: &SignArgs, scheme: Scheme) -> anyhow::Result<Secret> {
+    let (text, origin) = match (&args.secret_env, &args.secret) {
+        (Some(var), _) => match std::env::var(var) {
+            Ok(text) => (text, var.as_str()),
+            Err(std::env::VarError::NotPresent) => {
+                anyhow::bail!("environment variable {var} is not set")
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                anyhow::bail!("environment variable {var} is not UTF-8")
+            }
+        },
+        (None, Some(text)) => (text.clone(), "--secret"),
+        (None, None) => anyhow::bail!("no secret: pass --secret-env VAR (or --secret TEXT)"),
+    };
+    Secret::from_config(scheme, &text).map_err(|message| anyhow::anyhow!("{origin} {message}"))
+}
+
+/// The exact bytes of `path`, or of standard input for `-`.
+fn read_body(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)
+            .context("reading the body from standard input")?;
+        return Ok(body);
+    }
+    std::fs::read(path).with_context(|| format!("reading the body from {}", path.display()))
+}
+
+/// `text` as one single-quoted shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub routing_decisions: IntCounterVec,
     /// Sessions in the learned session table, by group.
     pub learned_sessions: IntGaugeVec,
+    /// Webhook verifications by route and result (ok, duplicate, missing, stale, mismatch,
+    /// malformed, too_large).
+    pub webhook_verifications: IntCounterVec,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
 }
@@ -78,6 +81,11 @@ impl Metrics {
                 "fleetgate_learned_sessions",
                 "Sessions in the learned session table.",
                 &["group"],
+            )?,
+            webhook_verifications: counter(
+                "fleetgate_webhook_verifications_total",
+                "Webhook verifications by route and result.",
+                &["route", "result"],
             )?,
             build_info: gauge(
                 "fleetgate_build_info",

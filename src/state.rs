@@ -5,6 +5,7 @@
 //! snapshot, so a future reload that keeps an instance keeps its health and its sessions.
 
 use crate::config::{Config, ConfigError, Group, Problem, Route};
+use crate::dedupe::SeenDeliveries;
 use crate::health::InstanceHealth;
 use crate::metrics::Metrics;
 use crate::routing::learned::LearnedSessions;
@@ -20,6 +21,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     health: DashMap<(String, String), Arc<InstanceHealth>>,
     learned: DashMap<String, Arc<LearnedSessions>>,
+    /// Seen deliveries per webhook route name.
+    seen: DashMap<String, Arc<SeenDeliveries>>,
     /// Where the configuration was read from (for reloads).
     config_path: Option<PathBuf>,
     /// Serialises reloads so two never interleave.
@@ -32,6 +35,8 @@ pub struct Snapshot {
     pub groups: Vec<GroupState>,
     /// Per listener: route indices, longest path prefix first.
     routes_by_listener: HashMap<String, Vec<usize>>,
+    /// Per route (same index as `config.routes`): seen deliveries of webhook routes.
+    pub seen: Vec<Option<Arc<SeenDeliveries>>>,
 }
 
 pub struct GroupState {
@@ -52,6 +57,7 @@ impl Gateway {
             metrics: Metrics::new()?,
             health: DashMap::new(),
             learned: DashMap::new(),
+            seen: DashMap::new(),
             config_path,
             reloading: Mutex::new(()),
         };
@@ -103,10 +109,25 @@ impl Gateway {
         for indices in routes_by_listener.values_mut() {
             indices.sort_by_key(|&i| std::cmp::Reverse(config.routes[i].path_prefix.len()));
         }
+        let seen = config
+            .routes
+            .iter()
+            .map(|r| {
+                let webhook = r.webhook.as_ref()?;
+                let make = || {
+                    Arc::new(SeenDeliveries::new(
+                        webhook.duplicates_ttl,
+                        webhook.duplicates_capacity,
+                    ))
+                };
+                Some(self.seen.entry(r.name.clone()).or_insert_with(make).clone())
+            })
+            .collect();
         self.snapshot.store(Arc::new(Snapshot {
             config,
             groups,
             routes_by_listener,
+            seen,
         }));
     }
 
@@ -160,6 +181,7 @@ impl Snapshot {
             },
             groups: vec![],
             routes_by_listener: HashMap::new(),
+            seen: Vec::new(),
         }
     }
 

@@ -93,6 +93,31 @@ pub struct RawRoute {
     #[serde(default, deserialize_with = "with_unit")]
     pub max_body: Option<String>,
     pub deny: Option<Vec<String>>,
+    pub webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawWebhook {
+    pub scheme: String,
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub tolerance: Option<String>,
+    pub duplicates: Option<RawDuplicates>,
+    pub instances: Option<RawWebhookInstances>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDuplicates {
+    #[serde(default, deserialize_with = "with_unit")]
+    pub ttl: Option<String>,
+    pub capacity: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawWebhookInstances {
+    pub group: String,
+    pub public_url: Option<String>,
 }
 
 /// A duration or size as written. A bare number (`64`) is kept as its text instead of failing

@@ -1,6 +1,7 @@
 //! The validated configuration: what the rest of fleetgate reads. Built only by `validate`.
 
 use crate::routing::{Assign, DownPolicy, NoWorkspacePolicy, Source};
+use crate::signing::{Scheme, Secret};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -68,6 +69,25 @@ pub enum Treatment {
     Workspace,
     /// Round robin over healthy instances.
     Balance,
+    /// Verify the webhook signature at the edge, then forward the same bytes (round robin).
+    Webhook,
+}
+
+/// A webhook route's verification and learning settings.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub scheme: Scheme,
+    /// Any of these may match; the first is the one `fleetgate sign` examples use.
+    pub secrets: Vec<Secret>,
+    /// Accepted clock difference, both directions.
+    pub tolerance: Duration,
+    /// How long a delivery is remembered to answer replays (at least `tolerance`).
+    pub duplicates_ttl: Duration,
+    pub duplicates_capacity: usize,
+    /// `X-Instance-Url` names an instance of this group (index into [`Config::groups`]) …
+    pub instances_group: Option<usize>,
+    /// … and is rewritten to this URL before Laravel sees it.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +103,8 @@ pub struct Route {
     pub write_timeout: Duration,
     pub max_body: u64,
     pub deny: Vec<String>,
+    /// Present exactly when `treatment` is [`Treatment::Webhook`].
+    pub webhook: Option<WebhookConfig>,
 }
 
 /// Defaults, in one place so that `gateway.yaml`'s comments and a test can pin them.
@@ -105,6 +127,10 @@ pub mod defaults {
     pub const LEARNED_CAPACITY: usize = 100_000;
     /// Paths with no auth on the Node side: never reachable through a workspace route by default.
     pub const WORKSPACE_DENY: [&str; 3] = ["/cleanup/", "/remoteauth/", "/api/internal/"];
+    /// The Node service's and Laravel's accept window (CONTRACTS.md §2).
+    pub const WEBHOOK_TOLERANCE: Duration = Duration::from_secs(300);
+    pub const DUPLICATES_TTL: Duration = Duration::from_secs(600);
+    pub const DUPLICATES_CAPACITY: usize = 100_000;
 }
 
 impl Config {

@@ -4,6 +4,7 @@ use super::raw::*;
 use super::types::{defaults, *};
 use super::units::{parse_duration, parse_size};
 use crate::routing::{Assign, DownPolicy, NoWorkspacePolicy, Source};
+use crate::signing::{Scheme, Secret};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -354,8 +355,24 @@ fn routes(
             &[
                 ("workspace", Treatment::Workspace),
                 ("balance", Treatment::Balance),
+                ("webhook", Treatment::Webhook),
             ],
         );
+        let webhook = match (treatment, r.webhook) {
+            (Treatment::Webhook, Some(raw)) => Some(webhook(p, &at, raw, groups)),
+            (Treatment::Webhook, None) => {
+                p.push(format!("{at}.webhook"), "required by `treatment: webhook`");
+                None
+            }
+            (_, Some(_)) => {
+                p.push(
+                    format!("{at}.webhook"),
+                    "only allowed with `treatment: webhook`",
+                );
+                None
+            }
+            (_, None) => None,
+        };
         let group_conf = group.map(|g| &groups[g]);
         if treatment == Treatment::Workspace && group_conf.is_some_and(|g| g.routing.is_none()) {
             p.push(
@@ -366,7 +383,7 @@ fn routes(
         let path_prefix = r.path_prefix.unwrap_or_else(|| "/".into());
         let deny = r.deny.unwrap_or_else(|| match treatment {
             Treatment::Workspace => defaults::WORKSPACE_DENY.map(String::from).to_vec(),
-            Treatment::Balance => Vec::new(),
+            Treatment::Balance | Treatment::Webhook => Vec::new(),
         });
         for (key, value) in std::iter::once(("path_prefix".to_string(), &path_prefix)).chain(
             deny.iter()
@@ -404,7 +421,92 @@ fn routes(
             group: group.unwrap_or(0),
             treatment,
             deny,
+            webhook,
         });
     }
     out
+}
+
+fn webhook(p: &mut Problems, at: &str, raw: RawWebhook, groups: &[Group]) -> WebhookConfig {
+    let at = format!("{at}.webhook");
+    let scheme = Scheme::parse(&raw.scheme).unwrap_or_else(|| {
+        let names: Vec<_> = Scheme::ALL.iter().map(|s| s.as_str()).collect();
+        p.push(
+            format!("{at}.scheme"),
+            format!("`{}` is not one of: {}", raw.scheme, names.join(", ")),
+        );
+        Scheme::HexTimestampBody
+    });
+    if raw.secrets.is_empty() {
+        p.push(
+            format!("{at}.secrets"),
+            "at least one secret is required (a webhook route never runs unverified)",
+        );
+    }
+    let secrets = raw
+        .secrets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            Secret::from_config(scheme, text)
+                .map_err(|message| p.push(format!("{at}.secrets[{i}]"), message))
+                .ok()
+        })
+        .collect();
+    let tolerance = p.duration(
+        format!("{at}.tolerance"),
+        &raw.tolerance,
+        defaults::WEBHOOK_TOLERANCE,
+    );
+    let duplicates = raw.duplicates.unwrap_or_default();
+    let duplicates_ttl = p.duration(
+        format!("{at}.duplicates.ttl"),
+        &duplicates.ttl,
+        defaults::DUPLICATES_TTL.max(tolerance),
+    );
+    if duplicates_ttl < tolerance {
+        p.push(
+            format!("{at}.duplicates.ttl"),
+            "must be at least `tolerance`, or a replay inside the window would pass",
+        );
+    }
+    let duplicates_capacity = match duplicates.capacity {
+        Some(0) => {
+            p.push(format!("{at}.duplicates.capacity"), "must be at least 1");
+            defaults::DUPLICATES_CAPACITY
+        }
+        other => other.unwrap_or(defaults::DUPLICATES_CAPACITY),
+    };
+    let (instances_group, public_url) = match raw.instances {
+        None => (None, None),
+        Some(inst) => {
+            let index = groups.iter().position(|g| g.name == inst.group);
+            if index.is_none() {
+                p.push(
+                    format!("{at}.instances.group"),
+                    format!("no upstream group named `{}`", inst.group),
+                );
+            }
+            if let Some(url) = &inst.public_url {
+                let valid = (url.starts_with("http://") || url.starts_with("https://"))
+                    && http::HeaderValue::from_str(url).is_ok();
+                if !valid {
+                    p.push(
+                        format!("{at}.instances.public_url"),
+                        format!("`{url}` is not an http(s) URL"),
+                    );
+                }
+            }
+            (index, inst.public_url)
+        }
+    };
+    WebhookConfig {
+        scheme,
+        secrets,
+        tolerance,
+        duplicates_ttl,
+        duplicates_capacity,
+        instances_group,
+        public_url,
+    }
 }

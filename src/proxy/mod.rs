@@ -16,6 +16,7 @@
 
 mod forward;
 pub mod hygiene;
+mod webhook;
 
 use crate::config::{Route, Treatment};
 use crate::errors::GatewayError;
@@ -77,11 +78,15 @@ struct Target {
     instance: usize,
 }
 
-/// What a successful upstream answer teaches the learned session table.
+/// What a successful (2xx) upstream answer teaches the gateway.
 enum Learn {
     Nothing,
+    /// The learned session table: this session now lives on the instance that answered.
     Created(String),
+    /// The learned session table: this session is gone.
     Deleted(String),
+    /// The route's seen deliveries: this webhook delivery reached Laravel.
+    Delivered(String),
 }
 
 #[async_trait]
@@ -106,21 +111,17 @@ impl ProxyHttp for FleetProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let answered = match self.admit(session, ctx).await {
-            Ok(()) => match ctx
-                .replay
-                .as_ref()
-                .filter(|b| b.len() > REPLAY_LIMIT)
-                .cloned()
-            {
-                Some(body) => {
-                    if let Err(e) = self.forward(session, ctx, body).await {
-                        self.answer_error(session, &e).await;
-                    }
-                    true
+            Ok(Admission::Proxy) => false,
+            Ok(Admission::Answered) => true,
+            Ok(Admission::Forward(body)) => {
+                if let Err(e) = self.forward(session, ctx, body).await {
+                    let e = webhook::defer_if_webhook(ctx, e);
+                    self.answer_error(session, &e).await;
                 }
-                None => false,
-            },
+                true
+            }
             Err(e) => {
+                let e = webhook::defer_if_webhook(ctx, e);
                 self.answer_error(session, &e).await;
                 true
             }
@@ -241,7 +242,25 @@ impl ProxyHttp for FleetProxy {
     }
 }
 
+/// What phase 1 decided.
+enum Admission {
+    /// Let pingora proxy the request (a body read for routing is replayed from `Ctx::replay`).
+    Proxy,
+    /// Forward this already-read body ourselves ([`forward`]).
+    Forward(Bytes),
+    /// An answer was already written.
+    Answered,
+}
+
 impl Ctx {
+    /// Sets the chosen instance and counts the request as in flight there.
+    fn set_target(&mut self, group: usize, instance: usize) {
+        self.target = Some(Target { group, instance });
+        self.snap.groups[group].health[instance]
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     fn route_conf(&self) -> Option<&Route> {
         self.route.map(|r| &self.snap.config.routes[r])
     }
@@ -259,7 +278,7 @@ impl Ctx {
 
 impl FleetProxy {
     /// Phase 1: decide where the request goes, or fail with the error to answer.
-    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), GatewayError> {
+    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Admission, GatewayError> {
         let snap = ctx.snap.clone();
         let req = session.req_header();
         hygiene::check_framing(&req.headers)?;
@@ -282,6 +301,9 @@ impl FleetProxy {
         if hygiene::is_denied(&route.deny, &path) {
             return Err(GatewayError::RouteDenied);
         }
+        if route.treatment == Treatment::Webhook {
+            return self.webhook(session, ctx, index, route).await;
+        }
         if hygiene::content_length(&req.headers).is_some_and(|len| len > route.max_body) {
             return Err(GatewayError::BodyTooLarge);
         }
@@ -291,17 +313,17 @@ impl FleetProxy {
             session.set_read_timeout(None);
         }
         let instance = match route.treatment {
-            Treatment::Balance => self.balance(&snap, route.group)?,
             Treatment::Workspace => self.locate(session, ctx, route).await?,
+            Treatment::Balance | Treatment::Webhook => self.balance(&snap, route.group)?,
         };
-        ctx.target = Some(Target {
-            group: route.group,
-            instance,
-        });
-        snap.groups[route.group].health[instance]
-            .in_flight
-            .fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        ctx.set_target(route.group, instance);
+        // pingora replays a pre-read body only up to its 64 KiB buffer: forward larger ones ourselves.
+        Ok(
+            match ctx.replay.as_ref().filter(|b| b.len() > REPLAY_LIMIT) {
+                Some(body) => Admission::Forward(body.clone()),
+                None => Admission::Proxy,
+            },
+        )
     }
 
     /// Round robin over healthy instances.
@@ -345,7 +367,7 @@ impl FleetProxy {
 
         let mut outcome = self.extract(session, rules, Body::NotRead);
         if eligible && (outcome == Outcome::NeedBody || creating) {
-            ctx.replay = Some(read_body(session).await?);
+            ctx.replay = Some(read_body(session, rules.body_limit as u64).await?);
         }
         if outcome == Outcome::NeedBody || creating {
             let body = ctx.replay.as_deref().map_or(Body::Unavailable, Body::Json);
@@ -407,13 +429,7 @@ impl FleetProxy {
                 let retry_after_secs = self.retry_after(&snap, route.group);
                 if let RouteError::InstanceDown { instance } = e {
                     ctx.upstream_outcome = Some("unhealthy");
-                    ctx.target = Some(Target {
-                        group: route.group,
-                        instance,
-                    });
-                    state.health[instance]
-                        .in_flight
-                        .fetch_add(1, Ordering::Relaxed);
+                    ctx.set_target(route.group, instance);
                     return Err(GatewayError::InstanceDown { retry_after_secs });
                 }
                 Err(GatewayError::NoHealthyInstance { retry_after_secs })
@@ -495,14 +511,26 @@ impl FleetProxy {
         match std::mem::replace(&mut ctx.learn, Learn::Nothing) {
             Learn::Created(id) => state.learned.learn(&id, &state.names[target.instance]),
             Learn::Deleted(id) => state.learned.forget(&id),
+            Learn::Delivered(key) => {
+                if let Some(seen) = ctx.route.and_then(|r| ctx.snap.seen[r].as_ref()) {
+                    seen.insert(&key, Instant::now());
+                }
+                return;
+            }
             Learn::Nothing => return,
         }
-        let group = &ctx.snap.config.groups[target.group].name;
+        self.publish_learned(&ctx.snap, target.group);
+    }
+
+    /// Publishes a group's learned-table size.
+    fn publish_learned(&self, snap: &Snapshot, group: usize) {
+        let size = snap.groups[group].learned.len() as i64;
+        let name = &snap.config.groups[group].name;
         self.gateway
             .metrics
             .learned_sessions
-            .with_label_values(&[group])
-            .set(state.learned.len() as i64);
+            .with_label_values(&[name])
+            .set(size);
     }
 
     /// Counts the failed attempt and marks the instance down (passive health check).
@@ -558,12 +586,15 @@ fn prepare_upstream_request(
     Ok(())
 }
 
-/// Reads the whole (already size-checked) request body.
-async fn read_body(session: &mut Session) -> Result<Bytes, GatewayError> {
+/// Reads the whole request body, failing with 413 past `limit` bytes.
+async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, GatewayError> {
     session.as_mut().enable_retry_buffering();
     let mut buf = BytesMut::new();
     loop {
         match session.read_request_body().await {
+            Ok(Some(chunk)) if (buf.len() + chunk.len()) as u64 > limit => {
+                return Err(GatewayError::BodyTooLarge)
+            }
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
             Ok(None) => return Ok(buf.freeze()),
             Err(_) => {

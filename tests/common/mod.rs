@@ -166,10 +166,17 @@ async fn handle(stub: Stub, req: Request<Incoming>) -> Result<Response<Full<Byte
             _ => drop(headers.insert(name.to_string(), Value::Array(vec![Value::String(value)]))),
         }
     }
+    // Lets a test choose the answer's status (e.g. a Laravel 422 that must reach the sender as is).
+    let status = req
+        .headers()
+        .get("x-stub-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let body = req.into_body().collect().await?.to_bytes();
     let digest = hex(&Sha256::digest(&body));
     Ok(reply(
-        200,
+        status,
         json!({
             "instance": stub.name, "port": stub.port, "method": method, "path": path, "query": query,
             "headers": headers, "body_len": body.len(), "body_sha256": digest, "success": true,

@@ -1,0 +1,343 @@
+//! Edge webhook verification end to end: the real binary, a Laravel stand-in behind the edge
+//! listener, Node stand-ins behind the fleet listener. Signatures are computed here with `hmac`
+//! exactly as the Node service does (CONTRACTS.md §2), independent of fleetgate's own signer.
+
+mod common;
+use common::*;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const SECRET: &str = "node-and-laravel-share-this";
+const OLD_SECRET: &str = "the-previous-secret";
+const PATH: &str = "/api/whatsapp/webhooks/webjs";
+
+struct Edge {
+    node: Vec<NodeStub>,
+    laravel: NodeStub,
+    gw: Gateway,
+    edge: SocketAddr,
+    fleet: SocketAddr,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The Node service's signature: lowercase hex HMAC-SHA256 over `timestamp ++ body`.
+fn node_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(body);
+    hex(&mac.finalize().into_bytes())
+}
+
+fn signed(secret: &str, ts: i64, body: &[u8]) -> Vec<(String, String)> {
+    let ts = ts.to_string();
+    vec![
+        ("x-timestamp".into(), ts.clone()),
+        ("x-hmac-signature".into(), node_signature(secret, &ts, body)),
+        ("content-type".into(), "application/json".into()),
+    ]
+}
+
+async fn edge(webhook_extra: &str) -> Edge {
+    let mut node = Vec::new();
+    for i in 1..=4 {
+        node.push(NodeStub::start(&format!("u{i}")).await);
+    }
+    let laravel = NodeStub::start("laravel").await;
+    let (edge, fleet, admin) = (loopback(), loopback(), loopback());
+    let instances: String = node
+        .iter()
+        .map(|s| format!("      - {{ name: {}, addr: {} }}\n", s.name, s.addr))
+        .collect();
+    let yaml = format!(
+        r#"threads: 2
+admin: {{ listen: {admin} }}
+listeners:
+  fleet: {{ listen: {fleet} }}
+  edge: {{ listen: {edge} }}
+upstreams:
+  node:
+    instances:
+{instances}    health: {{ interval: 300ms, timeout: 250ms }}
+    routing: {{ assign: modulo }}
+  laravel:
+    instances: [{{ name: laravel, addr: {laravel} }}]
+    health: {{ interval: 300ms, timeout: 250ms }}
+routes:
+  - {{ name: node-api, listener: fleet, upstream: node, treatment: workspace }}
+  - name: webjs-webhooks
+    listener: edge
+    path_prefix: {PATH}
+    upstream: laravel
+    treatment: webhook
+    webhook:
+      scheme: hex-timestamp-body
+      secrets: ["{SECRET}", "{OLD_SECRET}"]
+      instances: {{ group: node, public_url: "http://{fleet}" }}
+{webhook_extra}
+  - {{ name: laravel, listener: edge, upstream: laravel }}
+"#,
+        laravel = laravel.addr,
+    );
+    let gw = Gateway::start(&yaml, admin, &[edge, fleet]).await;
+    Edge {
+        node,
+        laravel,
+        gw,
+        edge,
+        fleet,
+    }
+}
+
+fn loopback() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+async fn post(addr: SocketAddr, headers: &[(String, String)], body: Vec<u8>) -> Resp {
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    send(addr, "POST", PATH, &refs, body).await
+}
+
+fn laravel_hits(e: &Edge) -> usize {
+    e.laravel.hits.load(Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_webhook_reaches_laravel_byte_for_byte_with_its_signature_headers() {
+    let e = edge("").await;
+    for size in [100 * 1024, 50 << 20] {
+        // Escapes and spacing that a JSON re-encoder would change.
+        let body = format!(
+            r#"{{"event":"message_received","data":{{"media":"{}","t":"é\/"}}}}"#,
+            "A".repeat(size)
+        )
+        .into_bytes();
+        let headers = signed(SECRET, now(), &body);
+        let resp = post(e.edge, &headers, body.clone()).await;
+        assert_eq!(
+            resp.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&resp.body[..resp.body.len().min(300)])
+        );
+        let seen = resp.json();
+        assert_eq!(seen["instance"], "laravel");
+        assert_eq!(seen["body_sha256"], sha256_hex(&body), "size {size}");
+        assert_eq!(
+            seen["headers"]["x-hmac-signature"][0],
+            headers[1].1.as_str()
+        );
+        assert_eq!(seen["headers"]["x-timestamp"][0], headers[0].1.as_str());
+        assert_eq!(seen["headers"]["x-forwarded-for"][0], "127.0.0.1");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn laravels_status_and_body_go_back_to_the_sender_unchanged() {
+    let e = edge("").await;
+    let body = br#"{"event":"session_error","data":{"workspace_id":1}}"#.to_vec();
+    let mut headers = signed(SECRET, now(), &body);
+    headers.push(("x-stub-status".into(), "422".into()));
+    let resp = post(e.edge, &headers, body).await;
+    assert_eq!(resp.status, 422);
+    assert_eq!(resp.json()["instance"], "laravel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_signatures_are_rejected_at_the_edge_with_laravels_wording_and_the_connection_closed() {
+    let e = edge("").await;
+    let body = br#"{"event":"qr_code_generated","data":{"workspace_id":3}}"#.to_vec();
+    let ts = now();
+    let good = signed(SECRET, ts, &body);
+    // An empty header counts as missing, as in Laravel's `!$header`.
+    type Case = (Vec<(String, String)>, u16, &'static str, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![],
+            401,
+            "webhook.missing_signature",
+            "Missing required security headers",
+        ),
+        (
+            vec![good[0].clone()],
+            401,
+            "webhook.missing_signature",
+            "Missing required security headers",
+        ),
+        (
+            signed(SECRET, ts - 301, &body),
+            401,
+            "webhook.timestamp_out_of_tolerance",
+            "Request timestamp expired",
+        ),
+        (
+            signed(SECRET, ts + 301, &body),
+            401,
+            "webhook.timestamp_out_of_tolerance",
+            "Request timestamp expired",
+        ),
+        (
+            signed("wrong-secret", ts, &body),
+            401,
+            "webhook.signature_mismatch",
+            "Invalid signature",
+        ),
+        (
+            vec![good[0].clone(), ("x-hmac-signature".into(), String::new())],
+            401,
+            "webhook.missing_signature",
+            "Missing required security headers",
+        ),
+        (
+            vec![
+                good[0].clone(),
+                ("x-hmac-signature".into(), "zz".repeat(32)),
+            ],
+            400,
+            "webhook.malformed_signature",
+            "Malformed signature",
+        ),
+        (
+            vec![
+                good[0].clone(),
+                ("x-hmac-signature".into(), good[1].1[..63].to_string()),
+            ],
+            400,
+            "webhook.malformed_signature",
+            "Malformed signature",
+        ),
+    ];
+    for (headers, status, code, message) in cases {
+        let resp = post(e.edge, &headers, body.clone()).await;
+        assert_eq!(
+            (resp.status, resp.error_code()),
+            (status, code.to_string()),
+            "{headers:?}"
+        );
+        let json = resp.json();
+        assert_eq!(json["message"], message);
+        let text = String::from_utf8_lossy(&resp.body);
+        assert!(
+            !text.contains(&good[1].1) && !text.contains(SECRET),
+            "the answer leaks: {text}"
+        );
+    }
+    // A tampered body with a valid signature for the original.
+    let resp = post(
+        e.edge,
+        &good,
+        br#"{"event":"qr_code_generated","data":{"workspace_id":4}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(resp.error_code(), "webhook.signature_mismatch");
+    assert_eq!(laravel_hits(&e), 0, "a rejected webhook reached Laravel");
+
+    let raw_request = format!("POST {PATH} HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{{}}");
+    let (answer, closed) = raw(e.edge, raw_request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(closed, "the connection must be closed after a rejection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_gets_413_before_laravel_sees_it() {
+    let e = edge("    max_body: 1KiB").await;
+    let body = vec![b'x'; 4096];
+    let resp = post(e.edge, &signed(SECRET, now(), &body), body).await;
+    assert_eq!(
+        (resp.status, resp.error_code()),
+        (413, "request.body_too_large".into())
+    );
+    assert_eq!(laravel_hits(&e), 0);
+    let metrics = e.gw.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"fleetgate_webhook_verifications_total{result="too_large",route="webjs-webhooks"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_previous_secret_still_verifies_during_rotation() {
+    let e = edge("").await;
+    let body = br#"{"event":"session_ready","data":{"workspace_id":2}}"#.to_vec();
+    let resp = post(e.edge, &signed(OLD_SECRET, now(), &body), body).await;
+    assert_eq!(resp.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_delivery_is_answered_200_as_a_duplicate_without_reaching_laravel_again() {
+    let e = edge("").await;
+    let body = br#"{"event":"message_sent","data":{"workspace_id":2}}"#.to_vec();
+    let headers = signed(SECRET, now(), &body);
+    assert_eq!(post(e.edge, &headers, body.clone()).await.status, 200);
+    let again = post(e.edge, &headers, body).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.headers["x-fleetgate-duplicate"], "true");
+    assert_eq!(laravel_hits(&e), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_instance_url_teaches_the_session_table_and_laravel_sees_the_gateways_url() {
+    let e = edge("").await;
+    // Workspace 1 would be u2 by modulo; the webhook says u4 (port of node[3]) holds the session.
+    let session = "webjs_1_1700000000_abcd1234";
+    let body = format!(
+        r#"{{"event":"session_ready","data":{{"workspace_id":1,"session_id":"{session}"}}}}"#
+    )
+    .into_bytes();
+    let mut headers = signed(SECRET, now(), &body);
+    headers.push((
+        "x-instance-url".into(),
+        format!("http://localhost:{}", e.node[3].addr.port()),
+    ));
+    let resp = post(e.edge, &headers, body).await;
+    assert_eq!(
+        resp.json()["headers"]["x-instance-url"][0],
+        format!("http://{}", e.fleet)
+    );
+    let routed = send(
+        e.fleet,
+        "GET",
+        &format!("/api/sessions/{session}/status"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(routed.instance(), "u4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_webhook_is_deferred_with_429_when_laravel_is_down_so_the_sender_retries() {
+    let mut e = edge("").await;
+    e.laravel.stop();
+    let body = br#"{"event":"message_received","data":{"workspace_id":2}}"#.to_vec();
+    let resp = post(e.edge, &signed(SECRET, now(), &body), body.clone()).await;
+    assert_eq!(
+        (resp.status, resp.error_code()),
+        (429, "webhook.upstream_unavailable".into())
+    );
+    assert!(resp.headers.contains_key("retry-after"));
+    e.laravel.restart().await;
+    // The sender's retry (re-signed) goes through once Laravel is back.
+    let resp = wait_for("Laravel to be reachable again", DEADLINE, || {
+        let body = body.clone();
+        async move {
+            let r = post(e.edge, &signed(SECRET, now(), &body), body).await;
+            (r.status == 200).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(resp.json()["instance"], "laravel");
+}
