@@ -46,7 +46,14 @@ fn signed(secret: &str, ts: i64, body: &[u8]) -> Vec<(String, String)> {
     ]
 }
 
-async fn edge(webhook_extra: &str) -> Edge {
+/// The Node service's scheme with the current and the previous secret; `route_extra` is spliced
+/// into the webhook route (4-space indented `key: value` lines).
+async fn edge(route_extra: &str) -> Edge {
+    let secrets = format!(r#"["{SECRET}", "{OLD_SECRET}"]"#);
+    edge_with("hex-timestamp-body", &secrets, route_extra).await
+}
+
+async fn edge_with(scheme: &str, secrets: &str, route_extra: &str) -> Edge {
     let mut node = Vec::new();
     for i in 1..=4 {
         node.push(NodeStub::start(&format!("u{i}")).await);
@@ -79,10 +86,10 @@ routes:
     upstream: laravel
     treatment: webhook
     webhook:
-      scheme: hex-timestamp-body
-      secrets: ["{SECRET}", "{OLD_SECRET}"]
+      scheme: {scheme}
+      secrets: {secrets}
       instances: {{ group: node, public_url: "http://{fleet}" }}
-{webhook_extra}
+{route_extra}
   - {{ name: laravel, listener: edge, upstream: laravel }}
 "#,
         laravel = laravel.addr,
@@ -340,4 +347,87 @@ async fn a_verified_webhook_is_deferred_with_429_when_laravel_is_down_so_the_sen
     })
     .await;
     assert_eq!(resp.json()["instance"], "laravel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_webhooks_and_github_deliveries_verify_through_the_gateway() {
+    use fleetgate::signing::{sign, Scheme, Secret};
+    let whsec = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    for (scheme, secret) in [
+        (Scheme::StandardWebhooks, whsec),
+        (Scheme::GitHub, "It's a Secret to Everybody"),
+    ] {
+        let e = edge_with(scheme.as_str(), &format!(r#"["{secret}"]"#), "").await;
+        let body = br#"{"event":"message_read","data":{"workspace_id":9}}"#.to_vec();
+        let key = Secret::from_config(scheme, secret).unwrap();
+        let good: Vec<(String, String)> = sign(scheme, &key, &body, now(), Some("msg_1"))
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let resp = post(e.edge, &good, body.clone()).await;
+        assert_eq!(
+            resp.status,
+            200,
+            "{scheme:?}: {}",
+            String::from_utf8_lossy(&resp.body)
+        );
+        let wrong =
+            Secret::from_config(scheme, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+                .unwrap();
+        let bad: Vec<(String, String)> = sign(scheme, &wrong, &body, now(), Some("msg_2"))
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(
+            post(e.edge, &bad, body).await.error_code(),
+            "webhook.signature_mismatch",
+            "{scheme:?}"
+        );
+        assert_eq!(laravel_hits(&e), 1);
+    }
+}
+
+/// `fleetgate validate` / `run` on a webhook route whose secret variable is unset or empty.
+fn fleetgate_with_secret(command: &str, secret: Option<&str>) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let yaml = "listeners: { edge: { listen: 127.0.0.1:0 } }\n\
+                upstreams: { laravel: { instances: [{ name: laravel, addr: 127.0.0.1:8000 }] } }\n\
+                routes:\n  - name: hooks\n    listener: edge\n    upstream: laravel\n    treatment: webhook\n\
+                \x20   webhook: { scheme: hex-timestamp-body, secrets: [\"${FLEETGATE_TEST_HMAC}\"] }\n";
+    std::fs::write(&path, yaml).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetgate"));
+    cmd.args([command, "-c"])
+        .arg(&path)
+        .env_remove("FLEETGATE_TEST_HMAC");
+    if let Some(value) = secret {
+        cmd.env("FLEETGATE_TEST_HMAC", value);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_webhook_route_with_an_unset_or_empty_secret_refuses_to_start() {
+    for secret in [None, Some("")] {
+        for command in ["validate", "run"] {
+            let out = fleetgate_with_secret(command, secret);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{command} with {secret:?}: {stderr}"
+            );
+            assert!(
+                stderr.contains("routes[0].webhook.secrets[0]")
+                    && stderr.contains("FLEETGATE_TEST_HMAC"),
+                "{stderr}"
+            );
+        }
+    }
+    let ok = fleetgate_with_secret("validate", Some("s3cret"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }

@@ -589,7 +589,10 @@ fn prepare_upstream_request(
 /// Reads the whole request body, failing with 413 past `limit` bytes.
 async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, GatewayError> {
     session.as_mut().enable_retry_buffering();
-    let mut buf = BytesMut::new();
+    // One allocation of the declared size (already checked against `limit`): growing by doubling
+    // would briefly hold up to 3x the body while copying.
+    let declared = hygiene::content_length(&session.req_header().headers).filter(|&len| len <= limit);
+    let mut buf = BytesMut::with_capacity(declared.map_or(0, |len| len as usize));
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) if (buf.len() + chunk.len()) as u64 > limit => {
