@@ -5,6 +5,7 @@
 //! - [`routing`]: pure workspace extraction and instance choice (modulo, rendezvous, pins, learned).
 //! - [`dedupe`]: seen webhook deliveries (bounded TTL set) for replay answers.
 //! - [`signing`]: pure webhook signatures: verify and sign (hex-timestamp-body, Standard Webhooks, GitHub).
+//! - [`hub`]: the Pusher-protocol WebSocket hub and HTTP API.
 //! - [`health`]: instance health (active checks, passive marking).
 //! - [`state`]: the shared [`state::Gateway`]: config snapshot (`ArcSwap`), health, learned sessions.
 //! - [`proxy`]: the pingora `ProxyHttp` per listener, with request hygiene and JSON errors.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod dedupe;
 pub mod errors;
 pub mod health;
+pub mod hub;
 pub mod metrics;
 pub mod proxy;
 pub mod routing;

@@ -3,6 +3,8 @@
 
 use crate::admin::AdminApp;
 use crate::config::Config;
+use crate::hub::fanout::Hub;
+use crate::hub::server::HubApp;
 use crate::proxy::FleetProxy;
 use crate::state::Gateway;
 use async_trait::async_trait;
@@ -28,7 +30,21 @@ pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
     server.bootstrap();
     let gateway = Gateway::new(config.clone(), Some(path))?;
 
+    let hub_listener = config.hub.as_ref().map(|h| h.listener.clone());
     for listener in &config.listeners {
+        if Some(&listener.name) == hub_listener.as_ref() {
+            let Some(hub) = config.hub.as_ref() else {
+                continue;
+            };
+            let app = HubApp {
+                hub: Arc::new(Hub::new(hub.apps.clone(), node_id())),
+            };
+            let mut service =
+                pingora::services::listening::Service::new(listener.name.clone(), app);
+            service.add_tcp(&listener.addr.to_string());
+            server.add_service(service);
+            continue;
+        }
         let proxy = FleetProxy::new(listener.name.clone(), gateway.clone());
         let mut service = pingora_proxy::http_proxy_service_with_name(
             &server.configuration,
@@ -58,6 +74,14 @@ pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
         "fleetgate starting"
     );
     server.run_forever()
+}
+
+/// This process's node id: the first half of every socket id, different across restarts.
+fn node_id() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (std::process::id() ^ nanos) % 1_000_000_000
 }
 
 /// Active health checks over whatever the *current* snapshot lists, so a reload that adds or

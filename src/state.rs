@@ -178,6 +178,7 @@ impl Snapshot {
                 listeners: vec![],
                 groups: vec![],
                 routes: vec![],
+                hub: None,
             },
             groups: vec![],
             routes_by_listener: HashMap::new(),

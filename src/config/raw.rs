@@ -18,6 +18,36 @@ pub struct RawConfig {
     pub upstreams: BTreeMap<String, RawGroup>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    pub hub: Option<RawHub>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawHub {
+    pub listener: String,
+    #[serde(default)]
+    pub apps: Vec<RawApp>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawApp {
+    pub id: String,
+    pub key: String,
+    pub secret: String,
+    pub allowed_origins: Option<Vec<String>>,
+    pub max_connections: Option<usize>,
+    pub client_events: Option<bool>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub max_message_size: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub activity_timeout: Option<String>,
+    pub presence: Option<RawPresence>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawPresence {
+    pub max_members: Option<usize>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub max_user_info: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,31 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub groups: Vec<Group>,
     pub routes: Vec<Route>,
+    /// The Pusher-protocol hub, if configured.
+    pub hub: Option<HubConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The listener the hub serves (not used by any route).
+    pub listener: String,
+    pub apps: Vec<App>,
+}
+
+/// One Pusher app (Laravel's `REVERB_APP_*`).
+#[derive(Debug, Clone)]
+pub struct App {
+    pub id: String,
+    pub key: String,
+    pub secret: String,
+    /// `Origin` values allowed to connect; `*` allows any.
+    pub allowed_origins: Vec<String>,
+    pub max_connections: usize,
+    pub client_events: bool,
+    pub max_message_size: usize,
+    pub activity_timeout: Duration,
+    pub max_presence_members: usize,
+    pub max_user_info: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +156,12 @@ pub mod defaults {
     pub const WEBHOOK_TOLERANCE: Duration = Duration::from_secs(300);
     pub const DUPLICATES_TTL: Duration = Duration::from_secs(600);
     pub const DUPLICATES_CAPACITY: usize = 100_000;
+    /// Reverb's and Pusher's defaults.
+    pub const HUB_MAX_CONNECTIONS: usize = 10_000;
+    pub const HUB_MAX_MESSAGE_SIZE: usize = 10 * 1024;
+    pub const HUB_ACTIVITY_TIMEOUT: Duration = Duration::from_secs(120);
+    pub const HUB_MAX_PRESENCE_MEMBERS: usize = 100;
+    pub const HUB_MAX_USER_INFO: usize = 1024;
 }
 
 impl Config {

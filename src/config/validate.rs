@@ -95,12 +95,14 @@ pub fn validate(raw: RawConfig) -> (Config, Vec<(String, String)>) {
         .map(|(name, group)| self::group(&mut p, name, group))
         .collect();
     let routes = routes(&mut p, raw.routes, &listeners, &groups);
+    let hub = raw.hub.map(|h| hub(&mut p, h, &listeners, &routes));
     let config = Config {
         threads,
         admin,
         listeners,
         groups,
         routes,
+        hub,
     };
     (config, p.0)
 }
@@ -508,5 +510,80 @@ fn webhook(p: &mut Problems, at: &str, raw: RawWebhook, groups: &[Group]) -> Web
         duplicates_capacity,
         instances_group,
         public_url,
+    }
+}
+
+fn hub(p: &mut Problems, raw: RawHub, listeners: &[Listener], routes: &[Route]) -> HubConfig {
+    if !listeners.iter().any(|l| l.name == raw.listener) {
+        p.push(
+            "hub.listener",
+            format!("no listener named `{}`", raw.listener),
+        );
+    }
+    if routes.iter().any(|r| r.listener == raw.listener) {
+        p.push(
+            "hub.listener",
+            format!(
+                "`{}` is also used by routes; the hub needs a listener of its own",
+                raw.listener
+            ),
+        );
+    }
+    if raw.apps.is_empty() {
+        p.push("hub.apps", "at least one app is required");
+    }
+    let mut seen = HashSet::new();
+    let apps = raw
+        .apps
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let at = format!("hub.apps[{i}]");
+            for (key, value) in [("id", &a.id), ("key", &a.key), ("secret", &a.secret)] {
+                if value.is_empty() {
+                    p.push(format!("{at}.{key}"), "must not be empty");
+                }
+            }
+            if !seen.insert(a.id.clone()) || !seen.insert(format!("key:{}", a.key)) {
+                p.push(at.clone(), "app id or key used twice");
+            }
+            let presence = a.presence.unwrap_or_default();
+            let size = |p: &mut Problems, key: &str, text: &Option<String>, default: usize| {
+                usize::try_from(p.size(format!("{at}.{key}"), text, default as u64))
+                    .unwrap_or(usize::MAX)
+            };
+            App {
+                allowed_origins: a.allowed_origins.unwrap_or_else(|| vec!["*".into()]),
+                max_connections: a.max_connections.unwrap_or(defaults::HUB_MAX_CONNECTIONS),
+                client_events: a.client_events.unwrap_or(false),
+                max_message_size: size(
+                    p,
+                    "max_message_size",
+                    &a.max_message_size,
+                    defaults::HUB_MAX_MESSAGE_SIZE,
+                ),
+                activity_timeout: p.duration(
+                    format!("{at}.activity_timeout"),
+                    &a.activity_timeout,
+                    defaults::HUB_ACTIVITY_TIMEOUT,
+                ),
+                max_presence_members: presence
+                    .max_members
+                    .unwrap_or(defaults::HUB_MAX_PRESENCE_MEMBERS),
+                max_user_info: size(
+                    p,
+                    "presence.max_user_info",
+                    &presence.max_user_info,
+                    defaults::HUB_MAX_USER_INFO,
+                ),
+                id: a.id,
+                key: a.key,
+                secret: a.secret,
+            }
+        })
+        .collect();
+    HubConfig {
+        listener: raw.listener,
+        apps,
     }
 }

@@ -591,7 +591,8 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, GatewayEr
     session.as_mut().enable_retry_buffering();
     // One allocation of the declared size (already checked against `limit`): growing by doubling
     // would briefly hold up to 3x the body while copying.
-    let declared = hygiene::content_length(&session.req_header().headers).filter(|&len| len <= limit);
+    let declared =
+        hygiene::content_length(&session.req_header().headers).filter(|&len| len <= limit);
     let mut buf = BytesMut::with_capacity(declared.map_or(0, |len| len as usize));
     loop {
         match session.read_request_body().await {

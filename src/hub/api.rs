@@ -1,0 +1,287 @@
+//! The Pusher HTTP API (what Laravel's `pusher` broadcaster and the `pusher` server libraries call).
+
+use super::fanout::{AppState, Frame, Hub};
+use super::{auth, channel::ChannelName, protocol};
+use bytes::{Bytes, BytesMut};
+use pingora::protocols::http::ServerSession;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Largest API request body read (batches of 10 events at the message limit fit easily).
+const MAX_API_BODY: usize = 1 << 20;
+const MAX_BATCH: usize = 10;
+const MAX_CHANNELS: usize = 100;
+
+pub fn error_body(code: &str, message: &str) -> Bytes {
+    Bytes::from(
+        json!({"message": message, "error": {"code": code, "message": message, "fault": "client"}})
+            .to_string(),
+    )
+}
+
+fn fail(status: u16, code: &str, message: &str) -> (u16, Bytes) {
+    (status, error_body(code, message))
+}
+
+/// Routes one API request; returns the status and JSON body to send.
+pub async fn handle(hub: &Hub, session: &mut ServerSession) -> (u16, Bytes) {
+    let req = session.req_header();
+    let method = req.method.as_str().to_string();
+    let path = req.uri.path().to_string();
+    let query = req.uri.query().unwrap_or("").to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let ["apps", app_id, rest @ ..] = segments.as_slice() else {
+        return fail(404, "hub.not_found", "no such endpoint");
+    };
+    let Some(app) = hub.app_by_id(app_id) else {
+        return fail(404, "hub.unknown_app", "no such app");
+    };
+    let body = match read_body(session).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if let Err(e) = auth::verify_api_request(
+        &app.conf.key,
+        &app.conf.secret,
+        &method,
+        &path,
+        &query,
+        &body,
+        now,
+    ) {
+        return fail(e.status(), e.code(), &e.to_string());
+    }
+    match (method.as_str(), rest) {
+        ("POST", ["events"]) => events(hub, app, &body),
+        ("POST", ["batch_events"]) => batch_events(hub, app, &body),
+        ("GET", ["channels"]) => channels(app, &query),
+        ("GET", ["channels", name]) => channel_info(app, name, &query),
+        ("GET", ["channels", name, "users"]) => channel_users(app, name),
+        ("POST", ["users", user, "terminate_connections"]) => terminate(app, user),
+        _ => fail(404, "hub.not_found", "no such endpoint"),
+    }
+}
+
+async fn read_body(session: &mut ServerSession) -> Result<Bytes, (u16, Bytes)> {
+    let mut buf = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) if buf.len() + chunk.len() > MAX_API_BODY => {
+                return Err(fail(
+                    413,
+                    "request.body_too_large",
+                    "request body too large",
+                ))
+            }
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+            Ok(None) => return Ok(buf.freeze()),
+            Err(_) => {
+                return Err(fail(
+                    400,
+                    "request.malformed",
+                    "the request body could not be read",
+                ))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Event {
+    name: String,
+    data: Value,
+    channel: Option<String>,
+    channels: Option<Vec<String>>,
+    socket_id: Option<String>,
+}
+
+fn publish(hub: &Hub, app: &AppState, event: Event) -> Result<(), (u16, Bytes)> {
+    let channels: Vec<String> = match (event.channel, event.channels) {
+        (Some(one), None) => vec![one],
+        (None, Some(many)) => many,
+        _ => {
+            return Err(fail(
+                400,
+                "hub.invalid_event",
+                "give exactly one of `channel` or `channels`",
+            ))
+        }
+    };
+    if channels.is_empty() || channels.len() > MAX_CHANNELS {
+        return Err(fail(
+            400,
+            "hub.too_many_channels",
+            "an event goes to 1 to 100 channels",
+        ));
+    }
+    if let Some(bad) = channels
+        .iter()
+        .find(|c| ChannelName::parse_publishable(c).is_err())
+    {
+        return Err(fail(
+            400,
+            "hub.invalid_channel",
+            &format!("invalid channel name `{bad}`"),
+        ));
+    }
+    // `data` is a string on the wire; a JSON value is accepted and sent as its text.
+    let data = match event.data {
+        Value::String(s) => s,
+        other => other.to_string(),
+    };
+    if data.len() > app.conf.max_message_size {
+        return Err(fail(
+            413,
+            "hub.message_too_large",
+            "event data is larger than the app's message limit",
+        ));
+    }
+    let except = event
+        .socket_id
+        .as_deref()
+        .filter(|s| protocol::is_valid_socket_id(s));
+    for channel in &channels {
+        let frame = Frame::from(protocol::event(channel, &event.name, &data, None));
+        hub.publish(app, channel, &frame, except);
+    }
+    Ok(())
+}
+
+fn events(hub: &Hub, app: &AppState, body: &[u8]) -> (u16, Bytes) {
+    let Ok(event) = serde_json::from_slice::<Event>(body) else {
+        return fail(
+            400,
+            "hub.invalid_event",
+            "the body must be an event object with name and data",
+        );
+    };
+    match publish(hub, app, event) {
+        Ok(()) => (200, Bytes::from_static(b"{}")),
+        Err(response) => response,
+    }
+}
+
+fn batch_events(hub: &Hub, app: &AppState, body: &[u8]) -> (u16, Bytes) {
+    #[derive(Deserialize)]
+    struct Batch {
+        batch: Vec<Event>,
+    }
+    let Ok(batch) = serde_json::from_slice::<Batch>(body) else {
+        return fail(
+            400,
+            "hub.invalid_event",
+            "the body must be {\"batch\": [events]}",
+        );
+    };
+    if batch.batch.len() > MAX_BATCH {
+        return fail(400, "hub.batch_too_large", "at most 10 events per batch");
+    }
+    for event in batch.batch {
+        if let Err(response) = publish(hub, app, event) {
+            return response;
+        }
+    }
+    (200, Bytes::from_static(b"{\"batch\":[]}"))
+}
+
+/// A decoded query parameter (the query already passed `verify_api_request`, so it parses).
+fn param(query: &str, name: &str) -> Option<String> {
+    auth::query_params(query)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+fn wants(query: &str, info: &str) -> bool {
+    param(query, "info").is_some_and(|v| v.split(',').any(|p| p == info))
+}
+
+fn channels(app: &AppState, query: &str) -> (u16, Bytes) {
+    let prefix = param(query, "filter_by_prefix").unwrap_or_default();
+    let user_count = wants(query, "user_count");
+    if user_count && !prefix.starts_with("presence-") {
+        return fail(
+            400,
+            "hub.invalid_query",
+            "info=user_count needs filter_by_prefix=presence-",
+        );
+    }
+    let mut out = Map::new();
+    for name in app
+        .channel_names()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+    {
+        let info = match (user_count, app.channel(&name)) {
+            (true, Some(ch)) => json!({"user_count": ch.user_count()}),
+            _ => json!({}),
+        };
+        out.insert(name, info);
+    }
+    (200, Bytes::from(json!({"channels": out}).to_string()))
+}
+
+fn channel_info(app: &AppState, name: &str, query: &str) -> (u16, Bytes) {
+    let Ok(channel) = ChannelName::parse(name) else {
+        return fail(400, "hub.invalid_channel", "invalid channel name");
+    };
+    let ch = app.channel(name);
+    let subscriptions = ch.as_ref().map_or(0, |c| c.subscription_count());
+    let mut out = json!({"occupied": subscriptions > 0});
+    if wants(query, "subscription_count") {
+        out["subscription_count"] = json!(subscriptions);
+    }
+    if wants(query, "user_count") {
+        if !channel.is_presence() {
+            return fail(
+                400,
+                "hub.invalid_query",
+                "user_count is only available for presence channels",
+            );
+        }
+        out["user_count"] = json!(ch.as_ref().map_or(0, |c| c.user_count()));
+    }
+    if wants(query, "cache") && channel.is_cache() {
+        let cached = ch.and_then(|c| c.cache.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        if let Some(frame) = cached {
+            if let Ok(value) = serde_json::from_str::<Value>(frame.as_str()) {
+                out["cache"] = json!({"event": value["event"], "data": value["data"], "ttl": null});
+            }
+        }
+    }
+    (200, Bytes::from(out.to_string()))
+}
+
+fn channel_users(app: &AppState, name: &str) -> (u16, Bytes) {
+    if !ChannelName::parse(name).is_ok_and(|c| c.is_presence()) {
+        return fail(
+            400,
+            "hub.invalid_channel",
+            "users are only listed for presence channels",
+        );
+    }
+    let users: Vec<Value> = app
+        .channel(name)
+        .map(|c| {
+            c.members()
+                .into_iter()
+                .map(|(id, _)| json!({"id": id}))
+                .collect()
+        })
+        .unwrap_or_default();
+    (200, Bytes::from(json!({"users": users}).to_string()))
+}
+
+fn terminate(app: &AppState, user: &str) -> (u16, Bytes) {
+    if let Some(sockets) = app.users.get(user) {
+        for conn in sockets.values() {
+            conn.closer.close(4009);
+        }
+    }
+    (200, Bytes::from_static(b"{}"))
+}

@@ -1,0 +1,302 @@
+//! The fan-out engine: apps, channels, their subscribers and presence members.
+//!
+//! An event is serialized once into a [`Frame`] (reference-counted bytes) and the same frame is
+//! queued for every subscriber. Each connection has a bounded send queue of [`SEND_QUEUE`] frames.
+//! **Slow-consumer policy**: a subscriber whose queue is full when a frame arrives is closed with
+//! 4100 (pusher-js reconnects after a back-off) and counted; the publisher never waits for it and
+//! other subscribers never notice it.
+
+use crate::config::App;
+use dashmap::DashMap;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// Frames a connection may have queued before it counts as a slow consumer.
+pub const SEND_QUEUE: usize = 512;
+
+/// One serialized text frame, shared by every subscriber it goes to.
+pub type Frame = Utf8Bytes;
+
+/// Asks a connection's writer to close it with a Pusher close code.
+#[derive(Default)]
+pub struct Closer {
+    code: AtomicU16,
+    notify: Notify,
+}
+
+impl Closer {
+    /// Requests a close with `code`; the first request wins.
+    pub fn close(&self, code: u16) {
+        if self
+            .code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Waits for a close request and returns its code.
+    pub async fn requested(&self) -> u16 {
+        loop {
+            let notified = self.notify.notified();
+            let code = self.code.load(Ordering::Acquire);
+            if code != 0 {
+                return code;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A subscriber as the engine sees it.
+#[derive(Clone)]
+pub struct Conn {
+    pub id: u64,
+    pub socket_id: Arc<str>,
+    pub tx: mpsc::Sender<Frame>,
+    pub closer: Arc<Closer>,
+}
+
+impl Conn {
+    /// Queues a frame without waiting; a full queue closes the connection with 4100.
+    /// Returns whether the frame was queued.
+    pub fn offer(&self, frame: &Frame, slow: &AtomicU64) -> bool {
+        match self.tx.try_send(frame.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                slow.fetch_add(1, Ordering::Relaxed);
+                self.closer.close(4100);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// A presence member: how many of the user's sockets are subscribed, and their info.
+struct Member {
+    sockets: usize,
+    info: String,
+}
+
+#[derive(Default)]
+pub struct Channel {
+    subs: RwLock<HashMap<u64, Conn>>,
+    members: Mutex<HashMap<String, Member>>,
+    /// Last event of a cache channel.
+    pub cache: Mutex<Option<Frame>>,
+}
+
+impl Channel {
+    pub fn subscription_count(&self) -> usize {
+        self.subs.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// `(user_id, user_info)` of every present user.
+    pub fn members(&self) -> Vec<(String, String)> {
+        let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.info.clone()))
+            .collect()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.members.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Presence outcome of a join or leave: whether the user's presence changed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// The user's first socket joined (`member_added` to the others).
+    Added,
+    /// The user's last socket left (`member_removed` to the others).
+    Removed,
+    Unchanged,
+    /// The channel already has `max_members` users.
+    Full,
+}
+
+pub struct AppState {
+    pub conf: App,
+    channels: DashMap<String, Arc<Channel>>,
+    pub connections: AtomicUsize,
+    /// Sockets by signed-in user id (`pusher:signin`), for `#server-to-user-{id}` and terminate.
+    pub users: DashMap<String, HashMap<u64, Conn>>,
+}
+
+/// Counters the engine keeps (exported as metrics).
+#[derive(Default)]
+pub struct Stats {
+    pub published: AtomicU64,
+    pub delivered: AtomicU64,
+    pub slow_consumers: AtomicU64,
+}
+
+pub struct Hub {
+    pub apps: Vec<AppState>,
+    next_conn: AtomicU64,
+    /// Cluster node id: the first half of every socket id.
+    pub node_id: u32,
+    pub stats: Stats,
+}
+
+impl Hub {
+    pub fn new(apps: Vec<App>, node_id: u32) -> Self {
+        let apps = apps
+            .into_iter()
+            .map(|conf| AppState {
+                conf,
+                channels: DashMap::new(),
+                connections: AtomicUsize::new(0),
+                users: DashMap::new(),
+            })
+            .collect();
+        Self {
+            apps,
+            next_conn: AtomicU64::new(1),
+            node_id,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn app_by_key(&self, key: &str) -> Option<&AppState> {
+        self.apps.iter().find(|a| a.conf.key == key)
+    }
+
+    pub fn app_by_id(&self, id: &str) -> Option<&AppState> {
+        self.apps.iter().find(|a| a.conf.id == id)
+    }
+
+    /// A new connection id and its socket id (`{node}.{counter}`).
+    pub fn next_socket(&self) -> (u64, String) {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        (id, format!("{}.{}", self.node_id, id))
+    }
+
+    /// Sends `frame` to every subscriber of `channel` but `except` (a socket id); returns how many
+    /// got it queued. Never waits.
+    pub fn publish(
+        &self,
+        app: &AppState,
+        channel: &str,
+        frame: &Frame,
+        except: Option<&str>,
+    ) -> usize {
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        let Some(ch) = app.channels.get(channel).map(|c| c.clone()) else {
+            return 0;
+        };
+        if channel.starts_with("cache-") || channel.contains("-cache-") {
+            *ch.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
+        }
+        let subs = ch.subs.read().unwrap_or_else(|p| p.into_inner());
+        let mut delivered = 0;
+        for conn in subs.values() {
+            if except.is_some_and(|s| s == &*conn.socket_id) {
+                continue;
+            }
+            if conn.offer(frame, &self.stats.slow_consumers) {
+                delivered += 1;
+            }
+        }
+        self.stats
+            .delivered
+            .fetch_add(delivered as u64, Ordering::Relaxed);
+        delivered
+    }
+}
+
+impl AppState {
+    pub fn channel(&self, name: &str) -> Option<Arc<Channel>> {
+        self.channels.get(name).map(|c| c.clone())
+    }
+
+    /// Every channel with at least one subscriber.
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels
+            .iter()
+            .filter(|c| c.subscription_count() > 0)
+            .map(|c| c.key().clone())
+            .collect()
+    }
+
+    /// Adds `conn` to `name`; for presence channels also the member (`user` = id and info).
+    pub fn subscribe(
+        &self,
+        name: &str,
+        conn: &Conn,
+        user: Option<(&str, &str)>,
+    ) -> (Arc<Channel>, Presence) {
+        let ch = self.channels.entry(name.to_string()).or_default().clone();
+        let presence = match user {
+            None => Presence::Unchanged,
+            Some((id, info)) => {
+                let mut members = ch.members.lock().unwrap_or_else(|p| p.into_inner());
+                let full = members.len() >= self.conf.max_presence_members;
+                match members.get_mut(id) {
+                    Some(member) => {
+                        member.sockets += 1;
+                        Presence::Unchanged
+                    }
+                    None if full => return (ch.clone(), Presence::Full),
+                    None => {
+                        members.insert(
+                            id.to_string(),
+                            Member {
+                                sockets: 1,
+                                info: info.to_string(),
+                            },
+                        );
+                        Presence::Added
+                    }
+                }
+            }
+        };
+        ch.subs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(conn.id, conn.clone());
+        (ch, presence)
+    }
+
+    /// Removes connection `id` from `name` (and its presence member, if `user`).
+    pub fn unsubscribe(&self, name: &str, id: u64, user: Option<&str>) -> Presence {
+        let Some(ch) = self.channel(name) else {
+            return Presence::Unchanged;
+        };
+        let removed = ch
+            .subs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .is_some();
+        let presence = match (removed, user) {
+            (true, Some(user)) => {
+                let mut members = ch.members.lock().unwrap_or_else(|p| p.into_inner());
+                match members.get_mut(user) {
+                    Some(member) if member.sockets > 1 => {
+                        member.sockets -= 1;
+                        Presence::Unchanged
+                    }
+                    Some(_) => {
+                        members.remove(user);
+                        Presence::Removed
+                    }
+                    None => Presence::Unchanged,
+                }
+            }
+            _ => Presence::Unchanged,
+        };
+        if ch.subscription_count() == 0 {
+            self.channels
+                .remove_if(name, |_, c| c.subscription_count() == 0);
+        }
+        presence
+    }
+}

@@ -1,0 +1,118 @@
+//! The hub listener: WebSocket upgrades at `/app/{key}` and the Pusher HTTP API under
+//! `/apps/{id}/…`, as a pingora `HttpServerApp` (pingora's `ServeHttp` cannot do WebSockets).
+//!
+//! HTTP API (every request checks `auth_key`, `auth_timestamp` ±600 s, `body_md5`, and
+//! `auth_signature` in constant time; errors are JSON with 400/401/403/404/413):
+//! - `POST /apps/{id}/events` and `/batch_events` (≤ 10 events, ≤ 100 channels, `socket_id` excluded)
+//! - `GET /apps/{id}/channels` (`filter_by_prefix`, `info=user_count`)
+//! - `GET /apps/{id}/channels/{name}` (`info=user_count,subscription_count,cache`)
+//! - `GET /apps/{id}/channels/{name}/users`
+//! - `POST /apps/{id}/users/{user_id}/terminate_connections`
+
+use super::api;
+use super::fanout::Hub;
+use super::session;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use pingora_http::ResponseHeader;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+pub struct HubApp {
+    pub hub: Arc<Hub>,
+}
+
+#[async_trait]
+impl HttpServerApp for HubApp {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !matches!(session.read_request().await, Ok(true)) {
+            return None;
+        }
+        let path = session.req_header().uri.path().to_string();
+        if let Some(key) = path.strip_prefix("/app/") {
+            self.upgrade(session, key).await;
+            return None;
+        }
+        let (status, body) = api::handle(&self.hub, &mut session).await;
+        respond(&mut session, status, body).await;
+        let settings = HttpPersistentSettings::for_session(&session);
+        session
+            .finish()
+            .await
+            .ok()
+            .flatten()
+            .map(|s| ReusedHttpStream::from_reusable_stream(s, settings))
+    }
+}
+
+impl HubApp {
+    async fn upgrade(&self, mut session: ServerSession, key: &str) {
+        let headers = &session.req_header().headers;
+        let ws_key = headers
+            .get("sec-websocket-key")
+            .map(|k| derive_accept_key(k.as_bytes()));
+        let (Some(accept), true) = (ws_key, session.is_upgrade_req()) else {
+            let body = api::error_body("hub.not_websocket", "expected a WebSocket upgrade");
+            respond(&mut session, 400, body).await;
+            return;
+        };
+        let origin = headers
+            .get("origin")
+            .and_then(|o| o.to_str().ok())
+            .map(str::to_string);
+        let Ok(mut resp) = ResponseHeader::build(101, Some(3)) else {
+            return;
+        };
+        let built = resp
+            .insert_header("upgrade", "websocket")
+            .and_then(|_| resp.insert_header("connection", "Upgrade"))
+            .and_then(|_| resp.insert_header("sec-websocket-accept", accept));
+        if built.is_err() || session.write_response_header(Box::new(resp)).await.is_err() {
+            return;
+        }
+        let ServerSession::H1(h1) = session else {
+            return;
+        };
+        let stream = h1.into_inner();
+
+        let hub = self.hub.clone();
+        let Some(index) = hub.apps.iter().position(|a| a.conf.key == key) else {
+            return session::reject(stream, 4001, "App key does not exist").await;
+        };
+        let app = &hub.apps[index];
+        let allowed = app
+            .conf
+            .allowed_origins
+            .iter()
+            .any(|o| o == "*" || Some(o) == origin.as_ref());
+        if !allowed {
+            return session::reject(stream, 4009, "Origin not allowed").await;
+        }
+        if app.connections.fetch_add(1, Ordering::Relaxed) >= app.conf.max_connections {
+            app.connections.fetch_sub(1, Ordering::Relaxed);
+            return session::reject(stream, 4004, "Over connection quota").await;
+        }
+        session::serve(stream, hub, index).await;
+    }
+}
+
+async fn respond(session: &mut ServerSession, status: u16, body: Bytes) {
+    let Ok(header) = crate::errors::json_header(status, body.len(), None) else {
+        return;
+    };
+    if session
+        .write_response_header(Box::new(header))
+        .await
+        .is_ok()
+    {
+        let _ = session.write_response_body(body, true).await;
+    }
+}

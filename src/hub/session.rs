@@ -1,0 +1,383 @@
+//! One WebSocket connection speaking Pusher protocol 7.
+//!
+//! A writer task owns the sink: it drains the connection's bounded queue (fed by the fan-out
+//! engine and by this session's own replies) and performs the close a [`Closer`] asks for. The
+//! reader loop (this task) decodes client frames and applies them; silence for
+//! `activity_timeout` gets a `pusher:ping`, and no answer within [`PONG_TIMEOUT`] closes with 4201.
+//! On exit every subscription is removed, announcing `member_removed` where a user's last socket
+//! leaves a presence channel.
+
+use super::fanout::{AppState, Conn, Frame, Hub, Presence, SEND_QUEUE};
+use super::{auth, channel::ChannelName, protocol};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// How long a client has to answer a server `pusher:ping`.
+pub const PONG_TIMEOUT: Duration = Duration::from_secs(30);
+/// Client events allowed per connection per second (Pusher's limit); beyond: close 4301.
+pub const CLIENT_EVENTS_PER_SECOND: u32 = 10;
+
+/// Serves one upgraded connection until it closes.
+pub async fn serve<S>(stream: S, hub: Arc<Hub>, app: usize)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conf = &hub.apps[app].conf;
+    let mut ws_config = WebSocketConfig::default();
+    // Frames over the limit get a pusher:error below; the transport cap is a generous backstop.
+    ws_config.max_message_size = Some(conf.max_message_size.saturating_mul(4).max(64 * 1024));
+    ws_config.max_frame_size = ws_config.max_message_size;
+    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
+    let (mut sink, mut source) = ws.split();
+    let (tx, mut rx) = mpsc::channel::<Frame>(SEND_QUEUE);
+    let (id, socket_id) = hub.next_socket();
+    let conn = Conn {
+        id,
+        socket_id: socket_id.clone().into(),
+        tx,
+        closer: Default::default(),
+    };
+
+    let closer = conn.closer.clone();
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                frame = rx.recv() => match frame {
+                    Some(frame) => if sink.send(Message::Text(frame)).await.is_err() { return },
+                    None => return,
+                },
+                code = closer.requested() => {
+                    let frame = CloseFrame { code: CloseCode::from(code), reason: protocol::close::reason(code).into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    let _ = sink.close().await;
+                    return;
+                }
+            }
+        }
+    });
+
+    let mut session = Session {
+        hub: &hub,
+        app: &hub.apps[app],
+        conn,
+        subscriptions: HashMap::new(),
+        user: None,
+        events: (Instant::now(), 0),
+    };
+    let activity = session.app.conf.activity_timeout.as_secs();
+    session.send(protocol::connection_established(&socket_id, activity));
+    session.run(&mut source).await;
+    session.leave_all();
+    session.app.connections.fetch_sub(1, Ordering::Relaxed);
+    // Stops the writer (a close already requested, e.g. 4100, keeps its code: the first one wins).
+    session.conn.closer.close(1000);
+    let _ = writer.await;
+}
+
+struct Session<'h> {
+    hub: &'h Hub,
+    app: &'h AppState,
+    conn: Conn,
+    /// Channel name → the presence user id it was joined with (None for other channels).
+    subscriptions: HashMap<String, Option<String>>,
+    /// The signed-in user (`pusher:signin`).
+    user: Option<String>,
+    /// Client-event rate window: (window start, events in it).
+    events: (Instant, u32),
+}
+
+impl Session<'_> {
+    fn send(&self, text: String) {
+        let frame = Frame::from(text);
+        self.conn.offer(&frame, &self.hub.stats.slow_consumers);
+    }
+
+    async fn run<St>(&mut self, source: &mut St)
+    where
+        St: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + Unpin,
+    {
+        let idle = self.app.conf.activity_timeout;
+        let mut awaiting_pong = false;
+        loop {
+            let wait = if awaiting_pong { PONG_TIMEOUT } else { idle };
+            let message = tokio::select! {
+                m = source.next() => m,
+                _ = tokio::time::sleep(wait) => {
+                    if awaiting_pong {
+                        self.conn.closer.close(4201);
+                        return;
+                    }
+                    self.send(protocol::ping());
+                    awaiting_pong = true;
+                    continue;
+                }
+                code = self.conn.closer.requested() => { let _ = code; return; }
+            };
+            awaiting_pong = false;
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    if text.len() > self.app.conf.max_message_size {
+                        self.send(protocol::error(Some(4200), "Message too large"));
+                        continue;
+                    }
+                    if !self.handle(text.as_str()) {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    self.send(protocol::error(
+                        Some(4200),
+                        "Binary frames are not supported",
+                    ));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+            }
+        }
+    }
+
+    /// Applies one client frame; false ends the connection.
+    fn handle(&mut self, text: &str) -> bool {
+        use protocol::ClientMessage::*;
+        match protocol::decode_client(text) {
+            Err(e) => self.send(protocol::error(None, &e.to_string())),
+            Ok(Ping) => self.send(protocol::pong()),
+            Ok(Pong) => {}
+            Ok(Subscribe {
+                channel,
+                auth,
+                channel_data,
+            }) => self.subscribe(&channel, auth.as_deref(), channel_data.as_deref()),
+            Ok(Unsubscribe { channel }) => self.unsubscribe(&channel),
+            Ok(Signin { auth, user_data }) => self.signin(&auth, &user_data),
+            Ok(ClientEvent {
+                event,
+                channel,
+                data,
+            }) => return self.client_event(&event, &channel, &data),
+        }
+        true
+    }
+
+    fn subscribe(&mut self, name: &str, auth_token: Option<&str>, channel_data: Option<&str>) {
+        let Ok(channel) = ChannelName::parse(name) else {
+            self.send(protocol::subscription_error(
+                name,
+                "ChannelNameError",
+                "Invalid channel name",
+                400,
+            ));
+            return;
+        };
+        if self.subscriptions.contains_key(name) {
+            return;
+        }
+        let conf = &self.app.conf;
+        if channel.requires_auth() {
+            let data = if channel.is_presence() {
+                channel_data
+            } else {
+                None
+            };
+            let ok = auth_token.is_some_and(|token| {
+                auth::verify_channel_auth(
+                    &conf.key,
+                    &conf.secret,
+                    &self.conn.socket_id,
+                    name,
+                    data,
+                    token,
+                )
+            });
+            if !ok {
+                self.send(protocol::subscription_error(
+                    name,
+                    "AuthError",
+                    "Invalid signature",
+                    401,
+                ));
+                return;
+            }
+        }
+        let member = match (channel.is_presence(), channel_data) {
+            (false, _) => None,
+            (true, Some(data)) => match presence_member(data, conf.max_user_info) {
+                Some(member) => Some(member),
+                None => {
+                    self.send(protocol::subscription_error(
+                        name,
+                        "PresenceError",
+                        "Invalid or too large channel_data",
+                        400,
+                    ));
+                    return;
+                }
+            },
+            (true, None) => {
+                self.send(protocol::subscription_error(
+                    name,
+                    "PresenceError",
+                    "channel_data is required",
+                    400,
+                ));
+                return;
+            }
+        };
+        let user = member
+            .as_ref()
+            .map(|(id, info)| (id.as_str(), info.as_str()));
+        let (ch, presence) = self.app.subscribe(name, &self.conn, user);
+        if presence == Presence::Full {
+            self.send(protocol::subscription_error(
+                name,
+                "LimitReached",
+                "Presence channel is full",
+                403,
+            ));
+            return;
+        }
+        let members = channel.is_presence().then(|| ch.members());
+        self.send(protocol::subscription_succeeded(name, members.as_deref()));
+        if let (Presence::Added, Some((id, info))) = (&presence, &member) {
+            let frame = Frame::from(protocol::member_added(name, id, info));
+            self.hub
+                .publish(self.app, name, &frame, Some(&self.conn.socket_id));
+        }
+        if channel.is_cache() {
+            match ch.cache.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                Some(frame) => drop(self.conn.offer(&frame, &self.hub.stats.slow_consumers)),
+                None => self.send(protocol::cache_miss(name)),
+            }
+        }
+        self.subscriptions
+            .insert(name.to_string(), member.map(|(id, _)| id));
+    }
+
+    fn unsubscribe(&mut self, name: &str) {
+        if let Some(user) = self.subscriptions.remove(name) {
+            self.leave(name, user.as_deref());
+        }
+    }
+
+    fn leave(&self, name: &str, user: Option<&str>) {
+        if self.app.unsubscribe(name, self.conn.id, user) == Presence::Removed {
+            if let Some(user) = user {
+                let frame = Frame::from(protocol::member_removed(name, user));
+                self.hub.publish(self.app, name, &frame, None);
+            }
+        }
+    }
+
+    fn leave_all(&mut self) {
+        for (name, user) in std::mem::take(&mut self.subscriptions) {
+            self.leave(&name, user.as_deref());
+        }
+        if let Some(user) = self.user.take() {
+            self.app.users.remove_if_mut(&user, |_, sockets| {
+                sockets.remove(&self.conn.id);
+                sockets.is_empty()
+            });
+        }
+    }
+
+    fn signin(&mut self, token: &str, user_data: &str) {
+        let conf = &self.app.conf;
+        let user_id = protocol::decode_user_data(user_data).ok();
+        let valid = auth::verify_signin(
+            &conf.key,
+            &conf.secret,
+            &self.conn.socket_id,
+            user_data,
+            token,
+        );
+        let Some(user_id) = user_id.filter(|_| valid) else {
+            self.send(protocol::error(Some(4009), "Invalid signin"));
+            self.conn.closer.close(4009);
+            return;
+        };
+        self.app
+            .users
+            .entry(user_id.clone())
+            .or_default()
+            .insert(self.conn.id, self.conn.clone());
+        self.user = Some(user_id.clone());
+        self.send(protocol::signin_success(user_data));
+        let server_to_user = super::channel::server_to_user(&user_id);
+        self.app.subscribe(&server_to_user, &self.conn, None);
+        self.subscriptions.insert(server_to_user, None);
+    }
+
+    /// A `client-…` event: only on private/presence channels this socket is subscribed to, only if
+    /// the app allows it, never echoed, `user_id` added on presence, at most 10 per second.
+    fn client_event(&mut self, event: &str, name: &str, data: &str) -> bool {
+        if !self.app.conf.client_events {
+            self.send(protocol::error(
+                None,
+                "Client events are not enabled for this app",
+            ));
+            return true;
+        }
+        let Some(member) = self.subscriptions.get(name) else {
+            self.send(protocol::error(
+                None,
+                "Client event on a channel this connection is not subscribed to",
+            ));
+            return true;
+        };
+        let allowed = ChannelName::parse(name).is_ok_and(|c| c.accepts_client_events());
+        if !allowed {
+            self.send(protocol::error(
+                None,
+                "Client events are only allowed on private and presence channels",
+            ));
+            return true;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.events.0) >= Duration::from_secs(1) {
+            self.events = (now, 0);
+        }
+        self.events.1 += 1;
+        if self.events.1 > CLIENT_EVENTS_PER_SECOND {
+            self.conn.closer.close(4301);
+            return false;
+        }
+        let frame = Frame::from(protocol::client_event(name, event, data, member.as_deref()));
+        self.hub
+            .publish(self.app, name, &frame, Some(&self.conn.socket_id));
+        true
+    }
+}
+
+/// `(user_id, user_info JSON)` from presence `channel_data`, if valid and within `max_info` bytes.
+fn presence_member(channel_data: &str, max_info: usize) -> Option<(String, String)> {
+    let member = protocol::decode_channel_data(channel_data).ok()?;
+    (member.user_info.len() <= max_info).then_some((member.user_id, member.user_info))
+}
+
+/// Accepts the WebSocket only to say why it is refused: `pusher:error` with `code`, then a close
+/// frame with the same code (pusher-js decides whether to reconnect from the close code).
+pub async fn reject<S>(stream: S, code: u16, message: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
+    let _ = ws
+        .send(Message::Text(protocol::error(Some(code), message).into()))
+        .await;
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: message.to_string().into(),
+    };
+    let _ = ws.send(Message::Close(Some(frame))).await;
+    let _ = ws.close(None).await;
+}

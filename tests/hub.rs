@@ -1,0 +1,278 @@
+//! The hub end to end over raw WebSocket frames (tokio-tungstenite) and the signed HTTP API.
+
+mod common;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+const APP_ID: &str = "app-1";
+const KEY: &str = "app-key";
+const SECRET: &str = "app-secret";
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Hub {
+    _gw: Gateway,
+    addr: SocketAddr,
+}
+
+async fn hub(app_extra: &str) -> Hub {
+    let (addr, admin) = (loopback(), loopback());
+    let yaml = format!(
+        "threads: 2\nadmin: {{ listen: {admin} }}\nlisteners:\n  hub: {{ listen: {addr} }}\nhub:\n  listener: hub\n  apps:\n    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n      client_events: true\n{app_extra}"
+    );
+    let gw = Gateway::start(&yaml, admin, &[addr]).await;
+    Hub { _gw: gw, addr }
+}
+
+fn loopback() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+async fn connect(addr: SocketAddr, key: &str) -> Ws {
+    let url = format!("ws://{addr}/app/{key}?protocol=7&client=js&version=8.4.0");
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// The next text frame as JSON, with a deadline.
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no frame in time");
+        match msg.expect("stream ended").expect("ws error") {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Connects and returns the socket with its socket id.
+async fn established(addr: SocketAddr) -> (Ws, String) {
+    let mut ws = connect(addr, KEY).await;
+    let hello = next(&mut ws).await;
+    assert_eq!(hello["event"], "pusher:connection_established");
+    let data: Value = serde_json::from_str(hello["data"].as_str().unwrap()).unwrap();
+    (ws, data["socket_id"].as_str().unwrap().to_string())
+}
+
+/// Reads (and drops) frames until the server's close frame; its code, or None on a deadline.
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        if let Message::Close(Some(frame)) = msg {
+            return Some(u16::from(frame.code));
+        }
+    }
+    None
+}
+
+async fn send(ws: &mut Ws, value: Value) {
+    ws.send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+async fn subscribe(
+    ws: &mut Ws,
+    channel: &str,
+    auth: Option<String>,
+    channel_data: Option<&str>,
+) -> Value {
+    let mut data = json!({"channel": channel});
+    if let Some(auth) = auth {
+        data["auth"] = json!(auth);
+    }
+    if let Some(cd) = channel_data {
+        data["channel_data"] = json!(cd);
+    }
+    send(ws, json!({"event": "pusher:subscribe", "data": data})).await;
+    next(ws).await
+}
+
+fn auth_for(socket: &str, channel: &str, channel_data: Option<&str>) -> String {
+    format!(
+        "{KEY}:{}",
+        fleetgate::hub::auth::channel_signature(SECRET, socket, channel, channel_data)
+    )
+}
+
+/// Publishes through the signed HTTP API, as Laravel's broadcaster does.
+async fn publish(addr: SocketAddr, body: Value) -> Resp {
+    let body = body.to_string().into_bytes();
+    let path = format!("/apps/{APP_ID}/events");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let query = fleetgate::hub::auth::sign_api_request(KEY, SECRET, "POST", &path, &[], &body, now);
+    common::send(
+        addr,
+        "POST",
+        &format!("{path}?{query}"),
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gets_a_socket_id_and_public_events_published_through_the_api() {
+    let h = hub("").await;
+    let (mut ws, socket) = established(h.addr).await;
+    let (a, b) = socket.split_once('.').unwrap();
+    assert!(
+        a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()),
+        "{socket}"
+    );
+    let ok = subscribe(&mut ws, "workspace.7", None, None).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    let resp = publish(h.addr, json!({"name": "account-status-changed", "channels": ["workspace.7"], "data": "{\"status\":\"ready\"}"})).await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let event = next(&mut ws).await;
+    assert_eq!(event["event"], "account-status-changed");
+    assert_eq!(event["channel"], "workspace.7");
+    assert_eq!(event["data"], "{\"status\":\"ready\"}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_app_key_is_closed_with_4001() {
+    let h = hub("").await;
+    let mut ws = connect(h.addr, "nope").await;
+    assert_eq!(close_code(&mut ws).await, Some(4001));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_channels_need_a_valid_auth_and_a_bad_one_leaves_the_socket_open() {
+    let h = hub("").await;
+    let (mut ws, socket) = established(h.addr).await;
+    let bad = subscribe(
+        &mut ws,
+        "private-workspace.7",
+        Some(format!("{KEY}:{}", "0".repeat(64))),
+        None,
+    )
+    .await;
+    assert_eq!(bad["event"], "pusher:subscription_error");
+    send(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(next(&mut ws).await["event"], "pusher:pong");
+    let ok = subscribe(
+        &mut ws,
+        "private-workspace.7",
+        Some(auth_for(&socket, "private-workspace.7", None)),
+        None,
+    )
+    .await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_counts_distinct_users_and_announces_joins_and_leaves_once() {
+    let h = hub("").await;
+    let channel = "presence-workspace.7";
+    let alice = r#"{"user_id":"1","user_info":{"name":"Alice"}}"#;
+    let bob = r#"{"user_id":"2","user_info":{"name":"Bob"}}"#;
+    let (mut a, sa) = established(h.addr).await;
+    subscribe(
+        &mut a,
+        channel,
+        Some(auth_for(&sa, channel, Some(alice))),
+        Some(alice),
+    )
+    .await;
+    let (mut b, sb) = established(h.addr).await;
+    let here = subscribe(
+        &mut b,
+        channel,
+        Some(auth_for(&sb, channel, Some(bob))),
+        Some(bob),
+    )
+    .await;
+    let presence: Value = serde_json::from_str(here["data"].as_str().unwrap()).unwrap();
+    assert_eq!(presence["presence"]["count"], 2);
+    let added = next(&mut a).await;
+    assert_eq!(added["event"], "pusher_internal:member_added");
+    // Bob's second socket: no second member_added.
+    let (mut b2, sb2) = established(h.addr).await;
+    subscribe(
+        &mut b2,
+        channel,
+        Some(auth_for(&sb2, channel, Some(bob))),
+        Some(bob),
+    )
+    .await;
+    drop(b2);
+    drop(b);
+    let removed = next(&mut a).await;
+    assert_eq!(
+        removed["event"], "pusher_internal:member_removed",
+        "{removed}"
+    );
+    let data: Value = serde_json::from_str(removed["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data["user_id"], "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_events_reach_other_subscribers_but_never_the_sender() {
+    let h = hub("").await;
+    let channel = "private-chat.5";
+    let (mut a, sa) = established(h.addr).await;
+    let (mut b, sb) = established(h.addr).await;
+    subscribe(&mut a, channel, Some(auth_for(&sa, channel, None)), None).await;
+    subscribe(&mut b, channel, Some(auth_for(&sb, channel, None)), None).await;
+    send(
+        &mut a,
+        json!({"event": "client-typing", "channel": channel, "data": {"typing": true}}),
+    )
+    .await;
+    let got = next(&mut b).await;
+    assert_eq!(got["event"], "client-typing");
+    send(&mut a, json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(
+        next(&mut a).await["event"],
+        "pusher:pong",
+        "the sender must not get its own event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_stops_reading_is_closed_with_4100_and_does_not_slow_the_others() {
+    let h = hub("      max_message_size: 64KiB\n").await;
+    let (mut slow, _) = established(h.addr).await;
+    let (mut fast, _) = established(h.addr).await;
+    subscribe(&mut slow, "feed", None, None).await;
+    subscribe(&mut fast, "feed", None, None).await;
+    let data = "x".repeat(60_000);
+    let total = 800; // 48 MB: more than the slow socket's queue plus kernel buffers
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < total {
+            let v = next(&mut fast).await;
+            if v["event"] == "big" {
+                got += 1;
+            }
+        }
+        got
+    });
+    for _ in 0..total {
+        let r = publish(
+            h.addr,
+            json!({"name": "big", "channel": "feed", "data": data}),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(60), reader)
+            .await
+            .unwrap()
+            .unwrap(),
+        total
+    );
+    // Now drain the slow one: it must end with a 4100 close.
+    assert_eq!(close_code(&mut slow).await, Some(4100));
+}
