@@ -50,8 +50,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-# shellcheck source=lib-quiet.sh
-source "$HERE/lib-quiet.sh"
+# shellcheck source=lib-run.sh
+source "$HERE/lib-run.sh"
 TARGETS=${TARGETS:-"direct nginx fleetgate"}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
@@ -88,23 +88,9 @@ done
 [[ $ROUTE == map || $ROUTE == hash ]] || { echo "ROUTE must be map or hash" >&2; exit 2; }
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
 
-to_secs() { # wrk duration (10, 10s, 2m, 1h) -> seconds
-  local d=$1
-  case $d in
-    *h) echo $((${d%h} * 3600)) ;; *m) echo $((${d%m} * 60)) ;; *s) echo "${d%s}" ;; *) echo "$d" ;;
-  esac
-}
 [[ $(to_secs "$DURATION") =~ ^[0-9]+$ && $(to_secs "$WARMUP") =~ ^[0-9]+$ ]] ||
   { echo "DURATION/WARMUP must look like 10, 10s, 2m" >&2; exit 2; }
 
-count_cpus() { # "0" -> 1, "0,1" -> 2, "0-3" -> 4
-  local n=0 part a b
-  IFS=, read -ra parts <<<"$1"
-  for part in "${parts[@]}"; do
-    if [[ $part == *-* ]]; then a=${part%-*}; b=${part#*-}; n=$((n + b - a + 1)); else n=$((n + 1)); fi
-  done
-  echo "$n"
-}
 if [[ $PIN == 1 ]]; then
   PROXY_WORKERS=${PROXY_WORKERS:-$(count_cpus "$SERVER_CPUS")}
   WRK_THREADS=${WRK_THREADS:-$(count_cpus "$LOAD_CPUS")}
@@ -113,112 +99,20 @@ else
   WRK_THREADS=${WRK_THREADS:-2}
 fi
 
-# ---------------------------------------------------------------- tools (apt-get when missing)
-declare -A PKG_OF=([wrk]=wrk [nginx]=nginx-light [taskset]=util-linux [setsid]=util-linux [curl]=curl
-  [jq]=jq [openssl]=openssl [ss]=iproute2 [awk]=gawk [timeout]=coreutils)
+# ---------------------------------------------------------------- tools (apt-get when missing), builds
 need=(wrk setsid curl jq openssl ss awk timeout)
 [[ $PIN == 1 ]] && need+=(taskset)
 has_target nginx && need+=(nginx)
-missing_pkgs=()
-for tool in "${need[@]}"; do
-  command -v "$tool" >/dev/null || missing_pkgs+=("${PKG_OF[$tool]}")
-done
-if [[ ${#missing_pkgs[@]} -gt 0 ]]; then
-  mapfile -t missing_pkgs < <(printf '%s\n' "${missing_pkgs[@]}" | sort -u)
-  if [[ $(id -u) != 0 ]]; then
-    echo "missing packages: ${missing_pkgs[*]} — run as root, or: apt-get install -y ${missing_pkgs[*]}" >&2
-    exit 1
-  fi
-  echo "installing missing packages: ${missing_pkgs[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends "${missing_pkgs[@]}" >&2 ||
-    { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing_pkgs[@]}" >&2; }
-  for tool in "${need[@]}"; do command -v "$tool" >/dev/null || { echo "still missing: $tool" >&2; exit 1; }; done
-fi
-
-# ---------------------------------------------------------------- builds (before anything starts)
-if [[ ! -x $UPSTREAM_BIN ]]; then
-  command -v cargo >/dev/null || { echo "cargo not found: needed to build bench-upstream" >&2; exit 1; }
-  echo "building bench-upstream ($UPSTREAM_BIN)..." >&2
-  (cd "$HERE/upstream" && cargo build --release -q)
-fi
-if has_target fleetgate; then
-  if [[ $BUILD == 1 || ($BUILD == auto && ! -x $FLEETGATE_BIN) ]]; then
-    command -v cargo >/dev/null || { echo "cargo not found: needed to build fleetgate" >&2; exit 1; }
-    echo "building fleetgate (cargo build --release in $REPO)..." >&2
-    (cd "$REPO" && cargo build --release) || { echo "fleetgate build failed" >&2; exit 1; }
-  fi
-  [[ -x $FLEETGATE_BIN ]] || { echo "no fleetgate binary at $FLEETGATE_BIN (BUILD=$BUILD; set FLEETGATE_BIN or BUILD=1)" >&2; exit 1; }
-fi
+ensure_tools "${need[@]}"
+build_upstream
+if has_target fleetgate; then build_fleetgate; fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-OUT=${OUT:-$HERE/out/$STAMP-$ROUTE-pin$PIN}
-OUT=$(realpath -m "$OUT")
-RUN=$OUT/run
-mkdir -p "$RUN/nginx-tmp" "$OUT/raw"
+setup_out "$HERE/out/$(date +%Y%m%d-%H%M%S)-$ROUTE-pin$PIN"
 
-# ---------------------------------------------------------------- process bookkeeping
-PIDS=()
-PNAMES=()
-PSIGS=()
-cleanup() {
-  local i pid n alive
-  for i in "${!PIDS[@]}"; do
-    pid=${PIDS[$i]}
-    # each child was started with setsid, so its PID is also its process-group id:
-    # signalling -PID reaches nginx's workers too, and nothing we did not start.
-    kill "-${PSIGS[$i]}" -- "-$pid" 2>/dev/null || kill "-${PSIGS[$i]}" "$pid" 2>/dev/null || true
-  done
-  for n in $(seq 1 20); do # up to 2 s for a clean exit
-    alive=0
-    for pid in "${PIDS[@]}"; do if kill -0 "$pid" 2>/dev/null; then alive=1; break; fi; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for i in "${!PIDS[@]}"; do
-    pid=${PIDS[$i]}
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "  ${PNAMES[$i]} (pid $pid) still alive, SIGKILL" >&2
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  wait 2>/dev/null || true
-  if [[ ${#PIDS[@]} -gt 0 ]]; then echo "stopped ${#PIDS[@]} processes: ${PNAMES[*]}" >&2; fi
-  PIDS=()
-}
-trap cleanup EXIT
+# ---------------------------------------------------------------- processes: all stopped on exit (lib-run.sh)
+trap stop_all EXIT
 trap 'exit 130' INT TERM
-
-start_proc() { # name cpus stop-signal cmd...   (pinned to cpus when PIN=1)
-  local name=$1 cpus=$2 sig=$3
-  shift 3
-  if [[ $PIN == 1 ]]; then
-    setsid taskset -c "$cpus" "$@" >"$RUN/$name.log" 2>&1 &
-  else
-    setsid "$@" >"$RUN/$name.log" 2>&1 &
-  fi
-  PIDS+=("$!")
-  PNAMES+=("$name")
-  PSIGS+=("$sig")
-}
-
-wait_port() { # port name
-  local i j pid=""
-  for j in "${!PNAMES[@]}"; do [[ ${PNAMES[$j]} == "$2" ]] && pid=${PIDS[$j]}; done
-  for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
-      echo "$2 exited before opening port $1; log ($RUN/$2.log):" >&2
-      tail -20 "$RUN/$2.log" >&2 || true
-      exit 1
-    fi
-    sleep 0.1
-  done
-  echo "$2 did not open port $1 within ${START_TIMEOUT}s; log ($RUN/$2.log):" >&2
-  tail -20 "$RUN/$2.log" >&2 || true
-  exit 1
-}
 
 # ---------------------------------------------------------------- generated inputs
 : >"$RUN/workspaces.nginx.map"; : >"$RUN/workspaces.tsv"
@@ -247,46 +141,25 @@ sed -e "s|@WORKERS@|$PROXY_WORKERS|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@RUN@|$R
   -e "s|@TARGET@|$NGINX_TARGET|g" "$HERE/conf/nginx.conf.tmpl" >"$RUN/nginx.conf"
 
 # ---------------------------------------------------------------- pre-flight
-cpu_snapshot() { grep '^cpu[0-9]' /proc/stat; }
-cpu_busy() { # before after -> "cpu0=97% cpu1=55%"
-  paste <(echo "$1") <(echo "$2") | awk '{
-    n = (NF / 2); t1 = 0; t2 = 0
-    for (i = 2; i <= n; i++) t1 += $i
-    for (i = n + 2; i <= NF; i++) t2 += $i
-    idle1 = $5 + $6; idle2 = $(n + 5) + $(n + 6)
-    dt = t2 - t1; if (dt <= 0) dt = 1
-    printf "%s=%d%% ", $1, 100 * (dt - (idle2 - idle1)) / dt }'
-}
-port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
-busy_ports=()
-for p in 3001 3002 3003 3004; do port_busy "$p" && busy_ports+=("$p"); done
-has_target nginx && port_busy "$NGINX_PORT" && busy_ports+=("$NGINX_PORT")
-has_target fleetgate && port_busy "$FLEETGATE_PORT" && busy_ports+=("$FLEETGATE_PORT")
-if [[ ${#busy_ports[@]} -gt 0 ]]; then
-  echo "ports already in use (by someone else): ${busy_ports[*]}" >&2
-  for p in "${busy_ports[@]}"; do ss -Hltnp "sport = :$p" >&2 || true; done
-  echo "free them or pick other ports (NGINX_PORT, FLEETGATE_PORT)" >&2
-  exit 1
-fi
-before=$(cpu_snapshot); sleep 2
-IDLE_CPU=$(cpu_busy "$before" "$(cpu_snapshot)")
-QUIET=yes
-for v in $IDLE_CPU; do [[ ${v#*=} =~ ^([0-9]+)%$ ]] && ((BASH_REMATCH[1] > QUIET_MAX)) && QUIET=no; done
+ports=(3001 3002 3003 3004)
+has_target nginx && ports+=("$NGINX_PORT")
+has_target fleetgate && ports+=("$FLEETGATE_PORT")
+refuse_busy_ports "free them or pick other ports (NGINX_PORT, FLEETGATE_PORT)" "${ports[@]}"
+idle_check
 
 # ---------------------------------------------------------------- meta
 {
-  echo "date: $(date -Is)"
-  echo "host: $(uname -srm); $(nproc) cpus; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  meta_host
   echo "mem: $(free -g | awk '/Mem:/{print $2" GiB"}')"
   echo "knobs: DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS REPEATS=$REPEATS ROUTE=$ROUTE PIN=$PIN SERVER_CPUS=$SERVER_CPUS UPSTREAM_CPUS=$UPSTREAM_CPUS LOAD_CPUS=$LOAD_CPUS WRK_THREADS=$WRK_THREADS PROXY_WORKERS=$PROXY_WORKERS"
   echo "targets: $TARGETS"
-  echo "wrk: $(wrk --version 2>&1 | head -1)"
+  echo "wrk: $(wrk_version)"
   if has_target nginx; then echo "nginx: $(nginx -v 2>&1)"; fi
   if has_target fleetgate; then
-    echo "fleetgate: $FLEETGATE_BIN (built $(date -r "$FLEETGATE_BIN" -Is); git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$( [[ -n $(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]] && echo ', src dirty')) via $FLEETGATE_CMD (port $FLEETGATE_PORT)"
+    echo "fleetgate: $FLEETGATE_BIN ($(fleetgate_built)) via $FLEETGATE_CMD (port $FLEETGATE_PORT)"
   fi
   echo "webhook body: $(stat -c %s "$BODY") bytes, X-Signature: sha256=$SIG"
-  echo "idle load before the run (2 s): $IDLE_CPU$( [[ $QUIET == no ]] && echo " — WARNING: the machine is busy with something else, numbers will be skewed")"
+  meta_idle
 } >"$OUT/meta.txt"
 cat "$OUT/meta.txt"
 
@@ -349,16 +222,8 @@ for t in $TARGETS; do
 done
 
 # ---------------------------------------------------------------- load
-# Other load on the machine: machine-wide busy ticks minus the ticks of our own processes
-# (every process group we started, plus wrk, reaped by this shell: bash's `times`).
-run_wrk() { # variant url duration outfile
-  local secs wrk_cmd
-  secs=$(to_secs "$3")
-  # wrk stops by itself after -d; `timeout` is only the safety net should it hang.
-  wrk_cmd=(timeout -k 5 "$((secs + 30))" wrk "-t$WRK_THREADS" "-c$CONNS" "-d$3" -s "$HERE/lua/$1.lua" "$2")
-  if [[ $PIN == 1 ]]; then wrk_cmd=(taskset -c "$LOAD_CPUS" "${wrk_cmd[@]}"); fi
-  WRK_BODY=$BODY WRK_SIG=$SIG "${wrk_cmd[@]}" >"$4" 2>&1 || true
-}
+# measured with lib-run.sh's measure: other=N% is the machine's CPU not used by our processes
+run_wrk() { WRK_BODY=$BODY WRK_SIG=$SIG wrk_run "$@"; } # variant url duration outfile
 
 RESULTS=$OUT/results.tsv
 printf 'variant\ttarget\trep\trps\tp50_us\tp90_us\tp99_us\tp999_us\terrors\tcpu\tother_load_pct\n' >"$RESULTS"
@@ -371,19 +236,8 @@ for variant in $VARIANTS; do
   for rep in $(seq 1 "$REPEATS"); do # round-robin over targets so drift hits all alike
     for t in $TARGETS; do
       f=$OUT/raw/$variant-$t-$rep.txt
-      for attempt in $(seq 0 "$RETRY_NOISY"); do
-        if ((WAIT_QUIET > 0)); then wait_quiet "$WAIT_QUIET" "$QUIET_MAX"; fi
-        child_ticks "$RUN/c0"; before=$(cpu_snapshot); t0=$(total_ticks); o0=$(our_ticks "${PIDS[@]}")
-        run_wrk "$variant" "http://127.0.0.1:${PORT_OF[$t]}/" "$DURATION" "$f"
-        cpu=$(cpu_busy "$before" "$(cpu_snapshot)"); t1=$(total_ticks); o1=$(our_ticks "${PIDS[@]}"); child_ticks "$RUN/c1"
-        other=$(other_pct "$t0" "$t1" "$o0" "$o1" "$(<"$RUN/c0")" "$(<"$RUN/c1")")
-        if ((other <= OTHER_MAX)); then break; fi
-        if ((attempt < RETRY_NOISY)); then echo "  $variant $t #$rep: other load ${other}% > ${OTHER_MAX}%, measuring again"; fi
-      done
-      line=$(grep '^RESULT' "$f" || true)
-      if [[ -z $line ]]; then echo "  $variant $t #$rep: no result (see $f)"; continue; fi
-      eval "$(echo "${line#RESULT }" | tr ' ' '\n' | sed 's/^/r_/')"
-      errs=$((r_err_connect + r_err_read + r_err_write + r_err_status + r_err_timeout))
+      measure "$variant $t #$rep" : run_wrk "$variant" "http://127.0.0.1:${PORT_OF[$t]}/" "$DURATION" "$f"
+      read_result "$f" "$variant $t #$rep" || continue
       printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$t" "$rep" "$r_rps" "$r_p50_us" "$r_p90_us" \
         "$r_p99_us" "$r_p999_us" "$errs" "$cpu" "$other" >>"$RESULTS"
       printf '  %-4s %-10s #%d  %9.0f req/s  p50 %6d us  p99 %6d us  errors %d  %s other=%d%%%s\n' "$variant" "$t" "$rep" \

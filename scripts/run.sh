@@ -14,4 +14,11 @@ if [ -z "${WHATSAPP_HMAC_SECRET:-}" ]; then
   echo "WHATSAPP_HMAC_SECRET is not set: using a generated development secret for this run." >&2
   echo "Set it in .env (the value from Laravel's .env) so Node's webhooks verify." >&2
 fi
+# Hub credentials: Laravel's REVERB_APP_*; development values when unset.
+: "${REVERB_APP_ID:=fleetgate-dev}" "${REVERB_APP_KEY:=fleetgate-dev-key}"
+if [ -z "${REVERB_APP_SECRET:-}" ]; then
+  REVERB_APP_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  echo "REVERB_APP_SECRET is not set: using a generated development secret for this run." >&2
+fi
+export REVERB_APP_ID REVERB_APP_KEY REVERB_APP_SECRET
 exec target/release/fleetgate run "$@"

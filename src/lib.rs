@@ -6,6 +6,7 @@
 //! - [`dedupe`]: seen webhook deliveries (bounded TTL set) for replay answers.
 //! - [`signing`]: pure webhook signatures: verify and sign (hex-timestamp-body, Standard Webhooks, GitHub).
 //! - [`hub`]: the Pusher-protocol WebSocket hub and HTTP API.
+//! - [`publish`]: pure templates mapping verified webhooks to hub events.
 //! - [`health`]: instance health (active checks, passive marking).
 //! - [`state`]: the shared [`state::Gateway`]: config snapshot (`ArcSwap`), health, learned sessions.
 //! - [`proxy`]: the pingora `ProxyHttp` per listener, with request hygiene and JSON errors.
@@ -23,6 +24,7 @@ pub mod health;
 pub mod hub;
 pub mod metrics;
 pub mod proxy;
+pub mod publish;
 pub mod routing;
 pub mod server;
 pub mod signing;

@@ -24,6 +24,8 @@ pub struct Metrics {
     /// Webhook verifications by route and result (ok, duplicate, missing, stale, mismatch,
     /// malformed, too_large).
     pub webhook_verifications: IntCounterVec,
+    /// Verified webhooks mapped to hub events, by route and result (published, too_large, unmapped).
+    pub webhook_publishes: IntCounterVec,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
 }
@@ -81,6 +83,11 @@ impl Metrics {
                 "fleetgate_learned_sessions",
                 "Sessions in the learned session table.",
                 &["group"],
+            )?,
+            webhook_publishes: counter(
+                "fleetgate_webhook_publishes_total",
+                "Verified webhooks mapped to hub events, by route and result.",
+                &["route", "result"],
             )?,
             webhook_verifications: counter(
                 "fleetgate_webhook_verifications_total",

@@ -3,7 +3,6 @@
 
 use crate::admin::AdminApp;
 use crate::config::Config;
-use crate::hub::fanout::Hub;
 use crate::hub::server::HubApp;
 use crate::proxy::FleetProxy;
 use crate::state::Gateway;
@@ -33,12 +32,10 @@ pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
     let hub_listener = config.hub.as_ref().map(|h| h.listener.clone());
     for listener in &config.listeners {
         if Some(&listener.name) == hub_listener.as_ref() {
-            let Some(hub) = config.hub.as_ref() else {
+            let Some(hub) = gateway.hub.clone() else {
                 continue;
             };
-            let app = HubApp {
-                hub: Arc::new(Hub::new(hub.apps.clone(), node_id())),
-            };
+            let app = HubApp { hub };
             let mut service =
                 pingora::services::listening::Service::new(listener.name.clone(), app);
             service.add_tcp(&listener.addr.to_string());
@@ -74,14 +71,6 @@ pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
         "fleetgate starting"
     );
     server.run_forever()
-}
-
-/// This process's node id: the first half of every socket id, different across restarts.
-fn node_id() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    (std::process::id() ^ nanos) % 1_000_000_000
 }
 
 /// Active health checks over whatever the *current* snapshot lists, so a reload that adds or

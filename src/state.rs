@@ -7,6 +7,7 @@
 use crate::config::{Config, ConfigError, Group, Problem, Route};
 use crate::dedupe::SeenDeliveries;
 use crate::health::InstanceHealth;
+use crate::hub::fanout::Hub;
 use crate::metrics::Metrics;
 use crate::routing::learned::LearnedSessions;
 use arc_swap::ArcSwap;
@@ -19,6 +20,8 @@ use std::sync::{Arc, Mutex};
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     pub metrics: Metrics,
+    /// The Pusher hub, when configured (its apps are fixed at start).
+    pub hub: Option<Arc<Hub>>,
     health: DashMap<(String, String), Arc<InstanceHealth>>,
     learned: DashMap<String, Arc<LearnedSessions>>,
     /// Seen deliveries per webhook route name.
@@ -55,6 +58,10 @@ impl Gateway {
         let gateway = Self {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             metrics: Metrics::new()?,
+            hub: config
+                .hub
+                .as_ref()
+                .map(|h| Arc::new(Hub::new(h.apps.clone(), node_id()))),
             health: DashMap::new(),
             learned: DashMap::new(),
             seen: DashMap::new(),
@@ -167,6 +174,14 @@ impl Gateway {
             .set(i64::from(healthy));
         tracing::warn!(group, instance, healthy, "instance health changed");
     }
+}
+
+/// This process's node id: the first half of every socket id, different across restarts.
+fn node_id() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (std::process::id() ^ nanos) % 1_000_000_000
 }
 
 impl Snapshot {

@@ -159,7 +159,7 @@ fn the_shipped_gateway_yaml_loads_with_the_reference_deployment() {
     let config = shipped();
 
     assert_eq!(config.admin, Some(addr("127.0.0.1:9901")));
-    assert_eq!(config.listeners.len(), 2);
+    assert_eq!(config.listeners.len(), 3);
     assert_eq!(
         config.listener("fleet").map(|l| l.addr),
         Some(addr("127.0.0.1:3000"))
@@ -168,6 +168,14 @@ fn the_shipped_gateway_yaml_loads_with_the_reference_deployment() {
         config.listener("edge").map(|l| l.addr),
         Some(addr("0.0.0.0:8088"))
     );
+    assert_eq!(
+        config.listener("hub").map(|l| l.addr),
+        Some(addr("0.0.0.0:8080")),
+        "Reverb's port"
+    );
+    let hub = config.hub.as_ref().expect("the hub");
+    assert_eq!(hub.listener, "hub");
+    assert_eq!(hub.apps.len(), 1);
 
     assert_eq!(config.groups.len(), 2);
     let node = config.group("node").expect("group node");

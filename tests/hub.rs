@@ -276,3 +276,97 @@ async fn a_subscriber_that_stops_reading_is_closed_with_4100_and_does_not_slow_t
     // Now drain the slow one: it must end with a 4100 close.
     assert_eq!(close_code(&mut slow).await, Some(4100));
 }
+
+/// The end-to-end story: a Node instance's signed `qr_code_generated` webhook enters the edge
+/// listener and a browser subscribed to `private-workspace.7` gets `qr-code-generated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_qr_webhook_reaches_the_private_workspace_channel_as_qr_code_generated() {
+    let laravel = NodeStub::start("laravel").await;
+    let (addr, edge, admin) = (loopback(), loopback(), loopback());
+    let hmac_secret = "shared-hmac";
+    let yaml = format!(
+        r#"threads: 2
+admin: {{ listen: {admin} }}
+listeners:
+  hub: {{ listen: {addr} }}
+  edge: {{ listen: {edge} }}
+upstreams:
+  laravel: {{ instances: [{{ name: laravel, addr: {laravel_addr} }}] }}
+routes:
+  - name: hooks
+    listener: edge
+    upstream: laravel
+    treatment: webhook
+    webhook:
+      scheme: hex-timestamp-body
+      secrets: ["{hmac_secret}"]
+      publish:
+        - event: qr_code_generated
+          channel: "private-workspace.{{data.workspace_id}}"
+          name: qr-code-generated
+          payload: {{ qr_code_base64: "{{data.qr_code}}", expires_in_seconds: 300, workspace_id: "{{data.workspace_id}}", account_id: "{{data.session_id}}", session_id: "{{data.session_id}}", timestamp: "{{now_iso}}" }}
+hub:
+  listener: hub
+  apps: [{{ id: {APP_ID}, key: {KEY}, secret: {SECRET} }}]
+"#,
+        laravel_addr = laravel.addr
+    );
+    let _gw = Gateway::start(&yaml, admin, &[addr, edge]).await;
+    let (mut ws, socket) = established(addr).await;
+    let ok = subscribe(
+        &mut ws,
+        "private-workspace.7",
+        Some(auth_for(&socket, "private-workspace.7", None)),
+        None,
+    )
+    .await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+
+    let session = "webjs_7_1700000000_abcd1234";
+    let body = format!(
+        r#"{{"event":"qr_code_generated","data":{{"workspace_id":7,"session_id":"{session}","qr_code":"data:image/png;base64,iVBORw0KGgo=","expires_in":60,"qr_count":1}}}}"#
+    );
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let key = fleetgate::signing::Secret::from_config(
+        fleetgate::signing::Scheme::HexTimestampBody,
+        hmac_secret,
+    )
+    .unwrap();
+    let headers = fleetgate::signing::sign(
+        fleetgate::signing::Scheme::HexTimestampBody,
+        &key,
+        body.as_bytes(),
+        ts.parse().unwrap(),
+        None,
+    );
+    let mut refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    refs.push(("content-type", "application/json"));
+    let resp = common::send(
+        edge,
+        "POST",
+        "/api/whatsapp/webhooks/webjs",
+        &refs,
+        body.into_bytes(),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "the webhook still reaches Laravel");
+
+    let event = next(&mut ws).await;
+    assert_eq!(event["event"], "qr-code-generated");
+    assert_eq!(event["channel"], "private-workspace.7");
+    let data: Value = serde_json::from_str(event["data"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        data["workspace_id"],
+        json!(7),
+        "workspace_id must stay a JSON number"
+    );
+    assert_eq!(data["account_id"], session);
+    assert_eq!(data["session_id"], session);
+    assert_eq!(data["expires_in_seconds"], 300);
+    assert_eq!(data["qr_code_base64"], "data:image/png;base64,iVBORw0KGgo=");
+    assert!(data["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+}

@@ -135,6 +135,17 @@ pub struct RawWebhook {
     pub tolerance: Option<String>,
     pub duplicates: Option<RawDuplicates>,
     pub instances: Option<RawWebhookInstances>,
+    #[serde(default)]
+    pub publish: Vec<RawPublishRule>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawPublishRule {
+    pub event: String,
+    pub app: Option<String>,
+    pub channel: String,
+    pub name: String,
+    pub payload: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

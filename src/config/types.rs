@@ -113,6 +113,20 @@ pub struct WebhookConfig {
     pub instances_group: Option<usize>,
     /// … and is rewritten to this URL before Laravel sees it.
     pub public_url: Option<String>,
+    /// Verified events that are also published to the hub.
+    pub publish: Vec<PublishRule>,
+}
+
+/// Maps a verified webhook event to a hub event (templates: see [`crate::publish`]).
+#[derive(Debug, Clone)]
+pub struct PublishRule {
+    /// The webhook's `event` field this rule applies to.
+    pub event: String,
+    /// Index into the hub's apps.
+    pub app: usize,
+    pub channel: String,
+    pub name: String,
+    pub payload: serde_json::Value,
 }
 
 #[derive(Debug, Clone)]

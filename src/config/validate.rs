@@ -94,8 +94,19 @@ pub fn validate(raw: RawConfig) -> (Config, Vec<(String, String)>) {
         .into_iter()
         .map(|(name, group)| self::group(&mut p, name, group))
         .collect();
-    let routes = routes(&mut p, raw.routes, &listeners, &groups);
-    let hub = raw.hub.map(|h| hub(&mut p, h, &listeners, &routes));
+    let hub = raw.hub.map(|h| hub(&mut p, h, &listeners));
+    let routes = routes(&mut p, raw.routes, &listeners, &groups, hub.as_ref());
+    if let Some(hub) = &hub {
+        if routes.iter().any(|r| r.listener == hub.listener) {
+            p.push(
+                "hub.listener",
+                format!(
+                    "`{}` is also used by routes; the hub needs a listener of its own",
+                    hub.listener
+                ),
+            );
+        }
+    }
     let config = Config {
         threads,
         admin,
@@ -326,6 +337,7 @@ fn routes(
     raw: Vec<RawRoute>,
     listeners: &[Listener],
     groups: &[Group],
+    hub: Option<&HubConfig>,
 ) -> Vec<Route> {
     let mut names = HashSet::new();
     let mut out = Vec::new();
@@ -361,7 +373,7 @@ fn routes(
             ],
         );
         let webhook = match (treatment, r.webhook) {
-            (Treatment::Webhook, Some(raw)) => Some(webhook(p, &at, raw, groups)),
+            (Treatment::Webhook, Some(raw)) => Some(webhook(p, &at, raw, groups, hub)),
             (Treatment::Webhook, None) => {
                 p.push(format!("{at}.webhook"), "required by `treatment: webhook`");
                 None
@@ -429,7 +441,19 @@ fn routes(
     out
 }
 
-fn webhook(p: &mut Problems, at: &str, raw: RawWebhook, groups: &[Group]) -> WebhookConfig {
+fn webhook(
+    p: &mut Problems,
+    at: &str,
+    raw: RawWebhook,
+    groups: &[Group],
+    hub: Option<&HubConfig>,
+) -> WebhookConfig {
+    let publish = raw
+        .publish
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, rule)| publish_rule(p, &format!("{at}.webhook.publish[{i}]"), rule, hub))
+        .collect();
     let at = format!("{at}.webhook");
     let scheme = Scheme::parse(&raw.scheme).unwrap_or_else(|| {
         let names: Vec<_> = Scheme::ALL.iter().map(|s| s.as_str()).collect();
@@ -510,23 +534,50 @@ fn webhook(p: &mut Problems, at: &str, raw: RawWebhook, groups: &[Group]) -> Web
         duplicates_capacity,
         instances_group,
         public_url,
+        publish,
     }
 }
 
-fn hub(p: &mut Problems, raw: RawHub, listeners: &[Listener], routes: &[Route]) -> HubConfig {
+fn publish_rule(
+    p: &mut Problems,
+    at: &str,
+    raw: RawPublishRule,
+    hub: Option<&HubConfig>,
+) -> Option<PublishRule> {
+    let Some(hub) = hub else {
+        p.push(at.to_string(), "publishing needs a `hub` section");
+        return None;
+    };
+    let app = match &raw.app {
+        Some(id) => hub.apps.iter().position(|a| &a.id == id),
+        None if hub.apps.len() == 1 => Some(0),
+        None => None,
+    };
+    if app.is_none() {
+        p.push(
+            format!("{at}.app"),
+            "name a hub app id (required when the hub has several apps)",
+        );
+    }
+    for (key, template) in [("channel", &raw.channel), ("name", &raw.name)] {
+        if let Err(message) = crate::publish::check_template(template) {
+            p.push(format!("{at}.{key}"), message);
+        }
+    }
+    Some(PublishRule {
+        event: raw.event,
+        app: app?,
+        channel: raw.channel,
+        name: raw.name,
+        payload: raw.payload.unwrap_or(serde_json::Value::Null),
+    })
+}
+
+fn hub(p: &mut Problems, raw: RawHub, listeners: &[Listener]) -> HubConfig {
     if !listeners.iter().any(|l| l.name == raw.listener) {
         p.push(
             "hub.listener",
             format!("no listener named `{}`", raw.listener),
-        );
-    }
-    if routes.iter().any(|r| r.listener == raw.listener) {
-        p.push(
-            "hub.listener",
-            format!(
-                "`{}` is also used by routes; the hub needs a listener of its own",
-                raw.listener
-            ),
         );
     }
     if raw.apps.is_empty() {

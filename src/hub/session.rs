@@ -73,7 +73,8 @@ where
         user: None,
         events: (Instant::now(), 0),
     };
-    let activity = session.app.conf.activity_timeout.as_secs();
+    // pusher-js refuses a handshake whose activity_timeout is 0 (a sub-second config): at least 1.
+    let activity = session.app.conf.activity_timeout.as_secs().max(1);
     session.send(protocol::connection_established(&socket_id, activity));
     session.run(&mut source).await;
     session.leave_all();

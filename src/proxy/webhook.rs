@@ -8,18 +8,23 @@
 //! sender gets 429 + `Retry-After`: the Node sender retries 429 (re-signed), but drops on 5xx.
 
 use super::{read_body, Admission, Ctx, FleetProxy, Learn};
-use crate::config::{Route, WebhookConfig};
+use crate::config::{PublishRule, Route, WebhookConfig};
 use crate::errors::{json_header, Fault, GatewayError};
+use crate::hub::channel::ChannelName;
+use crate::hub::fanout::{Frame, Hub};
+use crate::hub::protocol;
+use crate::publish::{lookup, render_str, render_value};
 use crate::signing::{self, VerifyError};
 use crate::state::Snapshot;
 use bytes::Bytes;
 use pingora::prelude::*;
+use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// Bodies up to this size are parsed for `data.session_id` (session events are small; a 50 MiB
-/// `message_received` is not worth parsing to learn what smaller events already tell).
-const LEARN_BODY_LIMIT: usize = 1 << 20;
+/// Bodies up to this size are parsed for `data.session_id` and publish rules (session and QR
+/// events are small; a 50 MiB `message_received` is not worth parsing).
+const JSON_BODY_LIMIT: usize = 1 << 20;
 
 /// How long a sender should wait before retrying a deferred delivery.
 const DEFER_RETRY_SECS: u64 = 1;
@@ -83,7 +88,12 @@ impl FleetProxy {
         }
         count("ok");
 
-        self.learn_instance(session, &snap, conf, &body);
+        let needs_json = conf.instances_group.is_some() || !conf.publish.is_empty();
+        let parsed: Option<Value> = (needs_json && body.len() <= JSON_BODY_LIMIT)
+            .then(|| serde_json::from_slice(&body).ok())
+            .flatten();
+        self.learn_instance(session, &snap, conf, parsed.as_ref());
+        self.publish_mapped(&route.name, conf, parsed.as_ref());
         let instance = self.balance(&snap, route.group)?;
         ctx.set_target(route.group, instance);
         ctx.learn = Learn::Delivered(verified.dedupe_key);
@@ -97,7 +107,7 @@ impl FleetProxy {
         session: &mut Session,
         snap: &Snapshot,
         conf: &WebhookConfig,
-        body: &[u8],
+        body: Option<&Value>,
     ) {
         let Some(group) = conf.instances_group else {
             return;
@@ -114,12 +124,13 @@ impl FleetProxy {
             snap.config.groups[group].instances.iter().map(|i| i.addr),
             url,
         );
-        let session_id = (body.len() <= LEARN_BODY_LIMIT)
-            .then(|| data_session_id(body))
-            .flatten();
+        let session_id = body
+            .and_then(|b| lookup(b, "data.session_id"))
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty());
         if let (Some(instance), Some(session_id)) = (instance, session_id) {
             let state = &snap.groups[group];
-            state.learned.learn(&session_id, &state.names[instance]);
+            state.learned.learn(session_id, &state.names[instance]);
             self.publish_learned(snap, group);
         }
         if let Some(public) = &conf.public_url {
@@ -132,6 +143,57 @@ impl FleetProxy {
             }
         }
     }
+}
+
+impl FleetProxy {
+    /// Publishes the hub events the route's rules map this verified webhook to.
+    fn publish_mapped(&self, route: &str, conf: &WebhookConfig, input: Option<&Value>) {
+        let (Some(hub), Some(input)) = (&self.gateway.hub, input) else {
+            return;
+        };
+        let event = input.get("event").and_then(Value::as_str);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for rule in conf
+            .publish
+            .iter()
+            .filter(|r| Some(r.event.as_str()) == event)
+        {
+            let result = publish_one(hub, rule, input, now);
+            self.gateway
+                .metrics
+                .webhook_publishes
+                .with_label_values(&[route, result])
+                .inc();
+        }
+    }
+}
+
+/// Renders and publishes one rule; returns the metric result.
+fn publish_one(hub: &Hub, rule: &PublishRule, input: &Value, now: i64) -> &'static str {
+    let rendered = (
+        render_str(&rule.channel, input, now),
+        render_str(&rule.name, input, now),
+        render_value(&rule.payload, input, now),
+    );
+    let (Some(channel), Some(name), Some(payload)) = rendered else {
+        tracing::warn!(event = %rule.event, "a publish rule's fields are missing from the webhook");
+        return "unmapped";
+    };
+    if ChannelName::parse_publishable(&channel).is_err() {
+        tracing::warn!(event = %rule.event, "a publish rule rendered an invalid channel name");
+        return "unmapped";
+    }
+    let app = &hub.apps[rule.app];
+    let data = payload.to_string();
+    if data.len() > app.conf.max_message_size {
+        tracing::warn!(event = %rule.event, size = data.len(), limit = app.conf.max_message_size, "mapped event over the app's message limit: not published");
+        return "too_large";
+    }
+    let frame = Frame::from(protocol::event(&channel, &name, &data, None));
+    hub.publish(app, &channel, &frame, None);
+    "published"
 }
 
 /// Laravel unreachable (or failing mid-answer) with a verified webhook: ask the sender to retry.
@@ -188,23 +250,6 @@ pub fn instance_by_url(addrs: impl Iterator<Item = SocketAddr>, url: &str) -> Op
     found
 }
 
-/// `data.session_id` of a webhook envelope, if it is a JSON object that has one.
-fn data_session_id(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        data: Option<Data>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Data {
-        session_id: Option<serde_json::Value>,
-    }
-    let envelope: Envelope = serde_json::from_slice(body).ok()?;
-    match envelope.data?.session_id? {
-        serde_json::Value::String(id) if !id.is_empty() => Some(id),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,15 +266,5 @@ mod tests {
         assert_eq!(find("http://10.0.0.5:3001"), None);
         assert_eq!(find("http://localhost:4000"), None);
         assert_eq!(find("garbage"), None);
-    }
-
-    #[test]
-    fn the_session_id_comes_from_the_data_object() {
-        assert_eq!(
-            data_session_id(br#"{"event":"x","data":{"session_id":"webjs_1_2_ab"}}"#).as_deref(),
-            Some("webjs_1_2_ab")
-        );
-        assert_eq!(data_session_id(br#"{"event":"connection_test"}"#), None);
-        assert_eq!(data_session_id(b"[1]"), None);
     }
 }
