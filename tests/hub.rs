@@ -94,6 +94,15 @@ async fn subscribe(
     next(ws).await
 }
 
+/// Subscribes to a private channel with a valid auth and checks it succeeded.
+async fn subscribe_private(ws: &mut Ws, socket: &str, channel: &str) {
+    let ok = subscribe(ws, channel, Some(auth_for(socket, channel, None)), None).await;
+    assert_eq!(
+        ok["event"], "pusher_internal:subscription_succeeded",
+        "{ok}"
+    );
+}
+
 fn auth_for(socket: &str, channel: &str, channel_data: Option<&str>) -> String {
     format!(
         "{KEY}:{}",
@@ -160,14 +169,7 @@ async fn private_channels_need_a_valid_auth_and_a_bad_one_leaves_the_socket_open
     assert_eq!(bad["event"], "pusher:subscription_error");
     send(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
     assert_eq!(next(&mut ws).await["event"], "pusher:pong");
-    let ok = subscribe(
-        &mut ws,
-        "private-workspace.7",
-        Some(auth_for(&socket, "private-workspace.7", None)),
-        None,
-    )
-    .await;
-    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    subscribe_private(&mut ws, &socket, "private-workspace.7").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,14 +315,7 @@ hub:
     );
     let _gw = Gateway::start(&yaml, admin, &[addr, edge]).await;
     let (mut ws, socket) = established(addr).await;
-    let ok = subscribe(
-        &mut ws,
-        "private-workspace.7",
-        Some(auth_for(&socket, "private-workspace.7", None)),
-        None,
-    )
-    .await;
-    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    subscribe_private(&mut ws, &socket, "private-workspace.7").await;
 
     let session = "webjs_7_1700000000_abcd1234";
     let body = format!(
