@@ -365,3 +365,254 @@ hub:
     assert_eq!(data["qr_code_base64"], "data:image/png;base64,iVBORw0KGgo=");
     assert!(data["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
 }
+
+/// Reads frames until one with `event`; panics on a deadline.
+async fn until_event(ws: &mut Ws, event: &str) -> Value {
+    loop {
+        let v = next(ws).await;
+        if v["event"] == event {
+            return v;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_client_gets_a_ping_and_without_a_pong_is_closed_with_4201() {
+    let h = hub("      activity_timeout: 1s\n").await;
+    let (mut ws, _) = established(h.addr).await;
+    until_event(&mut ws, "pusher:ping").await;
+    assert_eq!(close_code(&mut ws).await, Some(4201));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_apps_quota_are_closed_with_4004() {
+    let h = hub("      max_connections: 1\n").await;
+    let (_first, _) = established(h.addr).await;
+    let mut second = connect(h.addr, KEY).await;
+    assert_eq!(close_code(&mut second).await, Some(4004));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_not_allowed_is_closed_with_4009() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let h = hub("      allowed_origins: [\"https://app.example\"]\n").await;
+    let mut req = format!("ws://{}/app/{KEY}?protocol=7", h.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(4009));
+    let mut ok = format!("ws://{}/app/{KEY}?protocol=7", h.addr)
+        .into_client_request()
+        .unwrap();
+    ok.headers_mut()
+        .insert("origin", "https://app.example".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(ok).await.unwrap();
+    assert_eq!(
+        next(&mut ws).await["event"],
+        "pusher:connection_established"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_binary_and_malformed_frames_get_a_json_error_and_the_socket_stays_open() {
+    let h = hub("      max_message_size: 1KiB\n").await;
+    let (mut ws, _) = established(h.addr).await;
+    ws.send(Message::Text("x".repeat(2048).into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws).await["event"], "pusher:error");
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws).await["event"], "pusher:error");
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(next(&mut ws).await["event"], "pusher:error");
+    send(
+        &mut ws,
+        json!({"event": "pusher:subscribe", "data": {"channel": "bad channel!"}}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["event"], "pusher:subscription_error");
+    send(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(next(&mut ws).await["event"], "pusher:pong");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_ten_client_events_a_second_close_the_sender_with_4301() {
+    let h = hub("").await;
+    let (mut ws, socket) = established(h.addr).await;
+    subscribe_private(&mut ws, &socket, "private-chat.1").await;
+    for _ in 0..11 {
+        send(
+            &mut ws,
+            json!({"event": "client-x", "channel": "private-chat.1", "data": {}}),
+        )
+        .await;
+    }
+    assert_eq!(close_code(&mut ws).await, Some(4301));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_events_are_refused_when_the_app_disables_them_or_the_channel_is_public() {
+    let h = hub("").await;
+    let (mut ws, _) = established(h.addr).await;
+    subscribe(&mut ws, "public-room", None, None).await;
+    send(
+        &mut ws,
+        json!({"event": "client-x", "channel": "public-room", "data": {}}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["event"], "pusher:error");
+    let off = hub_with_client_events_off().await;
+    let (mut ws, socket) = established(off.addr).await;
+    subscribe_private(&mut ws, &socket, "private-chat.1").await;
+    send(
+        &mut ws,
+        json!({"event": "client-x", "channel": "private-chat.1", "data": {}}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["event"], "pusher:error");
+}
+
+async fn hub_with_client_events_off() -> Hub {
+    let (addr, admin) = (loopback(), loopback());
+    let yaml = format!("admin: {{ listen: {admin} }}\nlisteners: {{ hub: {{ listen: {addr} }} }}\nhub: {{ listener: hub, apps: [{{ id: {APP_ID}, key: {KEY}, secret: {SECRET} }}] }}\n");
+    Hub {
+        _gw: Gateway::start(&yaml, admin, &[addr]).await,
+        addr,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_user_gets_server_to_user_events_and_can_be_terminated() {
+    let h = hub("").await;
+    let (mut ws, socket) = established(h.addr).await;
+    let user_data = r#"{"id":"42","name":"Ada"}"#;
+    let auth = format!(
+        "{KEY}:{}",
+        fleetgate::hub::auth::sign_signin(KEY, SECRET, &socket, user_data)
+            .split(':')
+            .next_back()
+            .unwrap()
+    );
+    send(
+        &mut ws,
+        json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["event"], "pusher:signin_success");
+    let r = publish(
+        h.addr,
+        json!({"name": "notice", "channel": "#server-to-user-42", "data": "{}"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        until_event(&mut ws, "notice").await["channel"],
+        "#server-to-user-42"
+    );
+    let path = format!("/apps/{APP_ID}/users/42/terminate_connections");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let query = fleetgate::hub::auth::sign_api_request(KEY, SECRET, "POST", &path, &[], b"", now);
+    let r = common::send(h.addr, "POST", &format!("{path}?{query}"), &[], vec![]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(close_code(&mut ws).await, Some(4009));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_rejects_bad_signatures_oversized_events_and_big_batches() {
+    let h = hub("").await;
+    let path = format!("/apps/{APP_ID}/events");
+    let body = json!({"name": "e", "channel": "c", "data": "{}"})
+        .to_string()
+        .into_bytes();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let query =
+        fleetgate::hub::auth::sign_api_request(KEY, "wrong-secret", "POST", &path, &[], &body, now);
+    let r = common::send(h.addr, "POST", &format!("{path}?{query}"), &[], body).await;
+    assert_eq!(r.status, 401);
+    assert!(r.json()["error"]["code"].as_str().is_some());
+    let big = publish(
+        h.addr,
+        json!({"name": "e", "channel": "c", "data": "x".repeat(11 * 1024)}),
+    )
+    .await;
+    assert_eq!(big.status, 413);
+    let batch: Vec<Value> = (0..11)
+        .map(|i| json!({"name": "e", "channel": format!("c{i}"), "data": "{}"}))
+        .collect();
+    let body = json!({"batch": batch}).to_string().into_bytes();
+    let path = format!("/apps/{APP_ID}/batch_events");
+    let query = fleetgate::hub::auth::sign_api_request(KEY, SECRET, "POST", &path, &[], &body, now);
+    let r = common::send(h.addr, "POST", &format!("{path}?{query}"), &[], body).await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_channel_replays_its_last_event_to_a_new_subscriber() {
+    let h = hub("").await;
+    let (mut first, _) = established(h.addr).await;
+    assert_eq!(
+        subscribe(&mut first, "cache-status", None, None).await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let r = publish(
+        h.addr,
+        json!({"name": "status", "channel": "cache-status", "data": "{\"v\":1}"}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    until_event(&mut first, "status").await;
+    let (mut late, _) = established(h.addr).await;
+    subscribe(&mut late, "cache-status", None, None).await;
+    assert_eq!(until_event(&mut late, "status").await["data"], "{\"v\":1}");
+    let (mut empty, _) = established(h.addr).await;
+    subscribe(&mut empty, "cache-nothing", None, None).await;
+    until_event(&mut empty, "pusher:cache_miss").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presence_channel_refuses_members_beyond_its_limit_and_oversized_user_info() {
+    let h = hub("      presence: { max_members: 1, max_user_info: 64B }\n").await;
+    let channel = "presence-room";
+    let one = r#"{"user_id":"1","user_info":{}}"#;
+    let two = r#"{"user_id":"2","user_info":{}}"#;
+    let fat = format!(
+        r#"{{"user_id":"3","user_info":{{"bio":"{}"}}}}"#,
+        "x".repeat(100)
+    );
+    let (mut a, sa) = established(h.addr).await;
+    let ok = subscribe(
+        &mut a,
+        channel,
+        Some(auth_for(&sa, channel, Some(one))),
+        Some(one),
+    )
+    .await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    let (mut b, sb) = established(h.addr).await;
+    let full = subscribe(
+        &mut b,
+        channel,
+        Some(auth_for(&sb, channel, Some(two))),
+        Some(two),
+    )
+    .await;
+    assert_eq!(full["event"], "pusher:subscription_error");
+    let too_big = subscribe(
+        &mut b,
+        "presence-other",
+        Some(auth_for(&sb, "presence-other", Some(&fat))),
+        Some(&fat),
+    )
+    .await;
+    assert_eq!(too_big["event"], "pusher:subscription_error");
+}

@@ -9,9 +9,9 @@
 use crate::config::App;
 use dashmap::DashMap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Frames a connection may have queued before it counts as a slow consumer.
@@ -20,35 +20,40 @@ pub const SEND_QUEUE: usize = 512;
 /// One serialized text frame, shared by every subscriber it goes to.
 pub type Frame = Utf8Bytes;
 
-/// Asks a connection's writer to close it with a Pusher close code.
-#[derive(Default)]
+/// Asks a connection to close with a Pusher close code. Both the connection's reader and its
+/// writer wait on it (a watch channel wakes every waiter); the first request wins.
 pub struct Closer {
-    code: AtomicU16,
-    notify: Notify,
+    code: watch::Sender<u16>,
+}
+
+impl Default for Closer {
+    fn default() -> Self {
+        Self {
+            code: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Closer {
-    /// Requests a close with `code`; the first request wins.
+    /// Requests a close with `code`; later requests do not change it.
     pub fn close(&self, code: u16) {
-        if self
-            .code
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            self.notify.notify_one();
-        }
+        self.code.send_if_modified(|current| {
+            let first = *current == 0;
+            if first {
+                *current = code;
+            }
+            first
+        });
     }
 
     /// Waits for a close request and returns its code.
     pub async fn requested(&self) -> u16 {
-        loop {
-            let notified = self.notify.notified();
-            let code = self.code.load(Ordering::Acquire);
-            if code != 0 {
-                return code;
-            }
-            notified.await;
-        }
+        let mut rx = self.code.subscribe();
+        let code = match rx.wait_for(|code| *code != 0).await {
+            Ok(code) => *code,
+            Err(_) => 1000,
+        };
+        code
     }
 }
 

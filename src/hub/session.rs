@@ -21,7 +21,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-/// How long a client has to answer a server `pusher:ping`.
+/// How long a client has to answer a server `pusher:ping` (Pusher's 30 s, or the app's
+/// `activity_timeout` if shorter).
 pub const PONG_TIMEOUT: Duration = Duration::from_secs(30);
 /// Client events allowed per connection per second (Pusher's limit); beyond: close 4301.
 pub const CLIENT_EVENTS_PER_SECOND: u32 = 10;
@@ -110,7 +111,11 @@ impl Session<'_> {
         let idle = self.app.conf.activity_timeout;
         let mut awaiting_pong = false;
         loop {
-            let wait = if awaiting_pong { PONG_TIMEOUT } else { idle };
+            let wait = if awaiting_pong {
+                PONG_TIMEOUT.min(idle)
+            } else {
+                idle
+            };
             let message = tokio::select! {
                 m = source.next() => m,
                 _ = tokio::time::sleep(wait) => {
