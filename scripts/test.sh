@@ -8,5 +8,9 @@ bash scripts/deps.sh
 if [ ! -d tests/interop/node_modules ]; then
   (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# Real Pusher clients for tests/hub_clients.rs (pusher-js, laravel-echo, the pusher server library).
+if [ ! -d tests/clients/node_modules ]; then
+  (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
+fi
 cargo build --locked --all-targets
 cargo test --locked --all-targets -- --test-threads=2

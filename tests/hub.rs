@@ -279,13 +279,19 @@ async fn a_subscriber_that_stops_reading_is_closed_with_4100_and_does_not_slow_t
     assert_eq!(close_code(&mut slow).await, Some(4100));
 }
 
-/// The end-to-end story: a Node instance's signed `qr_code_generated` webhook enters the edge
-/// listener and a browser subscribed to `private-workspace.7` gets `qr-code-generated`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_qr_webhook_reaches_the_private_workspace_channel_as_qr_code_generated() {
+/// A gateway with a hub and an edge webhook route mapping `qr_code_generated` to the hub.
+struct QrEdge {
+    _laravel: NodeStub,
+    gw: Gateway,
+    addr: SocketAddr,
+    edge: SocketAddr,
+}
+
+const HMAC_SECRET: &str = "shared-hmac";
+
+async fn qr_edge(app_extra: &str) -> QrEdge {
     let laravel = NodeStub::start("laravel").await;
     let (addr, edge, admin) = (loopback(), loopback(), loopback());
-    let hmac_secret = "shared-hmac";
     let yaml = format!(
         r#"threads: 2
 admin: {{ listen: {admin} }}
@@ -301,7 +307,7 @@ routes:
     treatment: webhook
     webhook:
       scheme: hex-timestamp-body
-      secrets: ["{hmac_secret}"]
+      secrets: ["{HMAC_SECRET}"]
       publish:
         - event: qr_code_generated
           channel: "private-workspace.{{data.workspace_id}}"
@@ -309,45 +315,54 @@ routes:
           payload: {{ qr_code_base64: "{{data.qr_code}}", expires_in_seconds: 300, workspace_id: "{{data.workspace_id}}", account_id: "{{data.session_id}}", session_id: "{{data.session_id}}", timestamp: "{{now_iso}}" }}
 hub:
   listener: hub
-  apps: [{{ id: {APP_ID}, key: {KEY}, secret: {SECRET} }}]
+  apps: [{{ id: {APP_ID}, key: {KEY}, secret: {SECRET}{app_extra} }}]
 "#,
         laravel_addr = laravel.addr
     );
-    let _gw = Gateway::start(&yaml, admin, &[addr, edge]).await;
-    let (mut ws, socket) = established(addr).await;
-    subscribe_private(&mut ws, &socket, "private-workspace.7").await;
+    let gw = Gateway::start(&yaml, admin, &[addr, edge]).await;
+    QrEdge {
+        _laravel: laravel,
+        gw,
+        addr,
+        edge,
+    }
+}
 
-    let session = "webjs_7_1700000000_abcd1234";
+/// Sends a signed `qr_code_generated` webhook for workspace 7 to the edge listener.
+async fn post_qr(edge: SocketAddr, session: &str, qr_code: &str) -> Resp {
+    use fleetgate::signing::{sign, Scheme, Secret};
     let body = format!(
-        r#"{{"event":"qr_code_generated","data":{{"workspace_id":7,"session_id":"{session}","qr_code":"data:image/png;base64,iVBORw0KGgo=","expires_in":60,"qr_count":1}}}}"#
+        r#"{{"event":"qr_code_generated","data":{{"workspace_id":7,"session_id":"{session}","qr_code":"{qr_code}","expires_in":60,"qr_count":1}}}}"#
     );
-    let ts = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs()
-        .to_string();
-    let key = fleetgate::signing::Secret::from_config(
-        fleetgate::signing::Scheme::HexTimestampBody,
-        hmac_secret,
-    )
-    .unwrap();
-    let headers = fleetgate::signing::sign(
-        fleetgate::signing::Scheme::HexTimestampBody,
-        &key,
-        body.as_bytes(),
-        ts.parse().unwrap(),
-        None,
-    );
+        .as_secs() as i64;
+    let key = Secret::from_config(Scheme::HexTimestampBody, HMAC_SECRET).unwrap();
+    let headers = sign(Scheme::HexTimestampBody, &key, body.as_bytes(), now, None);
     let mut refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     refs.push(("content-type", "application/json"));
-    let resp = common::send(
+    common::send(
         edge,
         "POST",
         "/api/whatsapp/webhooks/webjs",
         &refs,
         body.into_bytes(),
     )
-    .await;
+    .await
+}
+
+/// The end-to-end story: a Node instance's signed `qr_code_generated` webhook enters the edge
+/// listener and a browser subscribed to `private-workspace.7` gets `qr-code-generated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_qr_webhook_reaches_the_private_workspace_channel_as_qr_code_generated() {
+    let e = qr_edge("").await;
+    let (addr, edge) = (e.addr, e.edge);
+    let (mut ws, socket) = established(addr).await;
+    subscribe_private(&mut ws, &socket, "private-workspace.7").await;
+
+    let session = "webjs_7_1700000000_abcd1234";
+    let resp = post_qr(edge, session, "data:image/png;base64,iVBORw0KGgo=").await;
     assert_eq!(resp.status, 200, "the webhook still reaches Laravel");
 
     let event = next(&mut ws).await;
@@ -615,4 +630,23 @@ async fn a_presence_channel_refuses_members_beyond_its_limit_and_oversized_user_
     )
     .await;
     assert_eq!(too_big["event"], "pusher:subscription_error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_event_over_the_message_limit_is_not_published_but_the_webhook_reaches_laravel() {
+    let e = qr_edge(", max_message_size: 1KiB").await;
+    let (mut ws, socket) = established(e.addr).await;
+    subscribe_private(&mut ws, &socket, "private-workspace.7").await;
+    let big_qr = format!("data:image/png;base64,{}", "A".repeat(2048));
+    let resp = post_qr(e.edge, "webjs_7_1700000000_abcd1234", &big_qr).await;
+    assert_eq!(resp.status, 200, "the webhook still reaches Laravel");
+    let metrics = e.gw.metrics().await;
+    assert!(
+        metrics
+            .contains(r#"fleetgate_webhook_publishes_total{result="too_large",route="hooks"} 1"#),
+        "{metrics}"
+    );
+    // Nothing was published: the next frame is the pong to our ping.
+    send(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(next(&mut ws).await["event"], "pusher:pong");
 }
