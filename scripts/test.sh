@@ -4,13 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-# npm packages for the cross-implementation tests (Node crypto, the standardwebhooks library).
-if [ ! -d tests/interop/node_modules ]; then
-  (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
-fi
-# Real Pusher clients for tests/hub_clients.rs (pusher-js, laravel-echo, the pusher server library).
-if [ ! -d tests/clients/node_modules ]; then
-  (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# npm packages for the tests: tests/interop (Node crypto, the standardwebhooks library) and
+# tests/clients (pusher-js, laravel-echo, the pusher server library).
+for dir in tests/interop tests/clients; do
+  [ -d "$dir/node_modules" ] || (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done
 cargo build --locked --all-targets
 cargo test --locked --all-targets -- --test-threads=2

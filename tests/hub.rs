@@ -650,3 +650,11 @@ async fn a_mapped_event_over_the_message_limit_is_not_published_but_the_webhook_
     send(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
     assert_eq!(next(&mut ws).await["event"], "pusher:pong");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_hub_clients_are_closed_with_4200_so_they_reconnect_at_once() {
+    let h = hub("").await;
+    let (mut ws, _) = established(h.addr).await;
+    h._gw.terminate();
+    assert_eq!(close_code(&mut ws).await, Some(4200));
+}

@@ -31,14 +31,14 @@ impl HttpServerApp for HubApp {
     async fn process_new_http(
         self: &Arc<Self>,
         mut session: ServerSession,
-        _shutdown: &ShutdownWatch,
+        shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         if !matches!(session.read_request().await, Ok(true)) {
             return None;
         }
         let path = session.req_header().uri.path().to_string();
         if let Some(key) = path.strip_prefix("/app/") {
-            self.upgrade(session, key).await;
+            self.upgrade(session, key, shutdown.clone()).await;
             return None;
         }
         let (status, body) = api::handle(&self.hub, &mut session).await;
@@ -54,7 +54,7 @@ impl HttpServerApp for HubApp {
 }
 
 impl HubApp {
-    async fn upgrade(&self, mut session: ServerSession, key: &str) {
+    async fn upgrade(&self, mut session: ServerSession, key: &str, shutdown: ShutdownWatch) {
         let headers = &session.req_header().headers;
         let ws_key = headers
             .get("sec-websocket-key")
@@ -100,7 +100,7 @@ impl HubApp {
             app.connections.fetch_sub(1, Ordering::Relaxed);
             return session::reject(stream, 4004, "Over connection quota").await;
         }
-        session::serve(stream, hub, index).await;
+        session::serve(stream, hub, index, shutdown).await;
     }
 }
 

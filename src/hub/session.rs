@@ -10,6 +10,7 @@
 use super::fanout::{AppState, Conn, Frame, Hub, Presence, SEND_QUEUE};
 use super::{auth, channel::ChannelName, protocol};
 use futures_util::{SinkExt, StreamExt};
+use pingora::server::ShutdownWatch;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub const PONG_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CLIENT_EVENTS_PER_SECOND: u32 = 10;
 
 /// Serves one upgraded connection until it closes.
-pub async fn serve<S>(stream: S, hub: Arc<Hub>, app: usize)
+pub async fn serve<S>(stream: S, hub: Arc<Hub>, app: usize, shutdown: ShutdownWatch)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -77,7 +78,7 @@ where
     // pusher-js refuses a handshake whose activity_timeout is 0 (a sub-second config): at least 1.
     let activity = session.app.conf.activity_timeout.as_secs().max(1);
     session.send(protocol::connection_established(&socket_id, activity));
-    session.run(&mut source).await;
+    session.run(&mut source, shutdown).await;
     session.leave_all();
     session.app.connections.fetch_sub(1, Ordering::Relaxed);
     // Stops the writer (a close already requested, e.g. 4100, keeps its code: the first one wins).
@@ -103,7 +104,7 @@ impl Session<'_> {
         self.conn.offer(&frame, &self.hub.stats.slow_consumers);
     }
 
-    async fn run<St>(&mut self, source: &mut St)
+    async fn run<St>(&mut self, source: &mut St, mut shutdown: ShutdownWatch)
     where
         St: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
             + Unpin,
@@ -127,7 +128,12 @@ impl Session<'_> {
                     awaiting_pong = true;
                     continue;
                 }
-                code = self.conn.closer.requested() => { let _ = code; return; }
+                _ = self.conn.closer.requested() => return,
+                // Server shutting down: 4200 tells pusher-js to reconnect at once (elsewhere).
+                _ = shutdown.changed() => {
+                    self.conn.closer.close(4200);
+                    return;
+                }
             };
             awaiting_pong = false;
             match message {
