@@ -311,13 +311,17 @@ async fn websocket_upgrades_pass_through_and_idle_ones_outlive_the_read_timeout(
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     stream.write_all(b"ping-after-idle").await.unwrap();
     let mut echo = [0u8; 15];
-    tokio::time::timeout(
+    let echoed = tokio::time::timeout(
         std::time::Duration::from_secs(5),
         stream.read_exact(&mut echo),
     )
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
+    // On failure, the gateway's log says which side ended the tunnel.
+    assert!(
+        matches!(echoed, Ok(Ok(_))),
+        "tunnel cut after idling: {echoed:?}\n{}",
+        _gw.log()
+    );
     assert_eq!(&echo, b"ping-after-idle");
 }
 

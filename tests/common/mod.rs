@@ -241,7 +241,10 @@ impl Gateway {
         let child = Command::new(env!("CARGO_BIN_EXE_fleetgate"))
             .args(["run", "-c"])
             .arg(&config_path)
-            .env("FLEETGATE_LOG", "info")
+            .env(
+                "FLEETGATE_LOG",
+                std::env::var("FLEETGATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
