@@ -8,30 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-const APP_ID: &str = "app-1";
-const KEY: &str = "app-key";
-const SECRET: &str = "app-secret";
-
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-struct Hub {
-    _gw: Gateway,
-    addr: SocketAddr,
-}
-
-async fn hub(app_extra: &str) -> Hub {
-    let (addr, admin) = (loopback(), loopback());
-    let yaml = format!(
-        "threads: 2\nadmin: {{ listen: {admin} }}\nlisteners:\n  hub: {{ listen: {addr} }}\nhub:\n  listener: hub\n  apps:\n    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n      client_events: true\n{app_extra}"
-    );
-    let gw = Gateway::start(&yaml, admin, &[addr]).await;
-    Hub { _gw: gw, addr }
-}
-
-fn loopback() -> SocketAddr {
-    format!("127.0.0.1:{}", free_port()).parse().unwrap()
-}
 
 async fn connect(addr: SocketAddr, key: &str) -> Ws {
     let url = format!("ws://{addr}/app/{key}?protocol=7&client=js&version=8.4.0");
@@ -495,7 +473,7 @@ async fn hub_with_client_events_off() -> Hub {
     let (addr, admin) = (loopback(), loopback());
     let yaml = format!("admin: {{ listen: {admin} }}\nlisteners: {{ hub: {{ listen: {addr} }} }}\nhub: {{ listener: hub, apps: [{{ id: {APP_ID}, key: {KEY}, secret: {SECRET} }}] }}\n");
     Hub {
-        _gw: Gateway::start(&yaml, admin, &[addr]).await,
+        gw: Gateway::start(&yaml, admin, &[addr]).await,
         addr,
     }
 }
@@ -655,6 +633,6 @@ async fn a_mapped_event_over_the_message_limit_is_not_published_but_the_webhook_
 async fn on_shutdown_hub_clients_are_closed_with_4200_so_they_reconnect_at_once() {
     let h = hub("").await;
     let (mut ws, _) = established(h.addr).await;
-    h._gw.terminate();
+    h.gw.terminate();
     assert_eq!(close_code(&mut ws).await, Some(4200));
 }

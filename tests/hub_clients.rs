@@ -6,13 +6,8 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const APP_ID: &str = "app-1";
-const KEY: &str = "app-key";
-const SECRET: &str = "app-secret";
 
 /// What a scenario gets to finish on its own (it reports `deadline` and exits 3 after this).
 const SCENARIO_DEADLINE: Duration = Duration::from_secs(15);
@@ -20,26 +15,6 @@ const SCENARIO_DEADLINE: Duration = Duration::from_secs(15);
 const HARD_DEADLINE: Duration = Duration::from_secs(30);
 /// `npm ci` on a fresh checkout.
 const INSTALL_DEADLINE: Duration = Duration::from_secs(300);
-
-struct Hub {
-    gw: Gateway,
-    addr: SocketAddr,
-}
-
-/// The real gateway with only a hub listener and one app that allows client events (`app_extra`:
-/// more keys of the app, each line indented six spaces).
-async fn hub(app_extra: &str) -> Hub {
-    let (addr, admin) = (loopback(), loopback());
-    let yaml = format!(
-        "threads: 2\nadmin: {{ listen: {admin} }}\nlisteners:\n  hub: {{ listen: {addr} }}\nhub:\n  listener: hub\n  apps:\n    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n      client_events: true\n{app_extra}"
-    );
-    let gw = Gateway::start(&yaml, admin, &[addr]).await;
-    Hub { gw, addr }
-}
-
-fn loopback() -> SocketAddr {
-    format!("127.0.0.1:{}", free_port()).parse().unwrap()
-}
 
 fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")

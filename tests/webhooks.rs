@@ -104,10 +104,6 @@ routes:
     }
 }
 
-fn loopback() -> SocketAddr {
-    format!("127.0.0.1:{}", free_port()).parse().unwrap()
-}
-
 async fn post(addr: SocketAddr, headers: &[(String, String)], body: Vec<u8>) -> Resp {
     let refs: Vec<(&str, &str)> = headers
         .iter()

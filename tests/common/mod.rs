@@ -480,3 +480,30 @@ pub async fn gateway_for(stubs: &[NodeStub], routing: &str, route: &str) -> (Gat
     let yaml = fleet_yaml(fleet, admin, &refs, routing, route);
     (Gateway::start(&yaml, admin, &[fleet]).await, fleet)
 }
+
+/// A free loopback address.
+pub fn loopback() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+/// The hub app every hub test uses.
+pub const APP_ID: &str = "app-1";
+pub const KEY: &str = "app-key";
+pub const SECRET: &str = "app-secret";
+
+/// The real gateway with only a hub listener.
+pub struct Hub {
+    pub gw: Gateway,
+    pub addr: SocketAddr,
+}
+
+/// A hub with one app that allows client events (`app_extra`: more keys of the app, each line
+/// indented six spaces).
+pub async fn hub(app_extra: &str) -> Hub {
+    let (addr, admin) = (loopback(), loopback());
+    let yaml = format!(
+        "threads: 2\nadmin: {{ listen: {admin} }}\nlisteners:\n  hub: {{ listen: {addr} }}\nhub:\n  listener: hub\n  apps:\n    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n      client_events: true\n{app_extra}"
+    );
+    let gw = Gateway::start(&yaml, admin, &[addr]).await;
+    Hub { gw, addr }
+}
