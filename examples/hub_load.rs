@@ -681,6 +681,22 @@ async fn tungstenite_subscriber(t: &Target, channel: &str, s: &Stats) -> Result<
 
 /// Opens `channels.len()` subscribers in batches of `ramp`, waiting for each batch to be
 /// subscribed (or failed) before the next; returns their handles and the time it took.
+/// Prints the connect summary line; returns how many sockets subscribed.
+fn report_connect(s: &Stats, connect_time: Duration) -> u64 {
+    let subscribed = s.subscribed.load(Relaxed);
+    let failed = s.failed.load(Relaxed);
+    let errors = if failed > 0 {
+        format!(" ({})", map_text(&s.errors))
+    } else {
+        String::new()
+    };
+    println!(
+        "  connect: {subscribed} subscribed, {failed} failed in {:.1} s{errors}",
+        connect_time.as_secs_f64()
+    );
+    subscribed
+}
+
 async fn connect_all(
     t: &Arc<Target>,
     channels: impl Iterator<Item = String>,
@@ -1026,17 +1042,7 @@ async fn fanout(o: Opts, t: Arc<Target>) -> i32 {
         &s,
     )
     .await;
-    let subscribed = s.subscribed.load(Relaxed);
-    println!(
-        "  connect: {subscribed} subscribed, {} failed in {:.1} s{}",
-        s.failed.load(Relaxed),
-        connect_time.as_secs_f64(),
-        if s.failed.load(Relaxed) > 0 {
-            format!(" ({})", map_text(&s.errors))
-        } else {
-            String::new()
-        }
-    );
+    let subscribed = report_connect(&s, connect_time);
     if subscribed == 0 {
         println!(
             "RESULT {}",
@@ -1244,17 +1250,7 @@ async fn idle(o: Opts, t: Arc<Target>) -> i32 {
         &s,
     )
     .await;
-    let subscribed = s.subscribed.load(Relaxed);
-    println!(
-        "  connect: {subscribed} subscribed, {} failed in {:.1} s{}",
-        s.failed.load(Relaxed),
-        connect_time.as_secs_f64(),
-        if s.failed.load(Relaxed) > 0 {
-            format!(" ({})", map_text(&s.errors))
-        } else {
-            String::new()
-        }
-    );
+    report_connect(&s, connect_time);
     let hold = o.secs("hold");
     let mut samples = Vec::new();
     let hold_end = Instant::now() + hold;

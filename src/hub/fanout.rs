@@ -181,7 +181,7 @@ impl Hub {
     /// A new connection id and its socket id (`{node}.{counter}`).
     pub fn next_socket(&self) -> (u64, String) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        (id, format!("{}.{}", self.node_id, id))
+        (id, super::protocol::socket_id(self.node_id, id))
     }
 
     /// Sends `frame` to every subscriber of `channel` but `except` (a socket id); returns how many
