@@ -1,12 +1,16 @@
-//! The operators' listener (loopback by default). Endpoints:
+//! The operators' listener (loopback by default; never public unless configured so). Endpoints:
 //!
-//! - `GET /metrics`: Prometheus text format.
+//! - `GET /metrics`: Prometheus text format (every name in [`crate::metrics`]).
 //! - `GET /healthz`: 200 while the process runs.
+//! - `GET /readyz`: 200 once the configuration is loaded and every listener accepts; 503 before
+//!   that (`starting`) and from the start of shutdown (`draining`).
+//! - `GET /admin/config`: the effective configuration, every secret redacted, and its hash (the
+//!   `hash` label of `fleetgate_config_info`).
 //! - `GET /admin/upstreams`: every instance with health, since when, last error, in-flight
 //!   requests and learned sessions, plus each group's learned-table size and capacity.
 //! - `POST /admin/reload`: re-read `gateway.yaml`; all or nothing (422 with every problem).
 
-use crate::state::Gateway;
+use crate::state::{Gateway, Readiness};
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -112,9 +116,23 @@ impl ServeHttp for AdminApp {
             ("GET", "/metrics") => reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
-                self.gateway.metrics.render(),
+                self.gateway.render_metrics(),
             ),
             ("GET", "/healthz") => reply(StatusCode::OK, json_type, br#"{"status":"ok"}"#.to_vec()),
+            ("GET", "/readyz") => {
+                let (status, word) = match self.gateway.readiness() {
+                    Readiness::Ready => (StatusCode::OK, "ready"),
+                    Readiness::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
+                    Readiness::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+                };
+                let body = json!({ "status": word });
+                reply(status, json_type, body.to_string().into_bytes())
+            }
+            ("GET", "/admin/config") => {
+                let snap = self.gateway.snapshot();
+                let body = json!({ "hash": snap.hash, "config": snap.effective });
+                reply(StatusCode::OK, json_type, body.to_string().into_bytes())
+            }
             ("GET", "/admin/upstreams") => reply(
                 StatusCode::OK,
                 json_type,

@@ -12,10 +12,12 @@
 //! - [`proxy`]: the pingora `ProxyHttp` per listener, with request hygiene and JSON errors.
 //! - [`errors`]: the gateway's own error answers and their stable codes.
 //! - [`metrics`]: every metric name.
+//! - [`access_log`]: JSON access log lines and request ids.
 //! - [`admin`]: the operators' listener.
 //! - [`server`]: assembles the pingora server.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod dedupe;

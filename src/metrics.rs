@@ -1,11 +1,45 @@
-//! Every metric fleetgate exports, named in one place (the Grafana dashboard uses these names).
+//! Every metric fleetgate exports, named in one place (the Grafana dashboard in `grafana/` and the
+//! README's metrics reference use these names; `tests/observability.rs` checks them against a live
+//! Prometheus).
 //!
-//! Prefix `fleetgate_`, base units, counters end in `_total`. Labels are bounded: listener, route,
-//! group, instance, status class, enums. Never a workspace id, session id, socket id or raw path.
+//! Prefix `fleetgate_`, base units (seconds, bytes), counters end in `_total`. Labels are bounded:
+//! listener, route, group, instance, app id, status class, close code, enums. Never a workspace id,
+//! session id, socket id, user id or raw path.
+//!
+//! Gauges that mirror state the gateway already keeps (hub connections, channels, in-flight
+//! requests, learned sessions) are set when scraped ([`crate::state::Gateway::render_metrics`]),
+//! so the data plane never updates them.
 
+use prometheus::core::{AtomicI64, GenericGauge};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Webhook verification results (the `result` label), all exported from the start at 0.
+pub const WEBHOOK_RESULTS: [&str; 7] = [
+    "ok",
+    "duplicate",
+    "missing",
+    "stale",
+    "mismatch",
+    "malformed",
+    "too_large",
+];
+/// Upstream outcomes (the `outcome` label).
+pub const UPSTREAM_OUTCOMES: [&str; 5] = ["ok", "connect_error", "timeout", "reset", "unhealthy"];
+/// Config reload results (the `result` label).
+pub const RELOAD_RESULTS: [&str; 3] = ["ok", "invalid", "needs_restart"];
+
+/// Latency buckets shared by the request and upstream histograms (0.5 ms … 60 s).
+const REQUEST_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+/// Publish→deliver buckets (50 µs … 5 s): fan-out is in-process, so most land below 10 ms.
+const DELIVERY_BUCKETS: [f64; 14] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
 
 pub struct Metrics {
     pub registry: Registry,
@@ -13,88 +47,190 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Request duration from first byte read to last byte written.
     pub request_duration: HistogramVec,
-    /// Upstream attempts by group, instance and outcome (ok, connect_error, timeout, reset, unhealthy).
+    /// Upstream attempts by group, instance and outcome ([`UPSTREAM_OUTCOMES`]).
     pub upstream_requests: IntCounterVec,
+    /// Time from choosing an instance to the end of the exchange, by group and instance.
+    pub upstream_duration: HistogramVec,
+    /// Requests in flight per instance (set when scraped).
+    pub upstream_in_flight: IntGaugeVec,
     /// 1 while an instance is healthy, 0 while it is down.
     pub instance_healthy: IntGaugeVec,
     /// Routing decisions by source (header, session, query, body, none) and kind.
     pub routing_decisions: IntCounterVec,
-    /// Sessions in the learned session table, by group.
+    /// Sessions in the learned session table, by group (set when scraped).
     pub learned_sessions: IntGaugeVec,
-    /// Webhook verifications by route and result (ok, duplicate, missing, stale, mismatch,
-    /// malformed, too_large).
+    /// Webhook verifications by route and result ([`WEBHOOK_RESULTS`]).
     pub webhook_verifications: IntCounterVec,
     /// Verified webhooks mapped to hub events, by route and result (published, too_large, unmapped).
     pub webhook_publishes: IntCounterVec,
+    /// Configuration reloads by result ([`RELOAD_RESULTS`]).
+    pub config_reloads: IntCounterVec,
+    /// Unix time of the last configuration that was applied (start or reload).
+    pub config_last_success: IntGauge,
+    /// 1 for the hash of the configuration being served (see `GET /admin/config`).
+    pub config_info: IntGaugeVec,
+    /// Access log lines dropped because the writer could not keep up.
+    pub access_log_dropped: IntCounter,
+    pub hub: HubMetrics,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
+}
+
+/// The hub's metrics, labelled by app id.
+#[derive(Clone)]
+pub struct HubMetrics {
+    /// Open WebSocket connections (set when scraped).
+    pub connections: IntGaugeVec,
+    /// Channels with at least one subscriber (set when scraped).
+    pub channels: IntGaugeVec,
+    /// Channel subscriptions (set when scraped).
+    pub subscriptions: IntGaugeVec,
+    /// Events published to a channel (HTTP API, webhook rules, client events, presence).
+    pub published: IntCounterVec,
+    /// Event frames written to a subscriber's socket.
+    pub delivered: IntCounterVec,
+    /// Deliveries dropped, by reason (`slow_consumer`: the subscriber's queue was full).
+    pub dropped: IntCounterVec,
+    /// Connections closed, by close code (`client` when the client closed first).
+    pub disconnects: IntCounterVec,
+    /// Time from publish to the frame being written to the subscriber's socket.
+    pub delivery_latency: HistogramVec,
+    /// Pusher HTTP API calls by result (`ok` or the error code).
+    pub api_requests: IntCounterVec,
+}
+
+/// One app's hub counters with their labels resolved once (the fan-out path never hashes labels).
+#[derive(Clone)]
+pub struct AppMetrics {
+    pub published: IntCounter,
+    pub delivered: IntCounter,
+    pub dropped_slow: IntCounter,
+    pub delivery_latency: Histogram,
+}
+
+/// Registers metrics of one kind under one registry.
+struct Builder<'r>(&'r Registry);
+
+impl Builder<'_> {
+    fn register<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: M,
+    ) -> Result<M, prometheus::Error> {
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counter(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        self.register(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn gauge(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, prometheus::Error> {
+        self.register(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: &[f64],
+    ) -> Result<HistogramVec, prometheus::Error> {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        self.register(HistogramVec::new(opts, labels)?)
+    }
 }
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let counter =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-                let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(metric.clone()))?;
-                Ok(metric)
-            };
-        let gauge =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
-                let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(metric.clone()))?;
-                Ok(metric)
-            };
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "fleetgate_request_duration_seconds",
-                "Time to answer a request, by listener and route.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0, 60.0,
-            ]),
-            &["listener", "route"],
-        )?;
-        registry.register(Box::new(request_duration.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let b = Builder(&registry);
         let metrics = Self {
-            requests: counter(
+            requests: b.counter(
                 "fleetgate_requests_total",
                 "Requests answered, by listener, route and status class.",
                 &["listener", "route", "status_class"],
             )?,
-            request_duration,
-            upstream_requests: counter(
+            request_duration: b.histogram(
+                "fleetgate_request_duration_seconds",
+                "Time to answer a request, by listener and route.",
+                &["listener", "route"],
+                &REQUEST_BUCKETS,
+            )?,
+            upstream_requests: b.counter(
                 "fleetgate_upstream_requests_total",
                 "Upstream requests by group, instance and outcome.",
-                &["group", "instance", "outcome"],
+                &["group", "instance_name", "outcome"],
             )?,
-            instance_healthy: gauge(
+            upstream_duration: b.histogram(
+                "fleetgate_upstream_request_duration_seconds",
+                "Time from choosing an instance to the end of the exchange, by group and instance.",
+                &["group", "instance_name"],
+                &REQUEST_BUCKETS,
+            )?,
+            upstream_in_flight: b.gauge(
+                "fleetgate_upstream_in_flight_requests",
+                "Requests in flight to an instance.",
+                &["group", "instance_name"],
+            )?,
+            instance_healthy: b.gauge(
                 "fleetgate_instance_healthy",
                 "1 while the instance passes health checks, else 0.",
-                &["group", "instance"],
+                &["group", "instance_name"],
             )?,
-            routing_decisions: counter(
+            routing_decisions: b.counter(
                 "fleetgate_routing_decisions_total",
                 "Workspace routing decisions by source and kind.",
                 &["source", "kind"],
             )?,
-            learned_sessions: gauge(
+            learned_sessions: b.gauge(
                 "fleetgate_learned_sessions",
                 "Sessions in the learned session table.",
                 &["group"],
             )?,
-            webhook_publishes: counter(
-                "fleetgate_webhook_publishes_total",
-                "Verified webhooks mapped to hub events, by route and result.",
-                &["route", "result"],
-            )?,
-            webhook_verifications: counter(
+            webhook_verifications: b.counter(
                 "fleetgate_webhook_verifications_total",
                 "Webhook verifications by route and result.",
                 &["route", "result"],
             )?,
-            build_info: gauge(
+            webhook_publishes: b.counter(
+                "fleetgate_webhook_publishes_total",
+                "Verified webhooks mapped to hub events, by route and result.",
+                &["route", "result"],
+            )?,
+            config_reloads: b.counter(
+                "fleetgate_config_reloads_total",
+                "Configuration reloads by result (ok, invalid, needs_restart).",
+                &["result"],
+            )?,
+            config_last_success: b.register(IntGauge::new(
+                "fleetgate_config_last_reload_success_timestamp_seconds",
+                "Unix time the configuration being served was applied.",
+            )?)?,
+            config_info: b.gauge(
+                "fleetgate_config_info",
+                "1 for the hash of the configuration being served.",
+                &["hash"],
+            )?,
+            access_log_dropped: b.register(IntCounter::new(
+                "fleetgate_access_log_dropped_total",
+                "Access log lines dropped because the log writer could not keep up.",
+            )?)?,
+            hub: HubMetrics::new(&b)?,
+            build_info: b.gauge(
                 "fleetgate_build_info",
                 "Build information; always 1.",
                 &["version"],
@@ -105,7 +241,37 @@ impl Metrics {
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        for result in RELOAD_RESULTS {
+            metrics.config_reloads.with_label_values(&[result]);
+        }
         Ok(metrics)
+    }
+
+    /// Exports a webhook route's and an instance's label sets at 0, so rates read 0, not "no data".
+    pub fn init_route(&self, route: &str, webhook: bool) {
+        if webhook {
+            for result in WEBHOOK_RESULTS {
+                self.webhook_verifications
+                    .with_label_values(&[route, result]);
+            }
+        }
+    }
+
+    pub fn init_instance(&self, group: &str, instance: &str) {
+        for outcome in UPSTREAM_OUTCOMES {
+            self.upstream_requests
+                .with_label_values(&[group, instance, outcome]);
+        }
+    }
+
+    /// Marks `hash` as the configuration being served.
+    pub fn config_applied(&self, hash: &str) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[hash]).set(1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.config_last_success.set(now);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -114,6 +280,91 @@ impl Metrics {
         // Encoding into a Vec only fails on invalid metric families, which `new` rules out.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
+    }
+}
+
+impl HubMetrics {
+    fn new(b: &Builder<'_>) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            connections: b.gauge(
+                "fleetgate_hub_connections",
+                "Open hub WebSocket connections, by app.",
+                &["app"],
+            )?,
+            channels: b.gauge(
+                "fleetgate_hub_channels",
+                "Hub channels with at least one subscriber, by app.",
+                &["app"],
+            )?,
+            subscriptions: b.gauge(
+                "fleetgate_hub_subscriptions",
+                "Hub channel subscriptions, by app.",
+                &["app"],
+            )?,
+            published: b.counter(
+                "fleetgate_hub_messages_published_total",
+                "Events published to a hub channel, by app.",
+                &["app"],
+            )?,
+            delivered: b.counter(
+                "fleetgate_hub_messages_delivered_total",
+                "Event frames written to subscribers' sockets, by app.",
+                &["app"],
+            )?,
+            dropped: b.counter(
+                "fleetgate_hub_deliveries_dropped_total",
+                "Deliveries dropped, by app and reason.",
+                &["app", "reason"],
+            )?,
+            disconnects: b.counter(
+                "fleetgate_hub_disconnects_total",
+                "Hub connections closed, by app and close code (client: closed by the client).",
+                &["app", "code"],
+            )?,
+            delivery_latency: b.histogram(
+                "fleetgate_hub_delivery_latency_seconds",
+                "Time from publish to the frame being written to the subscriber's socket.",
+                &["app"],
+                &DELIVERY_BUCKETS,
+            )?,
+            api_requests: b.counter(
+                "fleetgate_hub_api_requests_total",
+                "Pusher HTTP API calls by app and result (ok or the error code).",
+                &["app", "result"],
+            )?,
+        })
+    }
+
+    /// The label-resolved counters for `app` (its series exported at 0 from now on).
+    pub fn for_app(&self, app: &str) -> AppMetrics {
+        self.connections.with_label_values(&[app]);
+        self.channels.with_label_values(&[app]);
+        self.subscriptions.with_label_values(&[app]);
+        self.api_requests.with_label_values(&[app, "ok"]);
+        AppMetrics {
+            published: self.published.with_label_values(&[app]),
+            delivered: self.delivered.with_label_values(&[app]),
+            dropped_slow: self.dropped.with_label_values(&[app, "slow_consumer"]),
+            delivery_latency: self.delivery_latency.with_label_values(&[app]),
+        }
+    }
+
+    /// Sets an app's scrape-time gauges.
+    pub fn set_app_gauges(&self, app: &str, connections: usize, channels: usize, subs: usize) {
+        let set = |g: GenericGauge<AtomicI64>, v: usize| g.set(v as i64);
+        set(self.connections.with_label_values(&[app]), connections);
+        set(self.channels.with_label_values(&[app]), channels);
+        set(self.subscriptions.with_label_values(&[app]), subs);
+    }
+}
+
+impl AppMetrics {
+    /// Counters registered nowhere (for engines built outside a gateway, e.g. in unit tests).
+    pub fn detached() -> Self {
+        let registry = Registry::new();
+        let hub =
+            HubMetrics::new(&Builder(&registry)).expect("static metric definitions are valid");
+        hub.for_app("detached")
     }
 }
 

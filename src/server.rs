@@ -1,5 +1,10 @@
-//! Assembles the process: one pingora proxy service per listener, the health checker, and the
-//! admin listener, all sharing one [`Gateway`].
+//! Assembles the process: one pingora proxy service per listener, the health checker, the
+//! readiness probe and the admin listener, all sharing one [`Gateway`].
+//!
+//! Shutdown (SIGTERM or SIGINT): `/readyz` turns 503 at once, listeners keep accepting for
+//! `shutdown.drain_delay` (so load balancers polling `/readyz` move traffic away first), then
+//! pingora's graceful shutdown stops the listeners and lets in-flight requests finish. SIGQUIT is
+//! pingora's binary upgrade (listening sockets handed to the new process).
 
 use crate::admin::AdminApp;
 use crate::config::Config;
@@ -8,7 +13,7 @@ use crate::proxy::FleetProxy;
 use crate::state::Gateway;
 use async_trait::async_trait;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{Server, ShutdownWatch};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,8 +22,8 @@ use std::time::{Duration, Instant};
 
 /// Runs the gateway until it is told to stop. Never returns.
 pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
-    // Until the drain sequence lands (live-operations issue): stop accepting 1 s after SIGTERM and
-    // give in-flight requests 10 s, instead of pingora's 5-minute default grace period.
+    // After the drain delay (see `DrainFirst`): in-flight requests get 1 s before runtimes stop and
+    // then up to 10 s more, instead of pingora's 5-minute default grace period.
     let conf = ServerConf {
         threads: config.threads,
         grace_period_seconds: Some(1),
@@ -57,6 +62,15 @@ pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
             gateway: gateway.clone(),
         },
     ));
+    let mut probes: Vec<_> = config.listeners.iter().map(|l| l.addr).collect();
+    probes.extend(config.admin);
+    server.add_service(background_service(
+        "readiness",
+        ReadinessProbe {
+            gateway: gateway.clone(),
+            addrs: probes,
+        },
+    ));
     if let Some(addr) = config.admin {
         let mut admin = pingora::services::listening::Service::new(
             "admin".to_string(),
@@ -70,8 +84,83 @@ pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
         routes = config.routes.len(),
         "fleetgate starting"
     );
-    server.run_forever()
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainFirst {
+            gateway,
+            drain_delay: config.shutdown.drain_delay,
+        }),
+    });
+    std::process::exit(0)
 }
+
+/// Turns `/readyz` 503 and waits `drain_delay` before handing a SIGTERM/SIGINT to pingora.
+struct DrainFirst {
+    gateway: Arc<Gateway>,
+    drain_delay: Duration,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for DrainFirst {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        let upgrade = tokio::select! {
+            _ = term.recv() => false,
+            _ = int.recv() => false,
+            _ = quit.recv() => true,
+        };
+        self.gateway.set_draining();
+        if upgrade {
+            tracing::info!("SIGQUIT: handing listening sockets to the new process");
+            return ShutdownSignal::GracefulUpgrade;
+        }
+        tracing::info!(
+            drain_delay_ms = self.drain_delay.as_millis() as u64,
+            "shutting down: /readyz answers 503; listeners close after the drain delay"
+        );
+        tokio::time::sleep(self.drain_delay).await;
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Marks the gateway ready once every listener (and the admin listener) accepts a connection.
+struct ReadinessProbe {
+    gateway: Arc<Gateway>,
+    addrs: Vec<std::net::SocketAddr>,
+}
+
+#[async_trait]
+impl BackgroundService for ReadinessProbe {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        for addr in &self.addrs {
+            // A wildcard listener accepts on loopback too.
+            let mut target = *addr;
+            if target.ip().is_unspecified() {
+                target.set_ip(match target {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            while tokio::net::TcpStream::connect(target).await.is_err() {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(READINESS_RETRY) => {}
+                }
+            }
+        }
+        self.gateway.set_ready();
+        tracing::info!("ready: every listener accepts connections");
+    }
+}
+
+const READINESS_RETRY: Duration = Duration::from_millis(50);
 
 /// Active health checks over whatever the *current* snapshot lists, so a reload that adds or
 /// removes an instance changes what is checked. Each instance is checked once per its group's

@@ -4,7 +4,8 @@
 //! Health and learned sessions are keyed by group/instance *name* and live here, outside the
 //! snapshot, so a future reload that keeps an instance keeps its health and its sessions.
 
-use crate::config::{Config, ConfigError, Group, Problem, Route};
+use crate::access_log::AccessLog;
+use crate::config::{defaults, Config, ConfigError, Group, Problem, Route, ShutdownConfig};
 use crate::dedupe::SeenDeliveries;
 use crate::health::InstanceHealth;
 use crate::hub::fanout::Hub;
@@ -14,7 +15,7 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub struct Gateway {
@@ -30,6 +31,20 @@ pub struct Gateway {
     config_path: Option<PathBuf>,
     /// Serialises reloads so two never interleave.
     reloading: Mutex<()>,
+    /// Set once every listener accepts connections (`/readyz`).
+    ready: AtomicBool,
+    /// Set when shutdown begins (`/readyz` answers 503 from then on).
+    draining: AtomicBool,
+    /// The access log writer for the current `access_log` setting (`None` when off).
+    pub access_log: arc_swap::ArcSwapOption<AccessLog>,
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Starting,
+    Ready,
+    Draining,
 }
 
 /// One immutable view of the configuration with its runtime handles resolved.
@@ -40,6 +55,9 @@ pub struct Snapshot {
     routes_by_listener: HashMap<String, Vec<usize>>,
     /// Per route (same index as `config.routes`): seen deliveries of webhook routes.
     pub seen: Vec<Option<Arc<SeenDeliveries>>>,
+    /// The effective configuration with secrets redacted, and its SHA-256 (`GET /admin/config`).
+    pub effective: serde_json::Value,
+    pub hash: String,
 }
 
 pub struct GroupState {
@@ -51,25 +69,69 @@ pub struct GroupState {
 }
 
 impl Gateway {
-    pub fn new(
-        config: Config,
-        config_path: Option<PathBuf>,
-    ) -> Result<Arc<Self>, prometheus::Error> {
+    pub fn new(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
+        let metrics = Metrics::new()?;
+        let hub = config
+            .hub
+            .as_ref()
+            .map(|h| Arc::new(Hub::new(h.apps.clone(), node_id(), metrics.hub.clone())));
         let gateway = Self {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
-            metrics: Metrics::new()?,
-            hub: config
-                .hub
-                .as_ref()
-                .map(|h| Arc::new(Hub::new(h.apps.clone(), node_id()))),
+            metrics,
+            hub,
             health: DashMap::new(),
             learned: DashMap::new(),
             seen: DashMap::new(),
             config_path,
             reloading: Mutex::new(()),
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            access_log: Default::default(),
         };
-        gateway.install(config);
+        gateway.install(config)?;
         Ok(Arc::new(gateway))
+    }
+
+    /// Marks every listener as accepting.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks the start of shutdown: `/readyz` answers 503 from now on.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        if self.draining.load(Ordering::Relaxed) {
+            Readiness::Draining
+        } else if self.ready.load(Ordering::Relaxed) {
+            Readiness::Ready
+        } else {
+            Readiness::Starting
+        }
+    }
+
+    /// The Prometheus exposition, with scrape-time gauges (hub, in-flight, learned) brought up
+    /// to date first.
+    pub fn render_metrics(&self) -> Vec<u8> {
+        if let Some(hub) = &self.hub {
+            hub.export_gauges();
+        }
+        let snap = self.snapshot();
+        for (group, state) in snap.config.groups.iter().zip(&snap.groups) {
+            self.metrics
+                .learned_sessions
+                .with_label_values(&[&group.name])
+                .set(state.learned.len() as i64);
+            for (instance, health) in group.instances.iter().zip(&state.health) {
+                self.metrics
+                    .upstream_in_flight
+                    .with_label_values(&[&group.name, &instance.name])
+                    .set(health.in_flight.load(Ordering::Relaxed));
+            }
+        }
+        self.metrics.render()
     }
 
     /// The current snapshot.
@@ -79,7 +141,28 @@ impl Gateway {
 
     /// Re-reads the configuration file and, only if it is entirely valid, swaps it in.
     /// Listener and admin addresses cannot change live: such a change is refused as "needs restart".
+    /// Every outcome is counted in `fleetgate_config_reloads_total` and logged (a refusal with every
+    /// problem and its YAML path).
     pub fn reload(&self) -> Result<(), ConfigError> {
+        let result = self.try_reload();
+        let label = match &result {
+            Ok(()) => "ok",
+            Err(e) if e.problems.iter().any(|p| p.message.contains(NEEDS_RESTART)) => {
+                "needs_restart"
+            }
+            Err(_) => "invalid",
+        };
+        self.metrics
+            .config_reloads
+            .with_label_values(&[label])
+            .inc();
+        if let Err(e) = &result {
+            tracing::error!(result = label, "configuration not reloaded: {e}");
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<(), ConfigError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.config_path.as_deref().ok_or_else(|| ConfigError {
             problems: vec![Problem {
@@ -93,19 +176,29 @@ impl Gateway {
             return Err(ConfigError {
                 problems: vec![Problem {
                     path: "listeners".into(),
-                    message: "listener addresses changed: needs restart (nothing was applied)"
-                        .into(),
+                    message: format!(
+                        "listener addresses changed: {NEEDS_RESTART} (nothing was applied)"
+                    ),
                 }],
             });
         }
-        self.install(config);
-        tracing::info!(path = %path.display(), "configuration reloaded");
+        self.install(config)?;
+        tracing::info!(path = %path.display(), hash = %self.snapshot().hash, "configuration reloaded");
         Ok(())
     }
 
     /// Builds a snapshot for `config` (reusing health and learned state by name) and swaps it in.
-    pub fn install(&self, config: Config) {
+    /// Fails, changing nothing, only when the access log file cannot be opened.
+    pub fn install(&self, config: Config) -> Result<(), ConfigError> {
+        let access_log = self.access_log_for(&config)?;
         let groups = config.groups.iter().map(|g| self.group_state(g)).collect();
+        for route in &config.routes {
+            self.metrics
+                .init_route(&route.name, route.webhook.is_some());
+        }
+        let effective = config.effective();
+        let hash = config.hash();
+        self.metrics.config_applied(&hash);
         let mut routes_by_listener: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, route) in config.routes.iter().enumerate() {
             routes_by_listener
@@ -135,7 +228,30 @@ impl Gateway {
             groups,
             routes_by_listener,
             seen,
+            effective,
+            hash,
         }));
+        self.access_log.store(access_log);
+        Ok(())
+    }
+
+    /// The access log writer for `config`: the current one if it already writes there, else a new
+    /// one (a file that cannot be opened is a configuration problem).
+    fn access_log_for(&self, config: &Config) -> Result<Option<Arc<AccessLog>>, ConfigError> {
+        let current = self.access_log.load_full();
+        let target = config.access_log.as_ref();
+        if current.as_ref().map(|log| log.target()) == target {
+            return Ok(current);
+        }
+        target
+            .map(|t| AccessLog::open(t, self.metrics.access_log_dropped.clone()).map(Arc::new))
+            .transpose()
+            .map_err(|message| ConfigError {
+                problems: vec![Problem {
+                    path: "access_log.path".into(),
+                    message,
+                }],
+            })
     }
 
     fn group_state(&self, group: &Group) -> GroupState {
@@ -145,6 +261,7 @@ impl Gateway {
             .map(|i| {
                 let key = (group.name.clone(), i.name.clone());
                 let entry = self.health.entry(key).or_default().clone();
+                self.metrics.init_instance(&group.name, &i.name);
                 self.metrics
                     .instance_healthy
                     .with_label_values(&[&group.name, &i.name])
@@ -176,6 +293,9 @@ impl Gateway {
     }
 }
 
+/// Marks a reload refusal for a change that only a restart can apply.
+const NEEDS_RESTART: &str = "needs restart";
+
 /// This process's node id: the first half of every socket id, different across restarts.
 fn node_id() -> u32 {
     let nanos = std::time::SystemTime::now()
@@ -194,10 +314,16 @@ impl Snapshot {
                 groups: vec![],
                 routes: vec![],
                 hub: None,
+                access_log: None,
+                shutdown: ShutdownConfig {
+                    drain_delay: defaults::DRAIN_DELAY,
+                },
             },
             groups: vec![],
             routes_by_listener: HashMap::new(),
             seen: Vec::new(),
+            effective: serde_json::Value::Null,
+            hash: String::new(),
         }
     }
 

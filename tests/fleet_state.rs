@@ -80,7 +80,7 @@ async fn a_failing_health_check_takes_an_instance_out_and_a_passing_one_brings_i
     assert_eq!(r.error_code(), "routing.instance_down");
     let metrics = gw.metrics().await;
     assert!(
-        metrics.contains(r#"fleetgate_instance_healthy{group="node",instance="u1"} 0"#),
+        metrics.contains(r#"fleetgate_instance_healthy{group="node",instance_name="u1"} 0"#),
         "{metrics}"
     );
     stubs[0].healthy.store(true, Ordering::SeqCst);

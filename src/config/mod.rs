@@ -4,12 +4,14 @@
 //! → typed [`Config`]. Every stage keeps going after a problem so that one run reports *every*
 //! problem, each with its YAML path (`routes[0].upstream: no upstream group named "nodes"`).
 
+mod effective;
 mod interp;
 mod raw;
 pub mod types;
 mod units;
 mod validate;
 
+pub use effective::REDACTED;
 pub use types::*;
 
 use std::fmt;

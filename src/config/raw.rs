@@ -19,6 +19,20 @@ pub struct RawConfig {
     #[serde(default)]
     pub routes: Vec<RawRoute>,
     pub hub: Option<RawHub>,
+    pub access_log: Option<RawAccessLog>,
+    pub shutdown: Option<RawShutdown>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawAccessLog {
+    pub enabled: Option<bool>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawShutdown {
+    #[serde(default, deserialize_with = "with_unit")]
+    pub drain_delay: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,7 @@ use crate::routing::{Assign, DownPolicy, NoWorkspacePolicy, Source};
 use crate::signing::{Scheme, Secret};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -17,6 +18,25 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// The Pusher-protocol hub, if configured.
     pub hub: Option<HubConfig>,
+    /// Where access log lines go; `None` when off.
+    pub access_log: Option<AccessLogTarget>,
+    pub shutdown: ShutdownConfig,
+}
+
+/// Where the access log is written (`access_log.path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Stdout,
+    /// Appended to (created if missing).
+    File(PathBuf),
+}
+
+/// What happens on SIGTERM/SIGINT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// How long `/readyz` answers 503 (so load balancers stop sending) before listeners stop
+    /// accepting.
+    pub drain_delay: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +196,8 @@ pub mod defaults {
     pub const HUB_ACTIVITY_TIMEOUT: Duration = Duration::from_secs(120);
     pub const HUB_MAX_PRESENCE_MEMBERS: usize = 100;
     pub const HUB_MAX_USER_INFO: usize = 1024;
+    /// Long enough for a load balancer polling `/readyz` every second or two to notice.
+    pub const DRAIN_DELAY: Duration = Duration::from_secs(5);
 }
 
 impl Config {

@@ -9,6 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod ops;
+
 /// Collects problems as `(path, message)` while validation goes on.
 #[derive(Default)]
 struct Problems(Vec<(String, String)>);
@@ -114,6 +116,8 @@ pub fn validate(raw: RawConfig) -> (Config, Vec<(String, String)>) {
         groups,
         routes,
         hub,
+        access_log: ops::access_log(&mut p, raw.access_log),
+        shutdown: ops::shutdown(&mut p, raw.shutdown),
     };
     (config, p.0)
 }

@@ -20,26 +20,55 @@ pub fn error_body(code: &str, message: &str) -> Bytes {
     )
 }
 
-fn fail(status: u16, code: &str, message: &str) -> (u16, Bytes) {
-    (status, error_body(code, message))
+/// One API answer: status, JSON body, and the result it is counted as (`ok` or the error code).
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+    pub result: &'static str,
 }
 
-/// Routes one API request; returns the status and JSON body to send.
-pub async fn handle(hub: &Hub, session: &mut ServerSession) -> (u16, Bytes) {
+fn fail(status: u16, code: &'static str, message: &str) -> Reply {
+    Reply {
+        status,
+        body: error_body(code, message),
+        result: code,
+    }
+}
+
+fn ok(body: Bytes) -> Reply {
+    Reply {
+        status: 200,
+        body,
+        result: "ok",
+    }
+}
+
+/// Answers one API request and counts its result by app (`unknown` for an unknown app id).
+pub async fn handle(hub: &Hub, session: &mut ServerSession) -> Reply {
+    let (app, reply) = route(hub, session).await;
+    hub.metrics
+        .api_requests
+        .with_label_values(&[app.map_or("unknown", |a| a.conf.id.as_str()), reply.result])
+        .inc();
+    reply
+}
+
+/// Routes one API request; returns the app it named (if configured) and the answer.
+async fn route<'h>(hub: &'h Hub, session: &mut ServerSession) -> (Option<&'h AppState>, Reply) {
     let req = session.req_header();
     let method = req.method.as_str().to_string();
     let path = req.uri.path().to_string();
     let query = req.uri.query().unwrap_or("").to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let ["apps", app_id, rest @ ..] = segments.as_slice() else {
-        return fail(404, "hub.not_found", "no such endpoint");
+        return (None, fail(404, "hub.not_found", "no such endpoint"));
     };
     let Some(app) = hub.app_by_id(app_id) else {
-        return fail(404, "hub.unknown_app", "no such app");
+        return (None, fail(404, "hub.unknown_app", "no such app"));
     };
     let body = match read_body(session).await {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return (Some(app), response),
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -53,9 +82,9 @@ pub async fn handle(hub: &Hub, session: &mut ServerSession) -> (u16, Bytes) {
         &body,
         now,
     ) {
-        return fail(e.status(), e.code(), &e.to_string());
+        return (Some(app), fail(e.status(), e.code(), &e.to_string()));
     }
-    match (method.as_str(), rest) {
+    let reply = match (method.as_str(), rest) {
         ("POST", ["events"]) => events(hub, app, &body),
         ("POST", ["batch_events"]) => batch_events(hub, app, &body),
         ("GET", ["channels"]) => channels(app, &query),
@@ -63,10 +92,11 @@ pub async fn handle(hub: &Hub, session: &mut ServerSession) -> (u16, Bytes) {
         ("GET", ["channels", name, "users"]) => channel_users(app, name),
         ("POST", ["users", user, "terminate_connections"]) => terminate(app, user),
         _ => fail(404, "hub.not_found", "no such endpoint"),
-    }
+    };
+    (Some(app), reply)
 }
 
-async fn read_body(session: &mut ServerSession) -> Result<Bytes, (u16, Bytes)> {
+async fn read_body(session: &mut ServerSession) -> Result<Bytes, Reply> {
     let mut buf = BytesMut::new();
     loop {
         match session.read_request_body().await {
@@ -99,7 +129,7 @@ struct Event {
     socket_id: Option<String>,
 }
 
-fn publish(hub: &Hub, app: &AppState, event: Event) -> Result<(), (u16, Bytes)> {
+fn publish(hub: &Hub, app: &AppState, event: Event) -> Result<(), Reply> {
     let channels: Vec<String> = match (event.channel, event.channels) {
         (Some(one), None) => vec![one],
         (None, Some(many)) => many,
@@ -151,7 +181,7 @@ fn publish(hub: &Hub, app: &AppState, event: Event) -> Result<(), (u16, Bytes)> 
     Ok(())
 }
 
-fn events(hub: &Hub, app: &AppState, body: &[u8]) -> (u16, Bytes) {
+fn events(hub: &Hub, app: &AppState, body: &[u8]) -> Reply {
     let Ok(event) = serde_json::from_slice::<Event>(body) else {
         return fail(
             400,
@@ -160,12 +190,12 @@ fn events(hub: &Hub, app: &AppState, body: &[u8]) -> (u16, Bytes) {
         );
     };
     match publish(hub, app, event) {
-        Ok(()) => (200, Bytes::from_static(b"{}")),
+        Ok(()) => ok(Bytes::from_static(b"{}")),
         Err(response) => response,
     }
 }
 
-fn batch_events(hub: &Hub, app: &AppState, body: &[u8]) -> (u16, Bytes) {
+fn batch_events(hub: &Hub, app: &AppState, body: &[u8]) -> Reply {
     #[derive(Deserialize)]
     struct Batch {
         batch: Vec<Event>,
@@ -185,7 +215,7 @@ fn batch_events(hub: &Hub, app: &AppState, body: &[u8]) -> (u16, Bytes) {
             return response;
         }
     }
-    (200, Bytes::from_static(b"{\"batch\":[]}"))
+    ok(Bytes::from_static(b"{\"batch\":[]}"))
 }
 
 /// A decoded query parameter (the query already passed `verify_api_request`, so it parses).
@@ -201,7 +231,7 @@ fn wants(query: &str, info: &str) -> bool {
     param(query, "info").is_some_and(|v| v.split(',').any(|p| p == info))
 }
 
-fn channels(app: &AppState, query: &str) -> (u16, Bytes) {
+fn channels(app: &AppState, query: &str) -> Reply {
     let prefix = param(query, "filter_by_prefix").unwrap_or_default();
     let user_count = wants(query, "user_count");
     if user_count && !prefix.starts_with("presence-") {
@@ -223,10 +253,10 @@ fn channels(app: &AppState, query: &str) -> (u16, Bytes) {
         };
         out.insert(name, info);
     }
-    (200, Bytes::from(json!({"channels": out}).to_string()))
+    ok(Bytes::from(json!({"channels": out}).to_string()))
 }
 
-fn channel_info(app: &AppState, name: &str, query: &str) -> (u16, Bytes) {
+fn channel_info(app: &AppState, name: &str, query: &str) -> Reply {
     let Ok(channel) = ChannelName::parse(name) else {
         return fail(400, "hub.invalid_channel", "invalid channel name");
     };
@@ -254,10 +284,10 @@ fn channel_info(app: &AppState, name: &str, query: &str) -> (u16, Bytes) {
             }
         }
     }
-    (200, Bytes::from(out.to_string()))
+    ok(Bytes::from(out.to_string()))
 }
 
-fn channel_users(app: &AppState, name: &str) -> (u16, Bytes) {
+fn channel_users(app: &AppState, name: &str) -> Reply {
     if !ChannelName::parse(name).is_ok_and(|c| c.is_presence()) {
         return fail(
             400,
@@ -274,14 +304,14 @@ fn channel_users(app: &AppState, name: &str) -> (u16, Bytes) {
                 .collect()
         })
         .unwrap_or_default();
-    (200, Bytes::from(json!({"users": users}).to_string()))
+    ok(Bytes::from(json!({"users": users}).to_string()))
 }
 
-fn terminate(app: &AppState, user: &str) -> (u16, Bytes) {
+fn terminate(app: &AppState, user: &str) -> Reply {
     if let Some(sockets) = app.users.get(user) {
         for conn in sockets.values() {
             conn.closer.close(4009);
         }
     }
-    (200, Bytes::from_static(b"{}"))
+    ok(Bytes::from_static(b"{}"))
 }

@@ -7,10 +7,13 @@
 //! other subscribers never notice it.
 
 use crate::config::App;
+use crate::metrics::{AppMetrics, HubMetrics};
 use dashmap::DashMap;
+use prometheus::IntCounter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -19,6 +22,12 @@ pub const SEND_QUEUE: usize = 512;
 
 /// One serialized text frame, shared by every subscriber it goes to.
 pub type Frame = Utf8Bytes;
+
+/// A queued frame and, for published events, when it was published (for the delivery latency).
+pub struct Outgoing {
+    pub frame: Frame,
+    pub published: Option<Instant>,
+}
 
 /// Asks a connection to close with a Pusher close code. Both the connection's reader and its
 /// writer wait on it (a watch channel wakes every waiter); the first request wins.
@@ -35,6 +44,11 @@ impl Default for Closer {
 }
 
 impl Closer {
+    /// The close code requested so far (0: none yet).
+    pub fn code(&self) -> u16 {
+        *self.code.borrow()
+    }
+
     /// Requests a close with `code`; later requests do not change it.
     pub fn close(&self, code: u16) {
         self.code.send_if_modified(|current| {
@@ -62,18 +76,22 @@ impl Closer {
 pub struct Conn {
     pub id: u64,
     pub socket_id: Arc<str>,
-    pub tx: mpsc::Sender<Frame>,
+    pub tx: mpsc::Sender<Outgoing>,
     pub closer: Arc<Closer>,
 }
 
 impl Conn {
-    /// Queues a frame without waiting; a full queue closes the connection with 4100.
-    /// Returns whether the frame was queued.
-    pub fn offer(&self, frame: &Frame, slow: &AtomicU64) -> bool {
-        match self.tx.try_send(frame.clone()) {
+    /// Queues a frame without waiting; a full queue closes the connection with 4100 and counts a
+    /// dropped delivery in `dropped`. Returns whether the frame was queued.
+    pub fn offer(&self, frame: &Frame, published: Option<Instant>, dropped: &IntCounter) -> bool {
+        let outgoing = Outgoing {
+            frame: frame.clone(),
+            published,
+        };
+        match self.tx.try_send(outgoing) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                slow.fetch_add(1, Ordering::Relaxed);
+                dropped.inc();
                 self.closer.close(4100);
                 false
             }
@@ -133,14 +151,7 @@ pub struct AppState {
     pub connections: AtomicUsize,
     /// Sockets by signed-in user id (`pusher:signin`), for `#server-to-user-{id}` and terminate.
     pub users: DashMap<String, HashMap<u64, Conn>>,
-}
-
-/// Counters the engine keeps (exported as metrics).
-#[derive(Default)]
-pub struct Stats {
-    pub published: AtomicU64,
-    pub delivered: AtomicU64,
-    pub slow_consumers: AtomicU64,
+    pub metrics: AppMetrics,
 }
 
 pub struct Hub {
@@ -148,14 +159,15 @@ pub struct Hub {
     next_conn: AtomicU64,
     /// Cluster node id: the first half of every socket id.
     pub node_id: u32,
-    pub stats: Stats,
+    pub metrics: HubMetrics,
 }
 
 impl Hub {
-    pub fn new(apps: Vec<App>, node_id: u32) -> Self {
+    pub fn new(apps: Vec<App>, node_id: u32, metrics: HubMetrics) -> Self {
         let apps = apps
             .into_iter()
             .map(|conf| AppState {
+                metrics: metrics.for_app(&conf.id),
                 conf,
                 channels: DashMap::new(),
                 connections: AtomicUsize::new(0),
@@ -166,7 +178,22 @@ impl Hub {
             apps,
             next_conn: AtomicU64::new(1),
             node_id,
-            stats: Stats::default(),
+            metrics,
+        }
+    }
+
+    /// Sets the hub's scrape-time gauges (connections, channels, subscriptions per app).
+    pub fn export_gauges(&self) {
+        for app in &self.apps {
+            let (mut channels, mut subs) = (0, 0);
+            for ch in app.channels.iter() {
+                let count = ch.subscription_count();
+                channels += usize::from(count > 0);
+                subs += count;
+            }
+            let connections = app.connections.load(Ordering::Relaxed);
+            self.metrics
+                .set_app_gauges(&app.conf.id, connections, channels, subs);
         }
     }
 
@@ -193,7 +220,7 @@ impl Hub {
         frame: &Frame,
         except: Option<&str>,
     ) -> usize {
-        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        app.metrics.published.inc();
         let Some(ch) = app.channels.get(channel).map(|c| c.clone()) else {
             return 0;
         };
@@ -201,19 +228,17 @@ impl Hub {
             *ch.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
         }
         let subs = ch.subs.read().unwrap_or_else(|p| p.into_inner());
-        let mut delivered = 0;
+        let published = Some(Instant::now());
+        let mut queued = 0;
         for conn in subs.values() {
             if except.is_some_and(|s| s == &*conn.socket_id) {
                 continue;
             }
-            if conn.offer(frame, &self.stats.slow_consumers) {
-                delivered += 1;
+            if conn.offer(frame, published, &app.metrics.dropped_slow) {
+                queued += 1;
             }
         }
-        self.stats
-            .delivered
-            .fetch_add(delivered as u64, Ordering::Relaxed);
-        delivered
+        queued
     }
 }
 

@@ -41,8 +41,8 @@ impl HttpServerApp for HubApp {
             self.upgrade(session, key, shutdown.clone()).await;
             return None;
         }
-        let (status, body) = api::handle(&self.hub, &mut session).await;
-        respond(&mut session, status, body).await;
+        let reply = api::handle(&self.hub, &mut session).await;
+        respond(&mut session, reply.status, reply.body).await;
         let settings = HttpPersistentSettings::for_session(&session);
         session
             .finish()
@@ -85,7 +85,7 @@ impl HubApp {
 
         let hub = self.hub.clone();
         let Some(index) = hub.apps.iter().position(|a| a.conf.key == key) else {
-            return session::reject(stream, 4001, "App key does not exist").await;
+            return session::reject(stream, &hub, None, 4001, "App key does not exist").await;
         };
         let app = &hub.apps[index];
         let allowed = app
@@ -94,11 +94,11 @@ impl HubApp {
             .iter()
             .any(|o| o == "*" || Some(o) == origin.as_ref());
         if !allowed {
-            return session::reject(stream, 4009, "Origin not allowed").await;
+            return session::reject(stream, &hub, Some(app), 4009, "Origin not allowed").await;
         }
         if app.connections.fetch_add(1, Ordering::Relaxed) >= app.conf.max_connections {
             app.connections.fetch_sub(1, Ordering::Relaxed);
-            return session::reject(stream, 4004, "Over connection quota").await;
+            return session::reject(stream, &hub, Some(app), 4004, "Over connection quota").await;
         }
         session::serve(stream, hub, index, shutdown).await;
     }

@@ -7,10 +7,12 @@
 //! On exit every subscription is removed, announcing `member_removed` where a user's last socket
 //! leaves a presence channel.
 
-use super::fanout::{AppState, Conn, Frame, Hub, Presence, SEND_QUEUE};
+use super::fanout::{AppState, Closer, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
 use super::{auth, channel::ChannelName, protocol};
+use crate::metrics::AppMetrics;
 use futures_util::{SinkExt, StreamExt};
 use pingora::server::ShutdownWatch;
+use prometheus::local::{LocalHistogram, LocalIntCounter};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -42,8 +44,8 @@ where
     // resident: 165 KiB per idle connection measured (bench/hub-bench.sh), 36 KiB with 4 KiB.
     ws_config.read_buffer_size = 4 * 1024;
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
-    let (mut sink, mut source) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Frame>(SEND_QUEUE);
+    let (sink, mut source) = ws.split();
+    let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
     let (id, socket_id) = hub.next_socket();
     let conn = Conn {
         id,
@@ -51,33 +53,12 @@ where
         tx,
         closer: Default::default(),
     };
-
-    let closer = conn.closer.clone();
-    let writer = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                frame = rx.recv() => match frame {
-                    // Everything already queued goes out with one flush (one write under backlog).
-                    Some(frame) => {
-                        let mut sent = sink.feed(Message::Text(frame)).await;
-                        while let (Ok(()), Ok(more)) = (&sent, rx.try_recv()) {
-                            sent = sink.feed(Message::Text(more)).await;
-                        }
-                        if sent.is_err() || sink.flush().await.is_err() {
-                            return;
-                        }
-                    }
-                    None => return,
-                },
-                code = closer.requested() => {
-                    let frame = CloseFrame { code: CloseCode::from(code), reason: protocol::close::reason(code).into() };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    let _ = sink.close().await;
-                    return;
-                }
-            }
-        }
-    });
+    let writer = tokio::spawn(write_frames(
+        sink,
+        rx,
+        conn.closer.clone(),
+        hub.apps[app].metrics.clone(),
+    ));
 
     let mut session = Session {
         hub: &hub,
@@ -93,9 +74,114 @@ where
     session.run(&mut source, shutdown).await;
     session.leave_all();
     session.app.connections.fetch_sub(1, Ordering::Relaxed);
+    // No close requested by now means the client ended the connection.
+    let code = session.conn.closer.code();
+    count_disconnect(&hub, Some(session.app), code);
     // Stops the writer (a close already requested, e.g. 4100, keeps its code: the first one wins).
     session.conn.closer.close(1000);
     let _ = writer.await;
+}
+
+/// Counts a closed connection by close code (0: closed by the client).
+pub fn count_disconnect(hub: &Hub, app: Option<&AppState>, code: u16) {
+    let app = app.map_or("unknown", |a| a.conf.id.as_str());
+    let code = match code {
+        0 => "client".to_string(),
+        code => code.to_string(),
+    };
+    hub.metrics
+        .disconnects
+        .with_label_values(&[app, &code])
+        .inc();
+}
+
+/// How often a writer folds its delivery counts into the shared metrics.
+const METRICS_FLUSH: Duration = Duration::from_secs(1);
+
+/// The writer task: drains the queue into the socket (everything queued goes out with one flush,
+/// so a backlog costs one write) and performs the close the [`Closer`] asks for. Delivered
+/// events and their publish→write latency are counted locally and folded into the shared
+/// metrics at most once per [`METRICS_FLUSH`], so subscribers never contend on them.
+async fn write_frames<S>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Outgoing>,
+    closer: Arc<Closer>,
+    metrics: AppMetrics,
+) where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    let mut counts = DeliveryCounts::new(&metrics);
+    let mut sent_at = Vec::new();
+    loop {
+        tokio::select! {
+            next = rx.recv() => match next {
+                Some(first) => {
+                    let mut more = Some(first);
+                    let mut sent = Ok(());
+                    while let (Ok(()), Some(out)) = (&sent, more.take()) {
+                        sent_at.extend(out.published);
+                        sent = sink.feed(Message::Text(out.frame)).await;
+                        more = rx.try_recv().ok();
+                    }
+                    if sent.is_err() || sink.flush().await.is_err() {
+                        break;
+                    }
+                    counts.record(sent_at.drain(..));
+                    if counts.flushed.elapsed() >= METRICS_FLUSH {
+                        counts.fold();
+                    }
+                }
+                None => break,
+            },
+            _ = tokio::time::sleep_until((counts.flushed + METRICS_FLUSH).into()), if counts.pending => {
+                counts.fold();
+            }
+            code = closer.requested() => {
+                let frame = CloseFrame { code: CloseCode::from(code), reason: protocol::close::reason(code).into() };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                let _ = sink.close().await;
+                break;
+            }
+        }
+    }
+    counts.fold();
+}
+
+/// One writer's delivery counts, not yet folded into the shared metrics.
+struct DeliveryCounts {
+    delivered: LocalIntCounter,
+    latency: LocalHistogram,
+    flushed: Instant,
+    pending: bool,
+}
+
+impl DeliveryCounts {
+    fn new(metrics: &AppMetrics) -> Self {
+        Self {
+            delivered: metrics.delivered.local(),
+            latency: metrics.delivery_latency.local(),
+            flushed: Instant::now(),
+            pending: false,
+        }
+    }
+
+    /// Counts events written to the socket, given when each was published.
+    fn record(&mut self, published: impl Iterator<Item = Instant>) {
+        for at in published {
+            self.delivered.inc();
+            self.latency.observe(at.elapsed().as_secs_f64());
+            self.pending = true;
+        }
+    }
+
+    fn fold(&mut self) {
+        if self.pending {
+            self.delivered.flush();
+            self.latency.flush();
+            self.pending = false;
+        }
+        self.flushed = Instant::now();
+    }
 }
 
 struct Session<'h> {
@@ -113,7 +199,8 @@ struct Session<'h> {
 impl Session<'_> {
     fn send(&self, text: String) {
         let frame = Frame::from(text);
-        self.conn.offer(&frame, &self.hub.stats.slow_consumers);
+        self.conn
+            .offer(&frame, None, &self.app.metrics.dropped_slow);
     }
 
     async fn run<St>(&mut self, source: &mut St, mut shutdown: ShutdownWatch)
@@ -279,7 +366,10 @@ impl Session<'_> {
         }
         if channel.is_cache() {
             match ch.cache.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-                Some(frame) => drop(self.conn.offer(&frame, &self.hub.stats.slow_consumers)),
+                Some(frame) => drop(
+                    self.conn
+                        .offer(&frame, None, &self.app.metrics.dropped_slow),
+                ),
                 None => self.send(protocol::cache_miss(name)),
             }
         }
@@ -390,10 +480,12 @@ fn presence_member(channel_data: &str, max_info: usize) -> Option<(String, Strin
 
 /// Accepts the WebSocket only to say why it is refused: `pusher:error` with `code`, then a close
 /// frame with the same code (pusher-js decides whether to reconnect from the close code).
-pub async fn reject<S>(stream: S, code: u16, message: &str)
+/// Counted as a disconnect of `app` (`unknown` for none).
+pub async fn reject<S>(stream: S, hub: &Hub, app: Option<&AppState>, code: u16, message: &str)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    count_disconnect(hub, app, code);
     let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
     let _ = ws
         .send(Message::Text(protocol::error(Some(code), message).into()))

@@ -19,7 +19,7 @@ impl FleetProxy {
         ctx.replay = None;
         let peer = self.peer(ctx).ok_or(GatewayError::Internal)?;
         let mut req = session.req_header().clone();
-        prepare_upstream_request(&mut req, session.client_addr(), false)
+        prepare_upstream_request(&mut req, session.client_addr(), ctx)
             .map_err(|_| GatewayError::Internal)?;
 
         let (mut upstream, _reused) = match self.connector.get_http_session(&peer).await {

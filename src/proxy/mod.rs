@@ -12,7 +12,10 @@
 //! 4. `request_body_filter`: replays a body read in phase 1; enforces `max_body` on streamed bodies.
 //! 5. `response_filter`: hop-by-hop headers removed; `POST /api/sessions` successes are learned.
 //! 6. `fail_to_connect` / `fail_to_proxy`: passive health marking; JSON errors with stable codes.
-//! 7. `logging`: metrics.
+//! 7. `logging`: metrics and the access log line.
+//!
+//! Every request carries a request id (the client's `X-Request-Id` if well-formed, else a new one;
+//! see [`crate::access_log::request_id`]), sent upstream and returned to the client.
 
 mod forward;
 pub mod hygiene;
@@ -37,6 +40,8 @@ use std::time::Instant;
 /// pingora replays a body read before proxying from a buffer of this size; larger bodies are
 /// forwarded by [`forward`].
 const REPLAY_LIMIT: usize = 64 * 1024;
+
+const REQUEST_ID: &str = "x-request-id";
 
 pub struct FleetProxy {
     listener: String,
@@ -67,9 +72,16 @@ pub struct Ctx {
     streamed: u64,
     learn: Learn,
     upstream_outcome: Option<&'static str>,
+    /// The status the instance answered with.
+    upstream_status: Option<u16>,
+    /// When the instance was chosen (for the upstream duration).
+    target_at: Option<Instant>,
     /// The workspace the request was routed by, if any, and where it was found.
     workspace: Option<u64>,
     source: &'static str,
+    request_id: String,
+    /// The webhook verification result, on webhook routes.
+    webhook: Option<&'static str>,
 }
 
 #[derive(Clone, Copy)]
@@ -104,25 +116,31 @@ impl ProxyHttp for FleetProxy {
             streamed: 0,
             learn: Learn::Nothing,
             upstream_outcome: None,
+            upstream_status: None,
+            target_at: None,
             workspace: None,
             source: "none",
+            request_id: String::new(),
+            webhook: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let incoming = session.req_header().headers.get(REQUEST_ID);
+        ctx.request_id = crate::access_log::request_id(incoming.map(|v| v.as_bytes()));
         let answered = match self.admit(session, ctx).await {
             Ok(Admission::Proxy) => false,
             Ok(Admission::Answered) => true,
             Ok(Admission::Forward(body)) => {
                 if let Err(e) = self.forward(session, ctx, body).await {
                     let e = webhook::defer_if_webhook(ctx, e);
-                    self.answer_error(session, &e).await;
+                    self.answer_error(session, ctx, &e).await;
                 }
                 true
             }
             Err(e) => {
                 let e = webhook::defer_if_webhook(ctx, e);
-                self.answer_error(session, &e).await;
+                self.answer_error(session, ctx, &e).await;
                 true
             }
         };
@@ -143,7 +161,7 @@ impl ProxyHttp for FleetProxy {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        prepare_upstream_request(req, session.client_addr(), ctx.upgrade)
+        prepare_upstream_request(req, session.client_addr(), ctx)
     }
 
     async fn request_body_filter(
@@ -202,7 +220,7 @@ impl ProxyHttp for FleetProxy {
         }
         let code = match error {
             Some(error) => {
-                self.answer_error(session, &error).await;
+                self.answer_error(session, ctx, &error).await;
                 error.parts().0
             }
             None => 0,
@@ -216,28 +234,57 @@ impl ProxyHttp for FleetProxy {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let metrics = &self.gateway.metrics;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let route = ctx
-            .route
-            .map_or("none", |r| ctx.snap.config.routes[r].name.as_str());
+        let route = ctx.route_conf().map(|r| r.name.as_str());
+        let duration = ctx.started.elapsed();
         metrics
             .requests
-            .with_label_values(&[&self.listener, route, crate::metrics::status_class(status)])
+            .with_label_values(&[
+                &self.listener,
+                route.unwrap_or("none"),
+                crate::metrics::status_class(status),
+            ])
             .inc();
         metrics
             .request_duration
-            .with_label_values(&[&self.listener, route])
-            .observe(ctx.started.elapsed().as_secs_f64());
-        if let Some(t) = ctx.target {
+            .with_label_values(&[&self.listener, route.unwrap_or("none")])
+            .observe(duration.as_secs_f64());
+        let instance = ctx.target.map(|t| {
             let group = &ctx.snap.config.groups[t.group];
+            let instance = group.instances[t.instance].name.as_str();
             if let Some(outcome) = ctx.upstream_outcome {
                 metrics
                     .upstream_requests
-                    .with_label_values(&[&group.name, &group.instances[t.instance].name, outcome])
+                    .with_label_values(&[&group.name, instance, outcome])
                     .inc();
+            }
+            if let (Some(at), Some(_)) = (ctx.target_at, ctx.upstream_status) {
+                metrics
+                    .upstream_duration
+                    .with_label_values(&[&group.name, instance])
+                    .observe(at.elapsed().as_secs_f64());
             }
             ctx.snap.groups[t.group].health[t.instance]
                 .in_flight
                 .fetch_sub(1, Ordering::Relaxed);
+            instance
+        });
+        if let Some(log) = self.gateway.access_log.load().as_ref() {
+            let req = session.req_header();
+            log.write(&crate::access_log::Entry {
+                ts: crate::access_log::timestamp(),
+                request_id: &ctx.request_id,
+                listener: &self.listener,
+                route,
+                method: req.method.as_str(),
+                path: req.uri.path(),
+                status,
+                duration_ms: duration.as_secs_f64() * 1e3,
+                workspace: ctx.workspace,
+                instance,
+                upstream_status: ctx.upstream_status,
+                bytes_sent: session.body_bytes_sent(),
+                webhook: ctx.webhook,
+            });
         }
     }
 }
@@ -256,6 +303,7 @@ impl Ctx {
     /// Sets the chosen instance and counts the request as in flight there.
     fn set_target(&mut self, group: usize, instance: usize) {
         self.target = Some(Target { group, instance });
+        self.target_at = Some(Instant::now());
         self.snap.groups[group].health[instance]
             .in_flight
             .fetch_add(1, Ordering::Relaxed);
@@ -500,10 +548,13 @@ impl FleetProxy {
     /// Response hygiene and learning, shared by the proxied and the forwarded path.
     fn after_upstream_response(&self, resp: &mut ResponseHeader, ctx: &mut Ctx) {
         ctx.upstream_outcome = Some("ok");
+        ctx.upstream_status = Some(resp.status.as_u16());
         let upgraded = resp.status.as_u16() == 101;
         for name in hygiene::strip_hop_by_hop(&resp.headers, upgraded) {
             resp.remove_header(&name);
         }
+        // A request id is a header value by construction (checked or generated).
+        let _ = resp.insert_header(REQUEST_ID, &ctx.request_id);
         let (Some(target), true) = (ctx.target, resp.status.is_success()) else {
             return;
         };
@@ -515,22 +566,9 @@ impl FleetProxy {
                 if let Some(seen) = ctx.route.and_then(|r| ctx.snap.seen[r].as_ref()) {
                     seen.insert(&key, Instant::now());
                 }
-                return;
             }
-            Learn::Nothing => return,
+            Learn::Nothing => {}
         }
-        self.publish_learned(&ctx.snap, target.group);
-    }
-
-    /// Publishes a group's learned-table size.
-    fn publish_learned(&self, snap: &Snapshot, group: usize) {
-        let size = snap.groups[group].learned.len() as i64;
-        let name = &snap.config.groups[group].name;
-        self.gateway
-            .metrics
-            .learned_sessions
-            .with_label_values(&[name])
-            .set(size);
     }
 
     /// Counts the failed attempt and marks the instance down (passive health check).
@@ -550,19 +588,29 @@ impl FleetProxy {
         }
     }
 
-    async fn answer_error(&self, session: &mut Session, error: &GatewayError) {
+    async fn answer_error(&self, session: &mut Session, ctx: &Ctx, error: &GatewayError) {
         let (status, code, fault) = error.parts();
         match fault {
             crate::errors::Fault::Client => tracing::debug!(status, code, "rejected request"),
-            _ => tracing::warn!(status, code, fault = fault.as_str(), "request failed"),
+            _ => {
+                tracing::warn!(status, code, fault = fault.as_str(), request_id = %ctx.request_id, "request failed")
+            }
         }
-        let written = match error.response() {
-            Ok((header, body)) => session.as_mut().write_error_response(header, body).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            tracing::debug!(error = %e, "could not write error response");
+        match error.response() {
+            Ok((header, body)) => answer(session, ctx, header, body).await,
+            Err(e) => tracing::debug!(error = %e, "could not build an error response"),
         }
+    }
+}
+
+/// Writes a gateway-made answer (error or replay), with the request id.
+async fn answer(session: &mut Session, ctx: &Ctx, mut header: ResponseHeader, body: Bytes) {
+    let written = match header.insert_header(REQUEST_ID, &ctx.request_id) {
+        Ok(()) => session.as_mut().write_error_response(header, body).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        tracing::debug!(error = %e, "could not write a response");
     }
 }
 
@@ -570,8 +618,9 @@ impl FleetProxy {
 fn prepare_upstream_request(
     req: &mut RequestHeader,
     client: Option<&pingora_core::protocols::l4::socket::SocketAddr>,
-    upgrade: bool,
+    ctx: &Ctx,
 ) -> Result<()> {
+    let upgrade = ctx.upgrade;
     let ip = client.and_then(|a| a.as_inet()).map(|a| a.ip());
     let forwarded = hygiene::forwarded_headers(&req.headers, ip, "http");
     for name in hygiene::strip_hop_by_hop(&req.headers, upgrade) {
@@ -583,6 +632,7 @@ fn prepare_upstream_request(
     if upgrade {
         req.insert_header(http::header::CONNECTION, "upgrade")?;
     }
+    req.insert_header(REQUEST_ID, &ctx.request_id)?;
     Ok(())
 }
 

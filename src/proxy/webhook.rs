@@ -38,7 +38,8 @@ impl FleetProxy {
         route: &Route,
     ) -> Result<Admission, GatewayError> {
         let conf = route.webhook.as_ref().ok_or(GatewayError::Internal)?;
-        let count = |result: &str| {
+        let count = |ctx: &mut Ctx, result: &'static str| {
+            ctx.webhook = Some(result);
             self.gateway
                 .metrics
                 .webhook_verifications
@@ -52,7 +53,7 @@ impl FleetProxy {
         }
         .inspect_err(|e| {
             if *e == GatewayError::BodyTooLarge {
-                count("too_large");
+                count(ctx, "too_large");
             }
         })?;
 
@@ -69,7 +70,7 @@ impl FleetProxy {
             conf.tolerance,
         )
         .map_err(|e| {
-            count(e.as_str());
+            count(ctx, e.as_str());
             match e {
                 VerifyError::Missing => GatewayError::WebhookMissing,
                 VerifyError::Stale => GatewayError::WebhookStale,
@@ -82,11 +83,11 @@ impl FleetProxy {
             .as_ref()
             .is_some_and(|seen| seen.contains(&verified.dedupe_key, Instant::now()))
         {
-            count("duplicate");
-            answer_duplicate(session).await;
+            count(ctx, "duplicate");
+            answer_duplicate(session, ctx).await;
             return Ok(Admission::Answered);
         }
-        count("ok");
+        count(ctx, "ok");
 
         let needs_json = conf.instances_group.is_some() || !conf.publish.is_empty();
         let parsed: Option<Value> = (needs_json && body.len() <= JSON_BODY_LIMIT)
@@ -131,7 +132,6 @@ impl FleetProxy {
         if let (Some(instance), Some(session_id)) = (instance, session_id) {
             let state = &snap.groups[group];
             state.learned.learn(session_id, &state.names[instance]);
-            self.publish_learned(snap, group);
         }
         if let Some(public) = &conf.public_url {
             if session
@@ -210,18 +210,15 @@ pub(super) fn defer_if_webhook(ctx: &Ctx, error: GatewayError) -> GatewayError {
     }
 }
 
-async fn answer_duplicate(session: &mut Session) {
+async fn answer_duplicate(session: &mut Session, ctx: &Ctx) {
     let body = Bytes::from_static(br#"{"status":"duplicate"}"#);
     let header = json_header(200, body.len(), None).and_then(|mut h| {
         h.insert_header("x-fleetgate-duplicate", "true")?;
         Ok(h)
     });
-    let written = match header {
-        Ok(header) => session.as_mut().write_error_response(header, body).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = written {
-        tracing::debug!(error = %e, "could not answer a duplicate delivery");
+    match header {
+        Ok(header) => super::answer(session, ctx, header, body).await,
+        Err(e) => tracing::debug!(error = %e, "could not answer a duplicate delivery"),
     }
 }
 

@@ -26,7 +26,11 @@ fn score(workspace: u64, name: &str) -> u64 {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    let mut z = hash ^ workspace.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    mix64(hash ^ workspace.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+/// SplitMix64's finaliser: a bijective 64-bit mixer (distinct inputs give distinct outputs).
+pub fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
