@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs what building fleetgate needs on a fresh Debian machine (pingora needs cmake and a C
-# compiler for libz-ng-sys). Idempotent: does nothing when everything is present.
+# compiler for libz-ng-sys); with `--test`, also what the test suite runs (Debian's `prometheus`
+# package: the observability tests start a real Prometheus and run `promtool check metrics`).
+# Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
+if [ "${1:-}" = "--test" ]; then
+  { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
+fi
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

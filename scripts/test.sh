@@ -3,7 +3,7 @@
 # (unit tests, config tests, and end-to-end tests of the real binary on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh --test
 # npm packages for the tests: tests/interop (Node crypto, the standardwebhooks library) and
 # tests/clients (pusher-js, laravel-echo, the pusher server library).
 for dir in tests/interop tests/clients; do

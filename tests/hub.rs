@@ -1,111 +1,13 @@
 //! The hub end to end over raw WebSocket frames (tokio-tungstenite) and the signed HTTP API.
 
 mod common;
+use common::pusher::*;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(addr: SocketAddr, key: &str) -> Ws {
-    let url = format!("ws://{addr}/app/{key}?protocol=7&client=js&version=8.4.0");
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-/// The next text frame as JSON, with a deadline.
-async fn next(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("no frame in time");
-        match msg.expect("stream ended").expect("ws error") {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => continue,
-        }
-    }
-}
-
-/// Connects and returns the socket with its socket id.
-async fn established(addr: SocketAddr) -> (Ws, String) {
-    let mut ws = connect(addr, KEY).await;
-    let hello = next(&mut ws).await;
-    assert_eq!(hello["event"], "pusher:connection_established");
-    let data: Value = serde_json::from_str(hello["data"].as_str().unwrap()).unwrap();
-    (ws, data["socket_id"].as_str().unwrap().to_string())
-}
-
-/// Reads (and drops) frames until the server's close frame; its code, or None on a deadline.
-async fn close_code(ws: &mut Ws) -> Option<u16> {
-    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-        if let Message::Close(Some(frame)) = msg {
-            return Some(u16::from(frame.code));
-        }
-    }
-    None
-}
-
-async fn send(ws: &mut Ws, value: Value) {
-    ws.send(Message::Text(value.to_string().into()))
-        .await
-        .unwrap();
-}
-
-async fn subscribe(
-    ws: &mut Ws,
-    channel: &str,
-    auth: Option<String>,
-    channel_data: Option<&str>,
-) -> Value {
-    let mut data = json!({"channel": channel});
-    if let Some(auth) = auth {
-        data["auth"] = json!(auth);
-    }
-    if let Some(cd) = channel_data {
-        data["channel_data"] = json!(cd);
-    }
-    send(ws, json!({"event": "pusher:subscribe", "data": data})).await;
-    next(ws).await
-}
-
-/// Subscribes to a private channel with a valid auth and checks it succeeded.
-async fn subscribe_private(ws: &mut Ws, socket: &str, channel: &str) {
-    let ok = subscribe(ws, channel, Some(auth_for(socket, channel, None)), None).await;
-    assert_eq!(
-        ok["event"], "pusher_internal:subscription_succeeded",
-        "{ok}"
-    );
-}
-
-fn auth_for(socket: &str, channel: &str, channel_data: Option<&str>) -> String {
-    format!(
-        "{KEY}:{}",
-        fleetgate::hub::auth::channel_signature(SECRET, socket, channel, channel_data)
-    )
-}
-
-/// Publishes through the signed HTTP API, as Laravel's broadcaster does.
-async fn publish(addr: SocketAddr, body: Value) -> Resp {
-    let body = body.to_string().into_bytes();
-    let path = format!("/apps/{APP_ID}/events");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let query = fleetgate::hub::auth::sign_api_request(KEY, SECRET, "POST", &path, &[], &body, now);
-    common::send(
-        addr,
-        "POST",
-        &format!("{path}?{query}"),
-        &[("content-type", "application/json")],
-        body,
-    )
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_gets_a_socket_id_and_public_events_published_through_the_api() {
@@ -145,7 +47,7 @@ async fn private_channels_need_a_valid_auth_and_a_bad_one_leaves_the_socket_open
     )
     .await;
     assert_eq!(bad["event"], "pusher:subscription_error");
-    send(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
+    send_frame(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
     assert_eq!(next(&mut ws).await["event"], "pusher:pong");
     subscribe_private(&mut ws, &socket, "private-workspace.7").await;
 }
@@ -204,14 +106,14 @@ async fn client_events_reach_other_subscribers_but_never_the_sender() {
     let (mut b, sb) = established(h.addr).await;
     subscribe(&mut a, channel, Some(auth_for(&sa, channel, None)), None).await;
     subscribe(&mut b, channel, Some(auth_for(&sb, channel, None)), None).await;
-    send(
+    send_frame(
         &mut a,
         json!({"event": "client-typing", "channel": channel, "data": {"typing": true}}),
     )
     .await;
     let got = next(&mut b).await;
     assert_eq!(got["event"], "client-typing");
-    send(&mut a, json!({"event": "pusher:ping", "data": {}})).await;
+    send_frame(&mut a, json!({"event": "pusher:ping", "data": {}})).await;
     assert_eq!(
         next(&mut a).await["event"],
         "pusher:pong",
@@ -359,16 +261,6 @@ async fn a_signed_qr_webhook_reaches_the_private_workspace_channel_as_qr_code_ge
     assert!(data["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
 }
 
-/// Reads frames until one with `event`; panics on a deadline.
-async fn until_event(ws: &mut Ws, event: &str) -> Value {
-    loop {
-        let v = next(ws).await;
-        if v["event"] == event {
-            return v;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_client_gets_a_ping_and_without_a_pong_is_closed_with_4201() {
     let h = hub("      activity_timeout: 1s\n").await;
@@ -422,13 +314,13 @@ async fn oversized_binary_and_malformed_frames_get_a_json_error_and_the_socket_s
     assert_eq!(next(&mut ws).await["event"], "pusher:error");
     ws.send(Message::Text("{not json".into())).await.unwrap();
     assert_eq!(next(&mut ws).await["event"], "pusher:error");
-    send(
+    send_frame(
         &mut ws,
         json!({"event": "pusher:subscribe", "data": {"channel": "bad channel!"}}),
     )
     .await;
     assert_eq!(next(&mut ws).await["event"], "pusher:subscription_error");
-    send(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
+    send_frame(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
     assert_eq!(next(&mut ws).await["event"], "pusher:pong");
 }
 
@@ -438,7 +330,7 @@ async fn more_than_ten_client_events_a_second_close_the_sender_with_4301() {
     let (mut ws, socket) = established(h.addr).await;
     subscribe_private(&mut ws, &socket, "private-chat.1").await;
     for _ in 0..11 {
-        send(
+        send_frame(
             &mut ws,
             json!({"event": "client-x", "channel": "private-chat.1", "data": {}}),
         )
@@ -452,7 +344,7 @@ async fn client_events_are_refused_when_the_app_disables_them_or_the_channel_is_
     let h = hub("").await;
     let (mut ws, _) = established(h.addr).await;
     subscribe(&mut ws, "public-room", None, None).await;
-    send(
+    send_frame(
         &mut ws,
         json!({"event": "client-x", "channel": "public-room", "data": {}}),
     )
@@ -461,7 +353,7 @@ async fn client_events_are_refused_when_the_app_disables_them_or_the_channel_is_
     let off = hub_with_client_events_off().await;
     let (mut ws, socket) = established(off.addr).await;
     subscribe_private(&mut ws, &socket, "private-chat.1").await;
-    send(
+    send_frame(
         &mut ws,
         json!({"event": "client-x", "channel": "private-chat.1", "data": {}}),
     )
@@ -490,7 +382,7 @@ async fn a_signed_in_user_gets_server_to_user_events_and_can_be_terminated() {
             .next_back()
             .unwrap()
     );
-    send(
+    send_frame(
         &mut ws,
         json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
     )
@@ -625,7 +517,7 @@ async fn a_mapped_event_over_the_message_limit_is_not_published_but_the_webhook_
         "{metrics}"
     );
     // Nothing was published: the next frame is the pong to our ping.
-    send(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
+    send_frame(&mut ws, json!({"event": "pusher:ping", "data": {}})).await;
     assert_eq!(next(&mut ws).await["event"], "pusher:pong");
 }
 

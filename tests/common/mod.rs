@@ -3,6 +3,8 @@
 //! deadlines; nothing sleeps to synchronise.
 #![allow(dead_code)]
 
+pub mod pusher;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -280,6 +282,17 @@ impl Gateway {
             status.is_ok_and(|s| s.success()),
             "could not signal fleetgate"
         );
+    }
+
+    /// Waits for the process to exit (by itself) and returns its exit code.
+    pub async fn exit_code(&mut self, deadline: Duration) -> Option<i32> {
+        let child = &mut self.child;
+        let status = wait_for("fleetgate to exit", deadline, || {
+            let exited = child.try_wait().unwrap();
+            async move { exited }
+        })
+        .await;
+        status.code()
     }
 
     pub fn log(&self) -> String {
