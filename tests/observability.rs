@@ -138,7 +138,8 @@ fn sample(scrape: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_turns_ready_then_draining_and_the_config_is_shown_redacted_with_its_hash() {
-    let mut s = stack("").await;
+    // `access_log: {}`: on, to stdout (which the harness keeps in the gateway's log file).
+    let mut s = stack("access_log: {}\n").await;
     let ready = wait_for("/readyz to answer 200", DEADLINE, || async {
         let r = admin_get(&s.gw, "/readyz").await;
         (r.status == 200).then_some(r)
@@ -177,7 +178,7 @@ async fn readyz_turns_ready_then_draining_and_the_config_is_shown_redacted_with_
     assert_eq!(bad.status, 422);
     let after_bad = admin_get(&s.gw, "/admin/config").await.json();
     assert_eq!(after_bad["hash"], hash.as_str());
-    let changed = s.yaml.replace("interval: 300ms", "interval: 400ms");
+    let changed = s.yaml.replace("interval: 300ms", "interval: 400ms") + "access_log: {}\n";
     assert_eq!(s.gw.reload(&changed).await.status, 200);
     let new_hash = admin_get(&s.gw, "/admin/config").await.json()["hash"]
         .as_str()
@@ -208,6 +209,36 @@ async fn readyz_turns_ready_then_draining_and_the_config_is_shown_redacted_with_
         "listeners accept during the drain delay"
     );
     assert_eq!(s.gw.exit_code(DEADLINE).await, Some(0), "{}", s.gw.log());
+    let logged = s.gw.log();
+    let line = logged
+        .lines()
+        .find(|l| l.starts_with('{') && l.contains(r#""path":"/api/x""#))
+        .unwrap_or_else(|| panic!("no access log line on stdout:\n{logged}"));
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["route"], "node-api");
+}
+
+#[test]
+fn grafana_folder_mounts_as_a_provisioning_folder() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana");
+    let yaml = |path: &str| -> Value {
+        serde_yaml_ng::from_slice(&std::fs::read(root.join(path)).unwrap()).unwrap()
+    };
+    // Mounted over /etc/grafana/provisioning, the provider must point at the dashboards beside it.
+    let provider = yaml("dashboards/fleetgate.yaml");
+    assert_eq!(
+        provider["providers"][0]["options"]["path"],
+        "/etc/grafana/provisioning/dashboards"
+    );
+    let datasource = &yaml("datasources/prometheus.yaml")["datasources"][0];
+    assert_eq!(datasource["type"], "prometheus");
+    let dashboard: Value =
+        serde_json::from_slice(&std::fs::read(root.join("dashboards/fleetgate.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        dashboard["templating"]["list"][0]["current"]["value"], datasource["uid"],
+        "the datasource variable starts on the provisioned datasource"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
