@@ -15,6 +15,8 @@
 #   FLEETGATE_CONFIG where to write the config (default: a new file from mktemp)
 #   HEALTH_PATH      health-check path (default /health; bench-upstream answers 200 on any path)
 #   HEALTH_INTERVAL  health-check interval (default 5s)
+#   ACCESS_LOG       a file for fleetgate's JSON access log (default: off, like nginx's bench
+#                    config); measures the log's cost per request
 #
 # It writes the YAML config and then `exec`s `fleetgate run -c <config>`, so the PID that
 # proxy-bench.sh started IS fleetgate (and is stopped with it).
@@ -97,6 +99,9 @@ gen_config() {
   echo "    listener: bench"
   echo "    upstream: node"
   echo "    treatment: workspace"
+  if [[ -n ${ACCESS_LOG:-} ]]; then
+    echo "access_log: { path: $ACCESS_LOG }"
+  fi
 }
 
 CONFIG_TEXT=$(gen_config) || die "could not generate the config"

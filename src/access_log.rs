@@ -1,7 +1,7 @@
 //! The access log (one JSON line per proxied request) and request ids.
 //!
 //! Requests never wait for the log: lines go through a bounded queue to a writer thread, which
-//! writes whatever is queued and flushes once per batch. When the queue is full the line is
+//! writes whatever gathered in 100 ms with one flush. When the queue is full the line is
 //! dropped and counted (`fleetgate_access_log_dropped_total`). A reload that changes
 //! `access_log` opens the new target first (a file that cannot be opened refuses the reload) and
 //! the old writer finishes its queue and exits.
@@ -19,6 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Lines that may wait for the writer before new ones are dropped.
 const QUEUE: usize = 64 * 1024;
+/// How long the writer gathers lines before writing them (a line appears at most this late).
+const BATCH: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub struct AccessLog {
     target: AccessLogTarget,
@@ -88,12 +90,15 @@ impl AccessLog {
     }
 }
 
-/// The writer thread: everything queued is written, then flushed once. Ends when the last
-/// [`AccessLog`] for this target is dropped.
+/// The writer thread. After the first line of a quiet spell it waits [`BATCH`] and then writes
+/// everything queued with one flush: under load that is one write per [`BATCH`], and requests
+/// never wake it (a blocking receive only waits while the queue is empty). Ends when the last
+/// [`AccessLog`] for this target is dropped (after writing what was queued).
 fn write_lines(rx: mpsc::Receiver<String>, mut out: Box<dyn Write + Send>) {
-    let mut buf = std::io::BufWriter::with_capacity(64 * 1024, &mut out);
-    while let Ok(line) = rx.recv() {
-        let mut result = buf.write_all(line.as_bytes());
+    let mut buf = std::io::BufWriter::with_capacity(256 * 1024, &mut out);
+    while let Ok(first) = rx.recv() {
+        std::thread::sleep(BATCH);
+        let mut result = buf.write_all(first.as_bytes());
         while let (Ok(()), Ok(more)) = (&result, rx.try_recv()) {
             result = buf.write_all(more.as_bytes());
         }

@@ -14,6 +14,7 @@
 //! - [`metrics`]: every metric name.
 //! - [`access_log`]: JSON access log lines and request ids.
 //! - [`admin`]: the operators' listener.
+//! - [`reload`]: reload triggers (SIGHUP, `gateway.yaml` changing on disk).
 //! - [`server`]: assembles the pingora server.
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,7 @@ pub mod hub;
 pub mod metrics;
 pub mod proxy;
 pub mod publish;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod signing;

@@ -22,17 +22,17 @@ use std::time::{Duration, Instant};
 
 /// Runs the gateway until it is told to stop. Never returns.
 pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
-    // After the drain delay (see `DrainFirst`): in-flight requests get 1 s before runtimes stop and
-    // then up to 10 s more, instead of pingora's 5-minute default grace period.
+    // After the drain delay (see `DrainFirst`) listeners stop and in-flight requests get the grace
+    // period; then the runtimes stop (tasks still running are dropped within 1 s).
     let conf = ServerConf {
         threads: config.threads,
-        grace_period_seconds: Some(1),
-        graceful_shutdown_timeout_seconds: Some(10),
+        grace_period_seconds: Some(config.shutdown.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
-    let gateway = Gateway::new(config.clone(), Some(path))?;
+    let gateway = Gateway::new(config.clone(), Some(path.clone()))?;
 
     let hub_listener = config.hub.as_ref().map(|h| h.listener.clone());
     for listener in &config.listeners {
@@ -62,6 +62,13 @@ pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
             gateway: gateway.clone(),
         },
     ));
+    server.add_service(background_service(
+        "reload",
+        crate::reload::ReloadTriggers {
+            gateway: gateway.clone(),
+            path: path.clone(),
+        },
+    ));
     let mut probes: Vec<_> = config.listeners.iter().map(|l| l.addr).collect();
     probes.extend(config.admin);
     server.add_service(background_service(
@@ -85,18 +92,15 @@ pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
         "fleetgate starting"
     );
     server.run(RunArgs {
-        shutdown_signal: Box::new(DrainFirst {
-            gateway,
-            drain_delay: config.shutdown.drain_delay,
-        }),
+        shutdown_signal: Box::new(DrainFirst { gateway }),
     });
     std::process::exit(0)
 }
 
-/// Turns `/readyz` 503 and waits `drain_delay` before handing a SIGTERM/SIGINT to pingora.
+/// Turns `/readyz` 503 and waits the current `shutdown.drain_delay` before handing a
+/// SIGTERM/SIGINT to pingora.
 struct DrainFirst {
     gateway: Arc<Gateway>,
-    drain_delay: Duration,
 }
 
 #[async_trait]
@@ -121,11 +125,12 @@ impl ShutdownSignalWatch for DrainFirst {
             tracing::info!("SIGQUIT: handing listening sockets to the new process");
             return ShutdownSignal::GracefulUpgrade;
         }
+        let drain_delay = self.gateway.snapshot().config.shutdown.drain_delay;
         tracing::info!(
-            drain_delay_ms = self.drain_delay.as_millis() as u64,
+            drain_delay_ms = drain_delay.as_millis() as u64,
             "shutting down: /readyz answers 503; listeners close after the drain delay"
         );
-        tokio::time::sleep(self.drain_delay).await;
+        tokio::time::sleep(drain_delay).await;
         ShutdownSignal::GracefulTerminate
     }
 }

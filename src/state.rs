@@ -74,7 +74,7 @@ impl Gateway {
         let hub = config
             .hub
             .as_ref()
-            .map(|h| Arc::new(Hub::new(h.apps.clone(), node_id(), metrics.hub.clone())));
+            .map(|h| Arc::new(Hub::new(&h.apps, node_id(), metrics.hub.clone())));
         let gateway = Self {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             metrics,
@@ -171,15 +171,16 @@ impl Gateway {
             }],
         })?;
         let config = crate::config::load(path)?;
-        let current = self.snapshot();
-        if config.listeners != current.config.listeners || config.admin != current.config.admin {
+        let restart = needs_restart(&self.snapshot().config, &config);
+        if !restart.is_empty() {
             return Err(ConfigError {
-                problems: vec![Problem {
-                    path: "listeners".into(),
-                    message: format!(
-                        "listener addresses changed: {NEEDS_RESTART} (nothing was applied)"
-                    ),
-                }],
+                problems: restart
+                    .into_iter()
+                    .map(|(path, what)| Problem {
+                        path: path.into(),
+                        message: format!("{what} changed: {NEEDS_RESTART} (nothing was applied)"),
+                    })
+                    .collect(),
             });
         }
         self.install(config)?;
@@ -191,6 +192,9 @@ impl Gateway {
     /// Fails, changing nothing, only when the access log file cannot be opened.
     pub fn install(&self, config: Config) -> Result<(), ConfigError> {
         let access_log = self.access_log_for(&config)?;
+        if let (Some(hub), Some(conf)) = (&self.hub, &config.hub) {
+            hub.apply(&conf.apps);
+        }
         let groups = config.groups.iter().map(|g| self.group_state(g)).collect();
         for route in &config.routes {
             self.metrics
@@ -293,6 +297,42 @@ impl Gateway {
     }
 }
 
+/// What differs between the running and a new configuration that only a restart can apply:
+/// `(YAML path, what)` pairs.
+fn needs_restart(running: &Config, new: &Config) -> Vec<(&'static str, &'static str)> {
+    let hub_listener = |c: &Config| c.hub.as_ref().map(|h| h.listener.clone());
+    [
+        (
+            running.listeners != new.listeners,
+            "listeners",
+            "listener addresses",
+        ),
+        (
+            running.admin != new.admin,
+            "admin.listen",
+            "the admin address",
+        ),
+        (
+            running.threads != new.threads,
+            "threads",
+            "the thread count",
+        ),
+        (
+            running.shutdown.grace_period != new.shutdown.grace_period,
+            "shutdown.grace_period",
+            "the grace period",
+        ),
+        (
+            hub_listener(running) != hub_listener(new),
+            "hub.listener",
+            "the hub's listener",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(changed, path, what)| changed.then_some((path, what)))
+    .collect()
+}
+
 /// Marks a reload refusal for a change that only a restart can apply.
 const NEEDS_RESTART: &str = "needs restart";
 
@@ -317,6 +357,7 @@ impl Snapshot {
                 access_log: None,
                 shutdown: ShutdownConfig {
                     drain_delay: defaults::DRAIN_DELAY,
+                    grace_period: defaults::GRACE_PERIOD,
                 },
             },
             groups: vec![],

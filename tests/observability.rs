@@ -70,7 +70,7 @@ routes:
 hub:
   listener: hub
   apps: [{{ id: {APP_ID}, key: {KEY}, secret: {SECRET}, max_message_size: 64KiB }}]
-shutdown: {{ drain_delay: 3s }}
+shutdown: {{ drain_delay: 3s, grace_period: 1s }}
 {extra}"#
     )
 }
@@ -127,13 +127,6 @@ async fn webhook(edge: SocketAddr, secret: &str, workspace: u64, extra: &[(&str,
 
 async fn admin_get(gw: &Gateway, path: &str) -> Resp {
     send(gw.admin, "GET", path, &[], Vec::new()).await
-}
-
-/// The sample of `series` (exact text up to the value) in a scrape, if present.
-fn sample(scrape: &str, series: &str) -> Option<f64> {
-    scrape
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,7 +37,10 @@ impl Config {
                 Some(AccessLogTarget::Stdout) => json!({ "enabled": true, "path": "stdout" }),
                 Some(AccessLogTarget::File(path)) => json!({ "enabled": true, "path": path }),
             },
-            "shutdown": { "drain_delay": duration(self.shutdown.drain_delay) },
+            "shutdown": {
+                "drain_delay": duration(self.shutdown.drain_delay),
+                "grace_period": duration(self.shutdown.grace_period),
+            },
         })
     }
 
@@ -54,7 +57,7 @@ impl Config {
                 .map(|rule| {
                     json!({
                         "event": rule.event,
-                        "app": self.hub.as_ref().and_then(|h| h.apps.get(rule.app)).map(|a| &a.id),
+                        "app": rule.app,
                         "channel": rule.channel,
                         "name": rule.name,
                         "payload": rule.payload,

@@ -33,6 +33,8 @@ pub struct RawAccessLog {
 pub struct RawShutdown {
     #[serde(default, deserialize_with = "with_unit")]
     pub drain_delay: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub grace_period: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

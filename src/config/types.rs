@@ -37,6 +37,8 @@ pub struct ShutdownConfig {
     /// How long `/readyz` answers 503 (so load balancers stop sending) before listeners stop
     /// accepting.
     pub drain_delay: Duration,
+    /// How long in-flight requests get to finish once listeners stopped accepting (whole seconds).
+    pub grace_period: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -142,8 +144,8 @@ pub struct WebhookConfig {
 pub struct PublishRule {
     /// The webhook's `event` field this rule applies to.
     pub event: String,
-    /// Index into the hub's apps.
-    pub app: usize,
+    /// The hub app's id.
+    pub app: String,
     pub channel: String,
     pub name: String,
     pub payload: serde_json::Value,
@@ -198,6 +200,7 @@ pub mod defaults {
     pub const HUB_MAX_USER_INFO: usize = 1024;
     /// Long enough for a load balancer polling `/readyz` every second or two to notice.
     pub const DRAIN_DELAY: Duration = Duration::from_secs(5);
+    pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
 }
 
 impl Config {

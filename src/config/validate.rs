@@ -553,10 +553,11 @@ fn publish_rule(
         return None;
     };
     let app = match &raw.app {
-        Some(id) => hub.apps.iter().position(|a| &a.id == id),
-        None if hub.apps.len() == 1 => Some(0),
+        Some(id) => hub.apps.iter().find(|a| &a.id == id),
+        None if hub.apps.len() == 1 => hub.apps.first(),
         None => None,
-    };
+    }
+    .map(|a| a.id.clone());
     if app.is_none() {
         p.push(
             format!("{at}.app"),

@@ -6,6 +6,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::protocols::http::ServerSession;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Largest API request body read (batches of 10 events at the message limit fit easily).
@@ -48,13 +49,16 @@ pub async fn handle(hub: &Hub, session: &mut ServerSession) -> Reply {
     let (app, reply) = route(hub, session).await;
     hub.metrics
         .api_requests
-        .with_label_values(&[app.map_or("unknown", |a| a.conf.id.as_str()), reply.result])
+        .with_label_values(&[
+            app.as_ref().map_or("unknown", |a| a.id.as_str()),
+            reply.result,
+        ])
         .inc();
     reply
 }
 
 /// Routes one API request; returns the app it named (if configured) and the answer.
-async fn route<'h>(hub: &'h Hub, session: &mut ServerSession) -> (Option<&'h AppState>, Reply) {
+async fn route(hub: &Hub, session: &mut ServerSession) -> (Option<Arc<AppState>>, Reply) {
     let req = session.req_header();
     let method = req.method.as_str().to_string();
     let path = req.uri.path().to_string();
@@ -74,8 +78,8 @@ async fn route<'h>(hub: &'h Hub, session: &mut ServerSession) -> (Option<&'h App
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     if let Err(e) = auth::verify_api_request(
-        &app.conf.key,
-        &app.conf.secret,
+        &app.conf().key,
+        &app.conf().secret,
         &method,
         &path,
         &query,
@@ -85,12 +89,12 @@ async fn route<'h>(hub: &'h Hub, session: &mut ServerSession) -> (Option<&'h App
         return (Some(app), fail(e.status(), e.code(), &e.to_string()));
     }
     let reply = match (method.as_str(), rest) {
-        ("POST", ["events"]) => events(hub, app, &body),
-        ("POST", ["batch_events"]) => batch_events(hub, app, &body),
-        ("GET", ["channels"]) => channels(app, &query),
-        ("GET", ["channels", name]) => channel_info(app, name, &query),
-        ("GET", ["channels", name, "users"]) => channel_users(app, name),
-        ("POST", ["users", user, "terminate_connections"]) => terminate(app, user),
+        ("POST", ["events"]) => events(hub, &app, &body),
+        ("POST", ["batch_events"]) => batch_events(hub, &app, &body),
+        ("GET", ["channels"]) => channels(&app, &query),
+        ("GET", ["channels", name]) => channel_info(&app, name, &query),
+        ("GET", ["channels", name, "users"]) => channel_users(&app, name),
+        ("POST", ["users", user, "terminate_connections"]) => terminate(&app, user),
         _ => fail(404, "hub.not_found", "no such endpoint"),
     };
     (Some(app), reply)
@@ -163,7 +167,7 @@ fn publish(hub: &Hub, app: &AppState, event: Event) -> Result<(), Reply> {
         Value::String(s) => s,
         other => other.to_string(),
     };
-    if data.len() > app.conf.max_message_size {
+    if data.len() > app.conf().max_message_size {
         return Err(fail(
             413,
             "hub.message_too_large",

@@ -8,6 +8,7 @@
 
 use crate::config::App;
 use crate::metrics::{AppMetrics, HubMetrics};
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use prometheus::IntCounter;
 use std::collections::HashMap;
@@ -146,7 +147,12 @@ pub enum Presence {
 }
 
 pub struct AppState {
-    pub conf: App,
+    /// The app's id (fixed: a reload that changes an id removes one app and adds another).
+    pub id: String,
+    /// The app's settings; a reload replaces them in place (secret rotation, limits).
+    conf: ArcSwap<App>,
+    /// Set when a reload removes the app: its connections close with 4200.
+    retired: watch::Sender<bool>,
     channels: DashMap<String, Arc<Channel>>,
     pub connections: AtomicUsize,
     /// Sockets by signed-in user id (`pusher:signin`), for `#server-to-user-{id}` and terminate.
@@ -155,7 +161,8 @@ pub struct AppState {
 }
 
 pub struct Hub {
-    pub apps: Vec<AppState>,
+    /// In configuration order; replaced as a whole by [`Hub::apply`].
+    apps: ArcSwap<Vec<Arc<AppState>>>,
     next_conn: AtomicU64,
     /// Cluster node id: the first half of every socket id.
     pub node_id: u32,
@@ -163,28 +170,57 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(apps: Vec<App>, node_id: u32, metrics: HubMetrics) -> Self {
-        let apps = apps
-            .into_iter()
-            .map(|conf| AppState {
-                metrics: metrics.for_app(&conf.id),
-                conf,
-                channels: DashMap::new(),
-                connections: AtomicUsize::new(0),
-                users: DashMap::new(),
-            })
-            .collect();
-        Self {
-            apps,
+    pub fn new(apps: &[App], node_id: u32, metrics: HubMetrics) -> Self {
+        let hub = Self {
+            apps: Default::default(),
             next_conn: AtomicU64::new(1),
             node_id,
             metrics,
+        };
+        hub.apply(apps);
+        hub
+    }
+
+    /// Makes `apps` the hub's apps: an app whose id is kept keeps its connections and channels and
+    /// takes the new settings; new ids are added; removed apps' connections are closed with 4200.
+    pub fn apply(&self, apps: &[App]) {
+        let current = self.apps.load_full();
+        let next: Vec<Arc<AppState>> = apps
+            .iter()
+            .map(|conf| match current.iter().find(|a| a.id == conf.id) {
+                Some(kept) => {
+                    kept.conf.store(Arc::new(conf.clone()));
+                    kept.clone()
+                }
+                None => Arc::new(AppState {
+                    id: conf.id.clone(),
+                    metrics: self.metrics.for_app(&conf.id),
+                    conf: ArcSwap::from_pointee(conf.clone()),
+                    retired: watch::Sender::new(false),
+                    channels: DashMap::new(),
+                    connections: AtomicUsize::new(0),
+                    users: DashMap::new(),
+                }),
+            })
+            .collect();
+        for gone in current
+            .iter()
+            .filter(|a| !next.iter().any(|n| n.id == a.id))
+        {
+            tracing::info!(app = %gone.id, "hub app removed: closing its connections with 4200");
+            gone.retired.send_replace(true);
         }
+        self.apps.store(Arc::new(next));
+    }
+
+    /// The current apps.
+    pub fn apps(&self) -> Arc<Vec<Arc<AppState>>> {
+        self.apps.load_full()
     }
 
     /// Sets the hub's scrape-time gauges (connections, channels, subscriptions per app).
     pub fn export_gauges(&self) {
-        for app in &self.apps {
+        for app in self.apps().iter() {
             let (mut channels, mut subs) = (0, 0);
             for ch in app.channels.iter() {
                 let count = ch.subscription_count();
@@ -193,16 +229,20 @@ impl Hub {
             }
             let connections = app.connections.load(Ordering::Relaxed);
             self.metrics
-                .set_app_gauges(&app.conf.id, connections, channels, subs);
+                .set_app_gauges(&app.id, connections, channels, subs);
         }
     }
 
-    pub fn app_by_key(&self, key: &str) -> Option<&AppState> {
-        self.apps.iter().find(|a| a.conf.key == key)
+    pub fn app_by_key(&self, key: &str) -> Option<Arc<AppState>> {
+        self.apps
+            .load()
+            .iter()
+            .find(|a| a.conf().key == key)
+            .cloned()
     }
 
-    pub fn app_by_id(&self, id: &str) -> Option<&AppState> {
-        self.apps.iter().find(|a| a.conf.id == id)
+    pub fn app_by_id(&self, id: &str) -> Option<Arc<AppState>> {
+        self.apps.load().iter().find(|a| a.id == id).cloned()
     }
 
     /// A new connection id and its socket id (`{node}.{counter}`).
@@ -243,6 +283,16 @@ impl Hub {
 }
 
 impl AppState {
+    /// The app's current settings.
+    pub fn conf(&self) -> arc_swap::Guard<Arc<App>> {
+        self.conf.load()
+    }
+
+    /// Changes to `true` when a reload removes the app.
+    pub fn retired(&self) -> watch::Receiver<bool> {
+        self.retired.subscribe()
+    }
+
     pub fn channel(&self, name: &str) -> Option<Arc<Channel>> {
         self.channels.get(name).map(|c| c.clone())
     }
@@ -268,7 +318,7 @@ impl AppState {
             None => Presence::Unchanged,
             Some((id, info)) => {
                 let mut members = ch.members.lock().unwrap_or_else(|p| p.into_inner());
-                let full = members.len() >= self.conf.max_presence_members;
+                let full = members.len() >= self.conf().max_presence_members;
                 match members.get_mut(id) {
                     Some(member) => {
                         member.sockets += 1;

@@ -84,23 +84,23 @@ impl HubApp {
         let stream = h1.into_inner();
 
         let hub = self.hub.clone();
-        let Some(index) = hub.apps.iter().position(|a| a.conf.key == key) else {
+        let Some(app) = hub.app_by_key(key) else {
             return session::reject(stream, &hub, None, 4001, "App key does not exist").await;
         };
-        let app = &hub.apps[index];
-        let allowed = app
-            .conf
+        let conf = app.conf();
+        let allowed = conf
             .allowed_origins
             .iter()
             .any(|o| o == "*" || Some(o) == origin.as_ref());
         if !allowed {
-            return session::reject(stream, &hub, Some(app), 4009, "Origin not allowed").await;
+            return session::reject(stream, &hub, Some(&app), 4009, "Origin not allowed").await;
         }
-        if app.connections.fetch_add(1, Ordering::Relaxed) >= app.conf.max_connections {
+        if app.connections.fetch_add(1, Ordering::Relaxed) >= conf.max_connections {
             app.connections.fetch_sub(1, Ordering::Relaxed);
-            return session::reject(stream, &hub, Some(app), 4004, "Over connection quota").await;
+            return session::reject(stream, &hub, Some(&app), 4004, "Over connection quota").await;
         }
-        session::serve(stream, hub, index, shutdown).await;
+        drop(conf);
+        session::serve(stream, hub, app, shutdown).await;
     }
 }
 

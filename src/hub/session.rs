@@ -31,11 +31,11 @@ pub const PONG_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CLIENT_EVENTS_PER_SECOND: u32 = 10;
 
 /// Serves one upgraded connection until it closes.
-pub async fn serve<S>(stream: S, hub: Arc<Hub>, app: usize, shutdown: ShutdownWatch)
+pub async fn serve<S>(stream: S, hub: Arc<Hub>, app: Arc<AppState>, shutdown: ShutdownWatch)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conf = &hub.apps[app].conf;
+    let conf = app.conf();
     let mut ws_config = WebSocketConfig::default();
     // Frames over the limit get a pusher:error below; the transport cap is a generous backstop.
     ws_config.max_message_size = Some(conf.max_message_size.saturating_mul(4).max(64 * 1024));
@@ -57,19 +57,20 @@ where
         sink,
         rx,
         conn.closer.clone(),
-        hub.apps[app].metrics.clone(),
+        app.metrics.clone(),
     ));
+    drop(conf);
 
     let mut session = Session {
         hub: &hub,
-        app: &hub.apps[app],
+        app: &app,
         conn,
         subscriptions: HashMap::new(),
         user: None,
         events: (Instant::now(), 0),
     };
     // pusher-js refuses a handshake whose activity_timeout is 0 (a sub-second config): at least 1.
-    let activity = session.app.conf.activity_timeout.as_secs().max(1);
+    let activity = session.app.conf().activity_timeout.as_secs().max(1);
     session.send(protocol::connection_established(&socket_id, activity));
     session.run(&mut source, shutdown).await;
     session.leave_all();
@@ -84,7 +85,7 @@ where
 
 /// Counts a closed connection by close code (0: closed by the client).
 pub fn count_disconnect(hub: &Hub, app: Option<&AppState>, code: u16) {
-    let app = app.map_or("unknown", |a| a.conf.id.as_str());
+    let app = app.map_or("unknown", |a| a.id.as_str());
     let code = match code {
         0 => "client".to_string(),
         code => code.to_string(),
@@ -208,7 +209,8 @@ impl Session<'_> {
         St: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
             + Unpin,
     {
-        let idle = self.app.conf.activity_timeout;
+        let idle = self.app.conf().activity_timeout;
+        let mut retired = self.app.retired();
         let mut awaiting_pong = false;
         loop {
             let wait = if awaiting_pong {
@@ -233,11 +235,16 @@ impl Session<'_> {
                     self.conn.closer.close(4200);
                     return;
                 }
+                // The app was removed by a reload: the client reconnects (and is refused 4001).
+                _ = retired.wait_for(|gone| *gone) => {
+                    self.conn.closer.close(4200);
+                    return;
+                }
             };
             awaiting_pong = false;
             match message {
                 Some(Ok(Message::Text(text))) => {
-                    if text.len() > self.app.conf.max_message_size {
+                    if text.len() > self.app.conf().max_message_size {
                         self.send(protocol::error(Some(4200), "Message too large"));
                         continue;
                     }
@@ -293,7 +300,7 @@ impl Session<'_> {
         if self.subscriptions.contains_key(name) {
             return;
         }
-        let conf = &self.app.conf;
+        let conf = self.app.conf();
         if channel.requires_auth() {
             let data = if channel.is_presence() {
                 channel_data
@@ -405,7 +412,7 @@ impl Session<'_> {
     }
 
     fn signin(&mut self, token: &str, user_data: &str) {
-        let conf = &self.app.conf;
+        let conf = self.app.conf();
         let user_id = protocol::decode_user_data(user_data).ok();
         let valid = auth::verify_signin(
             &conf.key,
@@ -434,7 +441,7 @@ impl Session<'_> {
     /// A `client-…` event: only on private/presence channels this socket is subscribed to, only if
     /// the app allows it, never echoed, `user_id` added on presence, at most 10 per second.
     fn client_event(&mut self, event: &str, name: &str, data: &str) -> bool {
-        if !self.app.conf.client_events {
+        if !self.app.conf().client_events {
             self.send(protocol::error(
                 None,
                 "Client events are not enabled for this app",

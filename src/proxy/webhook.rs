@@ -185,14 +185,18 @@ fn publish_one(hub: &Hub, rule: &PublishRule, input: &Value, now: i64) -> &'stat
         tracing::warn!(event = %rule.event, "a publish rule rendered an invalid channel name");
         return "unmapped";
     }
-    let app = &hub.apps[rule.app];
+    let Some(app) = hub.app_by_id(&rule.app) else {
+        tracing::warn!(event = %rule.event, app = %rule.app, "a publish rule names an app the hub no longer has");
+        return "unmapped";
+    };
     let data = payload.to_string();
-    if data.len() > app.conf.max_message_size {
-        tracing::warn!(event = %rule.event, size = data.len(), limit = app.conf.max_message_size, "mapped event over the app's message limit: not published");
+    let limit = app.conf().max_message_size;
+    if data.len() > limit {
+        tracing::warn!(event = %rule.event, size = data.len(), limit, "mapped event over the app's message limit: not published");
         return "too_large";
     }
     let frame = Frame::from(protocol::event(&channel, &name, &data, None));
-    hub.publish(app, &channel, &frame, None);
+    hub.publish(&app, &channel, &frame, None);
     "published"
 }
 

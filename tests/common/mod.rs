@@ -275,13 +275,23 @@ impl Gateway {
 
     /// Sends SIGTERM (graceful shutdown).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, `QUIT`…).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status();
         assert!(
             status.is_ok_and(|s| s.success()),
             "could not signal fleetgate"
         );
+    }
+
+    /// A sample of the admin scrape (`series` written exactly as exported), 0 when absent.
+    pub async fn sample(&self, series: &str) -> f64 {
+        sample(&self.metrics().await, series).unwrap_or(0.0)
     }
 
     /// Waits for the process to exit (by itself) and returns its exit code.
@@ -355,6 +365,13 @@ impl Resp {
             .unwrap_or_default()
             .to_string()
     }
+}
+
+/// The sample of `series` (exact text up to the value) in a scrape, if present.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// One HTTP/1.1 request on a fresh connection.
@@ -514,9 +531,16 @@ pub struct Hub {
 /// indented six spaces).
 pub async fn hub(app_extra: &str) -> Hub {
     let (addr, admin) = (loopback(), loopback());
-    let yaml = format!(
-        "threads: 2\nadmin: {{ listen: {admin} }}\nlisteners:\n  hub: {{ listen: {addr} }}\nhub:\n  listener: hub\n  apps:\n    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n      client_events: true\n{app_extra}"
+    let apps = format!(
+        "    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n      client_events: true\n{app_extra}"
     );
-    let gw = Gateway::start(&yaml, admin, &[addr]).await;
+    let gw = Gateway::start(&hub_yaml(addr, admin, &apps), admin, &[addr]).await;
     Hub { gw, addr }
+}
+
+/// A gateway with only a hub listener, serving `apps` (YAML list items indented four spaces).
+pub fn hub_yaml(addr: SocketAddr, admin: SocketAddr, apps: &str) -> String {
+    format!(
+        "threads: 2\nadmin: {{ listen: {admin} }}\nlisteners:\n  hub: {{ listen: {addr} }}\nhub:\n  listener: hub\n  apps:\n{apps}"
+    )
 }

@@ -98,13 +98,23 @@ pub async fn publish_batch(addr: SocketAddr, body: Value) -> Resp {
 }
 
 async fn post_api(addr: SocketAddr, endpoint: &str, body: Value) -> Resp {
+    post_api_as(addr, (APP_ID, KEY, SECRET), endpoint, body).await
+}
+
+/// A signed `POST /apps/{id}/{endpoint}` with the app's `(id, key, secret)`.
+pub async fn post_api_as(
+    addr: SocketAddr,
+    (id, key, secret): (&str, &str, &str),
+    endpoint: &str,
+    body: Value,
+) -> Resp {
     let body = body.to_string().into_bytes();
-    let path = format!("/apps/{APP_ID}/{endpoint}");
+    let path = format!("/apps/{id}/{endpoint}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let query = fleetgate::hub::auth::sign_api_request(KEY, SECRET, "POST", &path, &[], &body, now);
+    let query = fleetgate::hub::auth::sign_api_request(key, secret, "POST", &path, &[], &body, now);
     super::send(
         addr,
         "POST",

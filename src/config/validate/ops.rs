@@ -25,15 +25,25 @@ pub(super) fn access_log(p: &mut Problems, raw: Option<RawAccessLog>) -> Option<
     raw.enabled.unwrap_or(true).then_some(target)
 }
 
-/// `shutdown: { drain_delay }` (zero is allowed: stop accepting at once).
+/// `shutdown: { drain_delay, grace_period }` (zero is allowed for both).
 pub(super) fn shutdown(p: &mut Problems, raw: Option<RawShutdown>) -> ShutdownConfig {
-    let text = raw.and_then(|r| r.drain_delay);
+    let (drain, grace) = raw.map_or((None, None), |r| (r.drain_delay, r.grace_period));
+    let grace_period = p.parse_or(
+        "shutdown.grace_period".into(),
+        grace.as_deref(),
+        defaults::GRACE_PERIOD,
+        parse_duration,
+    );
+    if grace_period.subsec_nanos() != 0 {
+        p.push("shutdown.grace_period", "must be whole seconds (e.g. 10s)");
+    }
     ShutdownConfig {
         drain_delay: p.parse_or(
             "shutdown.drain_delay".into(),
-            text.as_deref(),
+            drain.as_deref(),
             defaults::DRAIN_DELAY,
             parse_duration,
         ),
+        grace_period,
     }
 }
