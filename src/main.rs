@@ -75,6 +75,17 @@ struct SignArgs {
 struct RunArgs {
     #[command(flatten)]
     config: ConfigArg,
+    /// Zero-downtime upgrade: take over the listening sockets of the fleetgate running now (then
+    /// send it SIGQUIT; it hands them over and drains).
+    #[arg(short = 'u', long)]
+    upgrade: bool,
+    /// The Unix socket the listening sockets are handed over on (same for old and new process).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/tmp/fleetgate_upgrade.sock"
+    )]
+    upgrade_socket: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -120,8 +131,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    fleetgate::server::run(config, args.config.path, Default::default())
-        .context("starting the gateway")?;
+    let options = fleetgate::server::Options {
+        upgrade: args.upgrade,
+        upgrade_socket: args.upgrade_socket,
+    };
+    fleetgate::server::run(config, args.config.path, options).context("starting the gateway")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,14 +20,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How the process starts (command-line options, not configuration).
+pub struct Options {
+    /// Take over the listening sockets of a running fleetgate (pingora's upgrade).
+    pub upgrade: bool,
+    /// Where listening sockets are handed over during an upgrade.
+    pub upgrade_socket: PathBuf,
+}
+
 /// Runs the gateway until it is told to stop. Never returns.
-pub fn run(config: Config, path: PathBuf, opt: Opt) -> anyhow::Result<()> {
+pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()> {
+    let opt = Opt {
+        upgrade: options.upgrade,
+        ..Opt::default()
+    };
     // After the drain delay (see `DrainFirst`) listeners stop and in-flight requests get the grace
     // period; then the runtimes stop (tasks still running are dropped within 1 s).
     let conf = ServerConf {
         threads: config.threads,
         grace_period_seconds: Some(config.shutdown.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: options.upgrade_socket.to_string_lossy().into_owned(),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
