@@ -153,3 +153,152 @@ async fn a_reload_rotates_a_hub_secret_and_a_removed_app_closes_its_sockets_with
         "pusher:connection_established"
     );
 }
+
+/// What became of one short request on a fresh connection.
+#[derive(Debug, PartialEq)]
+enum Fate {
+    /// A complete response with this status.
+    Served(u16),
+    /// Nothing came back (not accepted, or closed before any response byte).
+    Refused,
+    /// A response started and was cut short.
+    Cut(String),
+}
+
+async fn short_request(addr: SocketAddr, path: &str) -> Fate {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return Fate::Refused;
+    };
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nX-Workspace-Id: 1\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return Fate::Refused;
+    }
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut out)).await;
+    if out.is_empty() {
+        return Fate::Refused;
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return Fate::Cut(text);
+    };
+    let length = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    let status = head.get(9..12).and_then(|s| s.parse().ok());
+    match (read, status, length) {
+        (Ok(Ok(_)), Some(status), Some(length)) if body.len() == length => Fate::Served(status),
+        _ => Fate::Cut(text),
+    }
+}
+
+/// A fleet of two stubs with `extra` top-level keys.
+async fn fleet_with(extra: &str, args: &[&str]) -> (Vec<NodeStub>, Gateway, SocketAddr, String) {
+    let stubs = vec![NodeStub::start("u1").await, NodeStub::start("u2").await];
+    let (fleet, admin) = (loopback(), loopback());
+    let refs: Vec<&NodeStub> = stubs.iter().collect();
+    let yaml = fleet_yaml(fleet, admin, &refs, "", "") + extra;
+    let gw = Gateway::start_with(&yaml, admin, &[fleet], args).await;
+    (stubs, gw, fleet, yaml)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_lets_in_flight_requests_finish_and_cuts_none_mid_response() {
+    let extra = "shutdown: { drain_delay: 1s, grace_period: 5s }\n";
+    let (stubs, mut gw, fleet, _) = fleet_with(extra, &[]).await;
+    // Four slow requests (3 s at the instance) in flight when SIGTERM arrives…
+    let slow: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(short_request(fleet, "/slow")))
+        .collect();
+    wait_for(
+        "the slow requests to reach the instance",
+        DEADLINE,
+        || async {
+            let seen = stubs.iter().flat_map(|s| s.paths.lock().unwrap().clone());
+            (seen.filter(|p| p == "/slow").count() == 4).then_some(())
+        },
+    )
+    .await;
+    gw.terminate();
+    // …and short ones started until the listener is gone.
+    let mut fates = Vec::new();
+    while fates
+        .iter()
+        .rev()
+        .take(3)
+        .filter(|f| **f == Fate::Refused)
+        .count()
+        < 3
+    {
+        fates.push(short_request(fleet, "/api/x").await);
+        assert!(fates.len() < 100_000, "the listener never closed");
+    }
+    for task in slow {
+        assert_eq!(
+            task.await.unwrap(),
+            Fate::Served(200),
+            "a slow request in flight"
+        );
+    }
+    let cut: Vec<_> = fates.iter().filter(|f| matches!(f, Fate::Cut(_))).collect();
+    assert!(cut.is_empty(), "cut mid-response: {cut:?}");
+    assert!(
+        fates.contains(&Fate::Served(200)),
+        "served during the drain delay"
+    );
+    assert_eq!(gw.exit_code(DEADLINE).await, Some(0), "{}", gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_upgrade_hands_the_sockets_over_and_short_requests_see_no_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("upgrade.sock");
+    let socket = socket.to_str().unwrap();
+    let extra = "shutdown: { grace_period: 1s }\n";
+    let (_stubs, mut old, fleet, yaml) = fleet_with(extra, &["--upgrade-socket", socket]).await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut fates = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                fates.push(short_request(fleet, "/api/x").await);
+            }
+            fates
+        })
+    };
+    // The new binary waits on the upgrade socket; SIGQUIT makes the old one hand its sockets over.
+    let new = Gateway::launch(&yaml, old.admin, &["-u", "--upgrade-socket", socket]);
+    let path = std::path::PathBuf::from(socket);
+    wait_for("the new process to wait for the sockets", DEADLINE, || {
+        let ready = path.exists();
+        async move { ready.then_some(()) }
+    })
+    .await;
+    old.signal("QUIT");
+    assert_eq!(old.exit_code(DEADLINE).await, Some(0), "{}", old.log());
+    // The old process is gone: the new one serves on the same sockets.
+    for _ in 0..20 {
+        assert_eq!(
+            short_request(fleet, "/api/x").await,
+            Fate::Served(200),
+            "{}",
+            new.log()
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let fates = load.await.unwrap();
+    let failed: Vec<_> = fates.iter().filter(|f| **f != Fate::Served(200)).collect();
+    assert!(!fates.is_empty());
+    assert!(
+        failed.is_empty(),
+        "{} of {}: {failed:?}",
+        failed.len(),
+        fates.len()
+    );
+}

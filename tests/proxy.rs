@@ -285,53 +285,11 @@ async fn a_slow_instance_gets_504_after_the_routes_read_timeout() {
     assert_eq!(resp.json()["error"]["fault"], "upstream");
 }
 
-/// Opens a WebSocket through the fleet listener and proves the tunnel works with one echo.
-/// pingora 0.9.1 can tear an upgrade down right after its 101 when the upstream answers before
-/// the proxy has handled the request's empty body (cloudflare/pingora#946, fix pending): that
-/// shows as EOF on the very first echo, before any idling, and is retried up to 3 times here so
-/// the idle property below stays the subject of the test.
-async fn open_tunnel(fleet: std::net::SocketAddr) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let handshake = "GET /ws HTTP/1.1\r\nHost: x\r\nX-Workspace-Id: 3\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-    for _attempt in 0..3 {
-        let mut stream = tokio::net::TcpStream::connect(fleet).await.unwrap();
-        stream.write_all(handshake.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            assert_eq!(
-                stream.read(&mut byte).await.unwrap(),
-                1,
-                "closed during handshake"
-            );
-            head.push(byte[0]);
-        }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
-        stream.write_all(b"probe").await.unwrap();
-        let mut echo = [0u8; 5];
-        let probe = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            stream.read_exact(&mut echo),
-        )
-        .await;
-        match probe {
-            Ok(Ok(_)) if &echo == b"probe" => return stream,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => continue, // pingora#946
-            other => panic!("the fresh tunnel did not echo: {other:?}"),
-        }
-    }
-    panic!("three WebSocket tunnels in a row were torn down right after 101");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrades_pass_through_and_idle_ones_outlive_the_read_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (_stubs, gw, fleet) = fleet("", "read_timeout: 300ms").await;
-    let mut stream = open_tunnel(fleet).await;
+    let mut stream = open_tunnel(fleet, 3).await;
     // Idle for several read timeouts: the tunnel must survive (the subject of this test, not a sync).
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     stream.write_all(b"ping-after-idle").await.unwrap();
