@@ -99,6 +99,7 @@ gen_config() {
   echo "    listener: bench"
   echo "    upstream: node"
   echo "    treatment: workspace"
+  echo "shutdown: { drain_delay: 0s, grace_period: 1s }   # benchmarks stop at once"
   if [[ -n ${ACCESS_LOG:-} ]]; then
     echo "access_log: { path: $ACCESS_LOG }"
   fi

@@ -134,6 +134,7 @@ cat >"$RUN/fleetgate.yaml" <<EOF
 # duplicates.capacity: 1 — the bench cycles through $N_BODIES distinct deliveries, so it measures
 # verify + forward, not the replay cache.
 threads: $PROXY_WORKERS
+shutdown: { drain_delay: 0s, grace_period: 1s }
 listeners:
   edge:
     listen: 127.0.0.1:$FLEETGATE_PORT

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building fleetgate needs on a fresh Debian machine (pingora needs cmake and a C
 # compiler for libz-ng-sys); with `--test`, also what the test suite runs (Debian's `prometheus`
-# package: the observability tests start a real Prometheus and run `promtool check metrics`).
+# package: the observability tests start a real Prometheus and run `promtool check metrics`; and
+# `openssl`: the TLS tests make their certificates with it).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -10,6 +11,7 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 if [ "${1:-}" = "--test" ]; then
   { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
 fi
 if ((${#need[@]})); then
   sudo=""

@@ -15,6 +15,7 @@
 //! - [`access_log`]: JSON access log lines and request ids.
 //! - [`admin`]: the operators' listener.
 //! - [`reload`]: reload triggers (SIGHUP, `gateway.yaml` changing on disk).
+//! - [`tls`]: TLS certificates from a directory, chosen by SNI, replaced live.
 //! - [`server`]: assembles the pingora server.
 #![forbid(unsafe_code)]
 
@@ -33,3 +34,4 @@ pub mod routing;
 pub mod server;
 pub mod signing;
 pub mod state;
+pub mod tls;

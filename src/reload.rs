@@ -1,36 +1,55 @@
 //! What triggers a configuration reload besides `POST /admin/reload`: `SIGHUP`, and a change of
 //! `gateway.yaml` on disk.
 //!
-//! The file is watched by reading it every [`WATCH_INTERVAL`] through its path, so every way a file
-//! gets replaced counts: in-place writes, editors' write-new-then-rename, and Kubernetes' ConfigMap
-//! symlink swaps (the path resolves to the new target). A change is applied once the content has
-//! been stable for [`SETTLE`] (an editor's half-written file is not reloaded), and only if it
-//! differs from what was last tried, so an invalid file is reported once, not every interval.
+//! The file's *directory* is watched (inotify), so every way a file gets replaced counts: in-place
+//! writes, editors' write-new-then-rename, and Kubernetes' ConfigMap symlink swaps (a new `..data`
+//! symlink renamed into the directory). Events are debounced for [`DEBOUNCE`], then the file is read
+//! through its path and applied if its content differs from what the last reload (from any
+//! trigger) read, so each change is applied once and an invalid file is reported once. The file is also read every [`POLL`] in case events
+//! are missed (a directory replaced from outside, a filesystem without inotify).
 //! Every reload is all or nothing ([`Gateway::reload`]).
 
 use crate::state::Gateway;
 use async_trait::async_trait;
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 
-/// How often the configuration file is read.
-pub const WATCH_INTERVAL: Duration = Duration::from_millis(250);
-/// How long a changed file must stay the same before it is applied.
-pub const SETTLE: Duration = Duration::from_millis(100);
+/// How long after a directory event the file is read (editors and `kubectl` touch several files).
+pub const DEBOUNCE: Duration = Duration::from_millis(20);
+/// The safety-net poll.
+pub const POLL: Duration = Duration::from_secs(2);
 
 pub struct ReloadTriggers {
     pub gateway: Arc<Gateway>,
     pub path: PathBuf,
 }
 
-/// The file's content hash (`None` while it cannot be read, e.g. mid-swap).
-fn fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
-    std::fs::read(path).ok().map(|b| Sha256::digest(b).into())
+/// Watches the directory holding `path`; each event is a nudge on the returned channel. `None`
+/// (logged) when inotify is unavailable: the poll still sees changes.
+fn watch_directory(path: &Path) -> Option<(RecommendedWatcher, mpsc::Receiver<()>)> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (tx, rx) = mpsc::channel(1);
+    let watcher = notify::recommended_watcher(move |_event| {
+        // A full channel already holds a nudge: nothing is lost by dropping this one.
+        let _ = tx.try_send(());
+    });
+    let result = watcher.and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w));
+    match result {
+        Ok(watcher) => Some((watcher, rx)),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the configuration directory; polling every {}s", POLL.as_secs());
+            None
+        }
+    }
 }
 
 impl ReloadTriggers {
@@ -40,49 +59,37 @@ impl ReloadTriggers {
             tracing::info!(trigger, "configuration applied");
         }
     }
-
-    /// Waits until two reads [`SETTLE`] apart agree; returns the settled fingerprint.
-    async fn settled(&self, mut seen: Option<[u8; 32]>) -> Option<[u8; 32]> {
-        loop {
-            tokio::time::sleep(SETTLE).await;
-            let now = fingerprint(&self.path);
-            if now == seen {
-                return now;
-            }
-            seen = now;
-        }
-    }
 }
 
 #[async_trait]
 impl BackgroundService for ReloadTriggers {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut hangup = match signal(SignalKind::hangup()) {
-            Ok(hangup) => Some(hangup),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot watch SIGHUP; reload with POST /admin/reload");
-                None
-            }
+        let mut hangup = signal(SignalKind::hangup())
+            .inspect_err(|e| tracing::error!(error = %e, "cannot watch SIGHUP"))
+            .ok();
+        let (_watcher, mut events) = match watch_directory(&self.path) {
+            Some((watcher, events)) => (Some(watcher), Some(events)),
+            None => (None, None),
         };
-        let mut tried = fingerprint(&self.path);
-        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        let mut poll = tokio::time::interval(POLL);
         loop {
-            tokio::select! {
+            let trigger = tokio::select! {
                 _ = shutdown.changed() => return,
                 Some(()) = async { hangup.as_mut()?.recv().await } => {
-                    tried = fingerprint(&self.path);
                     self.reload("SIGHUP");
+                    continue;
                 }
-                _ = tick.tick() => {
-                    let now = fingerprint(&self.path);
-                    if now.is_none() || now == tried {
-                        continue;
+                Some(()) = async { events.as_mut()?.recv().await } => {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    if let Some(events) = events.as_mut() {
+                        while events.try_recv().is_ok() {}
                     }
-                    tried = self.settled(now).await;
-                    if tried.is_some() {
-                        self.reload("file change");
-                    }
+                    "file change"
                 }
+                _ = poll.tick() => "file change (poll)",
+            };
+            if self.gateway.config_changed() {
+                self.reload(trigger);
             }
         }
     }

@@ -7,10 +7,12 @@
 //! pingora's binary upgrade (listening sockets handed to the new process).
 
 use crate::admin::AdminApp;
-use crate::config::Config;
+use crate::config::{Config, Listener};
 use crate::hub::server::HubApp;
 use crate::proxy::FleetProxy;
 use crate::state::Gateway;
+use crate::tls::{CertWatcher, SniResolver};
+use anyhow::Context;
 use async_trait::async_trait;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
@@ -30,6 +32,7 @@ pub struct Options {
 
 /// Runs the gateway until it is told to stop. Never returns.
 pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()> {
+    let (resolvers, cert_watchers) = load_certificates(&config)?;
     let opt = Opt {
         upgrade: options.upgrade,
         ..Opt::default()
@@ -56,18 +59,22 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
             let app = HubApp { hub };
             let mut service =
                 pingora::services::listening::Service::new(listener.name.clone(), app);
-            service.add_tcp(&listener.addr.to_string());
+            add_endpoint(&mut service, listener, &resolvers)?;
             server.add_service(service);
             continue;
         }
-        let proxy = FleetProxy::new(listener.name.clone(), gateway.clone());
+        let tls = listener.tls.is_some();
+        let proxy = FleetProxy::new(listener.name.clone(), gateway.clone(), tls);
         let mut service = pingora_proxy::http_proxy_service_with_name(
             &server.configuration,
             proxy,
             &listener.name,
         );
-        service.add_tcp(&listener.addr.to_string());
+        add_endpoint(&mut service, listener, &resolvers)?;
         server.add_service(service);
+    }
+    for watcher in cert_watchers {
+        server.add_service(background_service("certificates", watcher));
     }
     server.add_service(background_service(
         "health",
@@ -82,7 +89,14 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
             path: path.clone(),
         },
     ));
-    let mut probes: Vec<_> = config.listeners.iter().map(|l| l.addr).collect();
+    // TLS listeners are not probed: a bare TCP connect there is a failed handshake in the log.
+    // pingora starts every listener together, so the plain ones and the admin listener tell.
+    let mut probes: Vec<_> = config
+        .listeners
+        .iter()
+        .filter(|l| l.tls.is_none())
+        .map(|l| l.addr)
+        .collect();
     probes.extend(config.admin);
     server.add_service(background_service(
         "readiness",
@@ -108,6 +122,44 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
         shutdown_signal: Box::new(DrainFirst { gateway }),
     });
     std::process::exit(0)
+}
+
+/// Loads every TLS listener's certificates before anything starts, so that a missing, empty or
+/// broken directory stops the process with the listener and the file named. One resolver (and
+/// one watcher keeping it current) per TLS listener, by listener name.
+fn load_certificates(config: &Config) -> anyhow::Result<(Resolvers, Vec<CertWatcher>)> {
+    let (mut resolvers, mut watchers) = (HashMap::new(), Vec::new());
+    for listener in &config.listeners {
+        let Some(tls) = &listener.tls else {
+            continue;
+        };
+        let (resolver, watcher) = crate::tls::watch(&listener.name, &tls.dir)
+            .with_context(|| format!("listener `{}`", listener.name))?;
+        resolvers.insert(listener.name.clone(), resolver);
+        watchers.push(watcher);
+    }
+    Ok((resolvers, watchers))
+}
+
+/// TLS listeners' certificate resolvers, by listener name.
+type Resolvers = HashMap<String, Arc<SniResolver>>;
+
+/// Plain TCP, or TLS with the listener's certificates (HTTP/2 offered when `tls.h2`).
+fn add_endpoint<A>(
+    service: &mut pingora::services::listening::Service<A>,
+    listener: &Listener,
+    resolvers: &Resolvers,
+) -> anyhow::Result<()> {
+    let addr = listener.addr.to_string();
+    match (&listener.tls, resolvers.get(&listener.name)) {
+        (Some(tls), Some(resolver)) => {
+            let settings = crate::tls::tls_settings(resolver.clone(), tls.h2)
+                .map_err(|e| anyhow::anyhow!("listener `{}`: {e}", listener.name))?;
+            service.add_tls_with_settings(&addr, None, settings);
+        }
+        _ => service.add_tcp(&addr),
+    }
+    Ok(())
 }
 
 /// Turns `/readyz` 503 and waits the current `shutdown.drain_delay` before handing a

@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::routing::learned::LearnedSessions;
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
+use sha2::Digest;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,6 +32,8 @@ pub struct Gateway {
     config_path: Option<PathBuf>,
     /// Serialises reloads so two never interleave.
     reloading: Mutex<()>,
+    /// The fingerprint of the configuration text last read by a reload (applied or refused).
+    tried: Mutex<Option<[u8; 32]>>,
     /// Set once every listener accepts connections (`/readyz`).
     ready: AtomicBool,
     /// Set when shutdown begins (`/readyz` answers 503 from then on).
@@ -70,6 +73,7 @@ pub struct GroupState {
 
 impl Gateway {
     pub fn new(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
+        let tried = config_path.as_deref().and_then(file_fingerprint);
         let metrics = Metrics::new()?;
         let hub = config
             .hub
@@ -84,12 +88,23 @@ impl Gateway {
             seen: DashMap::new(),
             config_path,
             reloading: Mutex::new(()),
+            tried: Mutex::new(tried),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             access_log: Default::default(),
         };
         gateway.install(config)?;
         Ok(Arc::new(gateway))
+    }
+
+    /// Whether `path`'s current content differs from what the last reload read (so the file
+    /// watcher applies each change once, whichever trigger saw it first).
+    pub fn config_changed(&self) -> bool {
+        let Some(path) = self.config_path.as_deref() else {
+            return false;
+        };
+        let now = file_fingerprint(path);
+        now.is_some() && now != *self.tried.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Marks every listener as accepting.
@@ -170,7 +185,10 @@ impl Gateway {
                 message: "no configuration file to reload".into(),
             }],
         })?;
-        let config = crate::config::load(path)?;
+        let text = crate::config::read(path)?;
+        // Recorded before validation: the file watcher does not retry content already tried.
+        *self.tried.lock().unwrap_or_else(|p| p.into_inner()) = Some(fingerprint(text.as_bytes()));
+        let config = crate::config::load_text(path, &text)?;
         let restart = needs_restart(&self.snapshot().config, &config);
         if !restart.is_empty() {
             return Err(ConfigError {
@@ -305,7 +323,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<(&'static str, &'static 
         (
             running.listeners != new.listeners,
             "listeners",
-            "listener addresses",
+            "listeners (address or tls)",
         ),
         (
             running.admin != new.admin,
@@ -331,6 +349,16 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<(&'static str, &'static 
     .into_iter()
     .filter_map(|(changed, path, what)| changed.then_some((path, what)))
     .collect()
+}
+
+/// SHA-256 of configuration text.
+fn fingerprint(text: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(text).into()
+}
+
+/// The fingerprint of the file at `path` (`None` while it cannot be read, e.g. mid-swap).
+fn file_fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
+    std::fs::read(path).ok().map(|text| fingerprint(&text))
 }
 
 /// Marks a reload refusal for a change that only a restart can apply.

@@ -23,7 +23,13 @@ impl Config {
         let listeners: Map<String, Value> = self
             .listeners
             .iter()
-            .map(|l| (l.name.clone(), json!({ "listen": l.addr.to_string() })))
+            .map(|l| {
+                let tls = l.tls.as_ref().map(|t| json!({ "dir": t.dir, "h2": t.h2 }));
+                (
+                    l.name.clone(),
+                    json!({ "listen": l.addr.to_string(), "tls": tls }),
+                )
+            })
             .collect();
         json!({
             "threads": self.threads,

@@ -63,10 +63,28 @@ impl ConfigError {
 }
 
 /// Reads and validates a configuration file, taking `${VAR}` values from the process environment.
+/// Relative paths to directories the gateway reads (`listeners.NAME.tls.dir`) are made relative
+/// to the file's own directory, so the same file works whatever the working directory.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::single("", format!("cannot read {}: {e}", path.display())))?;
-    parse(&text, &|name| std::env::var(name).ok())
+    load_text(path, &read(path)?)
+}
+
+/// The text of a configuration file.
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::single("", format!("cannot read {}: {e}", path.display())))
+}
+
+/// [`load`] for text already read from `path`.
+pub fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let mut config = parse(text, &|name| std::env::var(name).ok())?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    for tls in config.listeners.iter_mut().filter_map(|l| l.tls.as_mut()) {
+        if tls.dir.is_relative() {
+            tls.dir = base.join(&tls.dir);
+        }
+    }
+    Ok(config)
 }
 
 /// Parses and validates configuration text with the given environment lookup.

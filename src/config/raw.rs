@@ -74,6 +74,13 @@ pub struct RawAdmin {
 #[derive(Debug, Deserialize)]
 pub struct RawListener {
     pub listen: String,
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawTls {
+    pub dir: String,
+    pub h2: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -68,6 +68,18 @@ pub struct App {
 pub struct Listener {
     pub name: String,
     pub addr: SocketAddr,
+    /// Terminate TLS on this listener; `None` serves plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `listeners.NAME.tls`: certificates from a directory, chosen by SNI (see [`crate::tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Holds `NAME.crt` (PEM chain, leaf first) + `NAME.key` pairs. [`super::load`] makes a relative
+    /// path relative to the configuration file's directory.
+    pub dir: PathBuf,
+    /// Offer HTTP/2 by ALPN. Never on the hub's listener: WebSocket upgrades need HTTP/1.1.
+    pub h2: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -90,7 +90,8 @@ pub fn validate(raw: RawConfig) -> (Config, Vec<(String, String)>) {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let admin = raw.admin.map(|a| p.addr("admin.listen".into(), &a.listen));
-    let listeners = listeners(&mut p, raw.listeners, admin);
+    let hub_listener = raw.hub.as_ref().map(|h| h.listener.as_str());
+    let listeners = listeners(&mut p, raw.listeners, admin, hub_listener);
     let groups: Vec<Group> = raw
         .upstreams
         .into_iter()
@@ -126,6 +127,7 @@ fn listeners(
     p: &mut Problems,
     raw: std::collections::BTreeMap<String, RawListener>,
     admin: Option<SocketAddr>,
+    hub_listener: Option<&str>,
 ) -> Vec<Listener> {
     let mut seen: HashMap<SocketAddr, String> =
         admin.into_iter().map(|a| (a, "admin".into())).collect();
@@ -139,9 +141,34 @@ fn listeners(
             if let Some(other) = seen.insert(addr, name.clone()) {
                 p.push(path, format!("{addr} is also used by {other}"));
             }
-            Listener { name, addr }
+            let is_hub = hub_listener == Some(name.as_str());
+            let tls = l
+                .tls
+                .map(|t| tls(p, &format!("listeners.{name}.tls"), t, is_hub));
+            Listener { name, addr, tls }
         })
         .collect()
+}
+
+/// `listeners.NAME.tls`. `h2` defaults to on, except on the hub's listener, which serves
+/// HTTP/1.1 only: pingora's hub app takes WebSocket upgrades from HTTP/1 sessions alone.
+fn tls(p: &mut Problems, at: &str, raw: RawTls, is_hub: bool) -> TlsConfig {
+    if raw.dir.trim().is_empty() {
+        p.push(
+            format!("{at}.dir"),
+            "must not be empty (a directory of NAME.crt + NAME.key pairs)",
+        );
+    }
+    if is_hub && raw.h2 == Some(true) {
+        p.push(
+            format!("{at}.h2"),
+            "the hub's listener serves HTTP/1.1 only (WebSocket upgrades need it); remove `h2`",
+        );
+    }
+    TlsConfig {
+        dir: raw.dir.into(),
+        h2: !is_hub && raw.h2.unwrap_or(true),
+    }
 }
 
 fn group(p: &mut Problems, name: String, raw: RawGroup) -> Group {

@@ -47,14 +47,17 @@ pub struct FleetProxy {
     listener: String,
     gateway: Arc<Gateway>,
     connector: Connector,
+    /// `X-Forwarded-Proto`: `https` when the listener terminates TLS.
+    proto: &'static str,
 }
 
 impl FleetProxy {
-    pub fn new(listener: String, gateway: Arc<Gateway>) -> Self {
+    pub fn new(listener: String, gateway: Arc<Gateway>, tls: bool) -> Self {
         Self {
             listener,
             gateway,
             connector: Connector::new(None),
+            proto: if tls { "https" } else { "http" },
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct Ctx {
     request_id: String,
     /// The webhook verification result, on webhook routes.
     webhook: Option<&'static str>,
+    /// The listener's scheme, for `X-Forwarded-Proto`.
+    proto: &'static str,
 }
 
 #[derive(Clone, Copy)]
@@ -122,6 +127,7 @@ impl ProxyHttp for FleetProxy {
             source: "none",
             request_id: String::new(),
             webhook: None,
+            proto: self.proto,
         }
     }
 
@@ -622,7 +628,7 @@ fn prepare_upstream_request(
 ) -> Result<()> {
     let upgrade = ctx.upgrade;
     let ip = client.and_then(|a| a.as_inet()).map(|a| a.ip());
-    let forwarded = hygiene::forwarded_headers(&req.headers, ip, "http");
+    let forwarded = hygiene::forwarded_headers(&req.headers, ip, ctx.proto);
     for name in hygiene::strip_hop_by_hop(&req.headers, upgrade) {
         req.remove_header(&name);
     }

@@ -15,8 +15,11 @@ pub async fn connect(addr: SocketAddr, key: &str) -> Ws {
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 
-/// The next text frame as JSON, with a deadline.
-pub async fn next(ws: &mut Ws) -> Value {
+/// The next text frame as JSON, with a deadline (any transport: plain TCP or TLS).
+pub async fn next<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
