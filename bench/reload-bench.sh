@@ -8,17 +8,18 @@
 #            20 ms debounce + parse/validate/swap); then ROUNDS `POST /admin/reload` answers (the
 #            apply alone). Goal: apply < 50 ms.
 #   load     wrk GET load (random workspaces) for DURATION without reloads, then for DURATION with
-#            the config rewritten every second; req/s, p50, p99 side by side. Goal: no p99 change.
+#            the config rewritten every second, REPEATS times alternating; every run and the
+#            medians of req/s and p99. Goal: no p99 change.
 # Loopback only, bounded in time, everything stopped on exit. Results: bench/out/<stamp>-reload/.
 #
-# Usage:   bench/reload-bench.sh            # defaults (~1 min)
-# Knobs:   ROUNDS=30 DURATION=20s CONNS=64 PIN=1 SERVER_CPUS=0 LOAD_CPUS=1 PORT=18093 ADMIN_PORT=19093
+# Usage:   bench/reload-bench.sh            # defaults (~2.5 min)
+# Knobs:   ROUNDS=30 DURATION=20s REPEATS=3 CONNS=64 PIN=1 SERVER_CPUS=0 LOAD_CPUS=1 PORT=18093 ADMIN_PORT=19093
 #          BUILD=auto|1|0 FLEETGATE_BIN WAIT_QUIET=0 QUIET_MAX=15 OTHER_MAX=100 RETRY_NOISY=0
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 BENCH_NAME=reload-bench
-ROUNDS=${ROUNDS:-30} DURATION=${DURATION:-20s} CONNS=${CONNS:-64} PIN=${PIN:-1}
+ROUNDS=${ROUNDS:-30} DURATION=${DURATION:-20s} REPEATS=${REPEATS:-3} CONNS=${CONNS:-64} PIN=${PIN:-1}
 SERVER_CPUS=${SERVER_CPUS:-0} LOAD_CPUS=${LOAD_CPUS:-1} PORT=${PORT:-18093} ADMIN_PORT=${ADMIN_PORT:-19093}
 BUILD=${BUILD:-auto} START_TIMEOUT=${START_TIMEOUT:-15}
 WAIT_QUIET=${WAIT_QUIET:-0} QUIET_MAX=${QUIET_MAX:-15} OTHER_MAX=${OTHER_MAX:-100} RETRY_NOISY=${RETRY_NOISY:-0}
@@ -53,19 +54,26 @@ wait_port "$PORT" fleetgate
   echo "apply time ($ROUNDS rounds each):"
   tool apply "$CONFIG" "$LISTEN" "$ADMIN" "$ROUNDS" | tee "$OUT/raw/apply.txt" | grep -v '^RESULT'
   echo
-  echo "GET load for $DURATION, without and with a reload every second:"
+  echo "GET load for $DURATION, without and with a reload every second ($REPEATS runs each, alternating):"
   printf '  %-22s %10s %10s %10s %8s\n' case req/s "p50 µs" "p99 µs" errors
-  for case in steady reloading; do
-    reloader_pid=
-    if [[ $case == reloading ]]; then
-      tool reloader "$CONFIG" "$LISTEN" "$ADMIN" "$(to_secs "$DURATION")" >"$OUT/raw/reloader.txt" &
-      reloader_pid=$!
-    fi
-    measure "$case" : wrk_run get "http://$LISTEN" "$DURATION" "$OUT/raw/wrk-$case.txt"
-    [[ -n $reloader_pid ]] && wait "$reloader_pid"
-    read_result "$OUT/raw/wrk-$case.txt" "$case" || continue
-    printf '  %-22s %10s %10s %10s %8s\n' "$case" "$r_rps" "$r_p50_us" "$r_p99_us" "$errs"
+  declare -A RPS P99
+  for rep in $(seq 1 "$REPEATS"); do
+    for case in steady reloading; do
+      reloader_pid=
+      if [[ $case == reloading ]]; then
+        tool reloader "$CONFIG" "$LISTEN" "$ADMIN" "$(to_secs "$DURATION")" >"$OUT/raw/reloader-$rep.txt" &
+        reloader_pid=$!
+      fi
+      measure "$case" : wrk_run get "http://$LISTEN" "$DURATION" "$OUT/raw/wrk-$case-$rep.txt"
+      [[ -n $reloader_pid ]] && wait "$reloader_pid"
+      read_result "$OUT/raw/wrk-$case-$rep.txt" "$case" || continue
+      printf '  %-22s %10s %10s %10s %8s\n' "$case #$rep" "$r_rps" "$r_p50_us" "$r_p99_us" "$errs"
+      RPS[$case]+="$r_rps " P99[$case]+="$r_p99_us "
+    done
   done
-  [[ -f $OUT/raw/reloader.txt ]] && echo "  ($(cat "$OUT/raw/reloader.txt") during the reloading run)"
+  median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+  for case in steady reloading; do
+    printf '  %-22s %10s %10s %10s\n' "$case (median)" "$(median <<<"${RPS[$case]}")" "" "$(median <<<"${P99[$case]}")"
+  done
 } | tee "$OUT/summary.md"
 echo "raw outputs: $OUT"
