@@ -139,13 +139,25 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Checks the file, then loads every TLS listener's certificates as `run` would.
 fn validate(arg: &ConfigArg) -> anyhow::Result<ExitCode> {
-    Ok(match load(arg) {
-        Ok(_) => {
-            println!("configuration OK");
-            ExitCode::SUCCESS
+    let config = match load(arg) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    let mut ok = true;
+    for listener in &config.listeners {
+        let Some(tls) = &listener.tls else { continue };
+        if let Err(e) = fleetgate::tls::load_dir(&tls.dir) {
+            eprintln!("{}: listener `{}`: {e}", arg.path.display(), listener.name);
+            ok = false;
         }
-        Err(code) => code,
+    }
+    Ok(if ok {
+        println!("configuration OK");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 

@@ -220,13 +220,13 @@ async fn edge_gateway(pki: &Pki, stub: &NodeStub, tls_extra: &str) -> (Gateway, 
 }
 
 /// Runs `fleetgate run` on `yaml` to its exit; its exit code and stderr.
-async fn run_to_exit(yaml: &str) -> (Option<i32>, String) {
+async fn run_to_exit(command: &str, yaml: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gateway.yaml");
     std::fs::write(&config, yaml).unwrap();
     let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleetgate"))
-        .args(["run", "-c"])
+        .args([command, "-c"])
         .arg(&config)
         .stdout(Stdio::null())
         .stderr(Stdio::from(stderr))
@@ -406,13 +406,16 @@ async fn startup_stops_with_the_directory_named_when_it_is_missing_empty_or_has_
             "admin: {{ listen: {admin} }}\nlisteners:\n  edge: {{ listen: {edge}, tls: {{ dir: {} }} }}\nupstreams:\n  node: {{ instances: [{{ name: n, addr: 127.0.0.1:9 }}] }}\nroutes: [{{ name: api, listener: edge, upstream: node }}]\n",
             dir.display()
         );
-        let (code, stderr) = run_to_exit(&yaml).await;
-        assert_ne!(code, Some(0), "{stderr}");
-        assert!(code.is_some(), "killed by a signal: {stderr}");
-        assert!(stderr.contains("listener `edge`"), "{stderr}");
-        assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
-        assert!(stderr.contains(&expected), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
+        // `validate` finds what `run` would stop on.
+        for command in ["run", "validate"] {
+            let (code, stderr) = run_to_exit(command, &yaml).await;
+            assert_ne!(code, Some(0), "{command}: {stderr}");
+            assert!(code.is_some(), "killed by a signal: {stderr}");
+            assert!(stderr.contains("listener `edge`"), "{command}: {stderr}");
+            assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
+            assert!(stderr.contains(&expected), "{stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
     }
 }
 
