@@ -2,7 +2,8 @@
 # Installs what building fleetgate needs on a fresh Debian machine (pingora needs cmake and a C
 # compiler for libz-ng-sys); with `--test`, also what the test suite runs (Debian's `prometheus`
 # package: the observability tests start a real Prometheus and run `promtool check metrics`; and
-# `openssl`: the TLS tests make their certificates with it).
+# `openssl`: the TLS tests make their certificates with it; `redis-server`: a cluster test restarts a
+# Redis of its own — the shared one on 127.0.0.1:6379 is never touched).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -12,6 +13,7 @@ command -v make >/dev/null 2>&1 || need+=(make)
 if [ "${1:-}" = "--test" ]; then
   { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 fi
 if ((${#need[@]})); then
   sudo=""

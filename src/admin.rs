@@ -125,7 +125,10 @@ impl ServeHttp for AdminApp {
                     Readiness::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
                     Readiness::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
                 };
-                let body = json!({ "status": word });
+                let mut body = json!({ "status": word });
+                if let Some(cluster) = &self.gateway.cluster {
+                    body["cluster"] = json!(if cluster.is_up() { "up" } else { "down" });
+                }
                 reply(status, json_type, body.to_string().into_bytes())
             }
             ("GET", "/admin/config") => {

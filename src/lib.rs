@@ -14,6 +14,7 @@
 //! - [`metrics`]: every metric name.
 //! - [`access_log`]: JSON access log lines and request ids.
 //! - [`admin`]: the operators' listener.
+//! - [`cluster`]: several nodes sharing hub traffic and learned sessions through Redis.
 //! - [`reload`]: reload triggers (SIGHUP, `gateway.yaml` changing on disk).
 //! - [`tls`]: TLS certificates from a directory, chosen by SNI, replaced live.
 //! - [`server`]: assembles the pingora server.
@@ -21,6 +22,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod dedupe;
 pub mod errors;

@@ -72,6 +72,7 @@ pub struct Metrics {
     /// Access log lines dropped because the writer could not keep up.
     pub access_log_dropped: IntCounter,
     pub hub: HubMetrics,
+    pub cluster: ClusterMetrics,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
 }
@@ -97,6 +98,16 @@ pub struct HubMetrics {
     pub delivery_latency: HistogramVec,
     /// Pusher HTTP API calls by result (`ok` or the error code).
     pub api_requests: IntCounterVec,
+}
+
+/// The cluster link's metrics (exported only with `cluster` configured… and at 0 otherwise).
+#[derive(Clone)]
+pub struct ClusterMetrics {
+    /// 1 while the Redis link is up.
+    pub link_up: IntGauge,
+    /// Hub messages by kind: `sent` to Redis, `received` from it, `local_fallback` (delivered
+    /// here because Redis refused or the link was down), `overflow` (the outbox was full).
+    pub messages: IntCounterVec,
 }
 
 /// One app's hub counters with their labels resolved once (the fan-out path never hashes labels).
@@ -230,6 +241,17 @@ impl Metrics {
                 "Access log lines dropped because the log writer could not keep up.",
             )?)?,
             hub: HubMetrics::new(&b)?,
+            cluster: ClusterMetrics {
+                link_up: b.register(IntGauge::new(
+                    "fleetgate_cluster_link_up",
+                    "1 while the Redis cluster link is up (0 when down or not clustered).",
+                )?)?,
+                messages: b.counter(
+                    "fleetgate_cluster_messages_total",
+                    "Hub messages through the cluster link, by kind (sent, received, local_fallback, overflow).",
+                    &["kind"],
+                )?,
+            },
             build_info: b.gauge(
                 "fleetgate_build_info",
                 "Build information; always 1.",

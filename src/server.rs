@@ -76,6 +76,13 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
     for watcher in cert_watchers {
         server.add_service(background_service("certificates", watcher));
     }
+    if let Some(cluster) = gateway.cluster.clone() {
+        let link = crate::cluster::ClusterLink {
+            cluster,
+            hub: gateway.hub.clone(),
+        };
+        server.add_service(background_service("cluster", link));
+    }
     server.add_service(background_service(
         "health",
         HealthChecker {

@@ -5,6 +5,7 @@
 //! snapshot, so a future reload that keeps an instance keeps its health and its sessions.
 
 use crate::access_log::AccessLog;
+use crate::cluster::Cluster;
 use crate::config::{defaults, Config, ConfigError, Group, Problem, Route, ShutdownConfig};
 use crate::dedupe::SeenDeliveries;
 use crate::health::InstanceHealth;
@@ -22,8 +23,10 @@ use std::sync::{Arc, Mutex};
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     pub metrics: Metrics,
-    /// The Pusher hub, when configured (its apps are fixed at start).
+    /// The Pusher hub, when configured.
     pub hub: Option<Arc<Hub>>,
+    /// The Redis link, when `cluster` is configured.
+    pub cluster: Option<Arc<Cluster>>,
     health: DashMap<(String, String), Arc<InstanceHealth>>,
     learned: DashMap<String, Arc<LearnedSessions>>,
     /// Seen deliveries per webhook route name.
@@ -75,14 +78,27 @@ impl Gateway {
     pub fn new(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
         let tried = config_path.as_deref().and_then(file_fingerprint);
         let metrics = Metrics::new()?;
-        let hub = config
-            .hub
-            .as_ref()
-            .map(|h| Arc::new(Hub::new(&h.apps, node_id(), metrics.hub.clone())));
+        let cluster = match &config.cluster {
+            Some(c) => Some(Arc::new(
+                Cluster::new(&c.redis, &c.prefix, metrics.cluster.clone())
+                    .map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        };
+        let node_id = cluster.as_ref().map_or_else(random_node_id, |c| c.node_id);
+        let hub = config.hub.as_ref().map(|h| {
+            Arc::new(Hub::new(
+                &h.apps,
+                node_id,
+                metrics.hub.clone(),
+                cluster.clone(),
+            ))
+        });
         let gateway = Self {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             metrics,
             hub,
+            cluster,
             health: DashMap::new(),
             learned: DashMap::new(),
             seen: DashMap::new(),
@@ -305,6 +321,38 @@ impl Gateway {
         }
     }
 
+    /// Records that `session` lives on `instance` of `group`: here and, clustered, on every node.
+    pub fn learn_session(&self, state: &GroupState, group: &str, session: &str, instance: &str) {
+        state.learned.learn(session, instance);
+        if let Some(cluster) = &self.cluster {
+            cluster.learn(group, session, instance);
+        }
+    }
+
+    /// Forgets `session` here and, clustered, on every node.
+    pub fn forget_session(&self, state: &GroupState, group: &str, session: &str) {
+        state.learned.forget(session);
+        if let Some(cluster) = &self.cluster {
+            cluster.forget(group, session);
+        }
+    }
+
+    /// The instance `session` was learned on: here, else (clustered) by another node, which is
+    /// then remembered here too.
+    pub async fn learned_instance(
+        &self,
+        state: &GroupState,
+        group: &str,
+        session: &str,
+    ) -> Option<String> {
+        if let Some(instance) = state.learned.get(session) {
+            return Some(instance);
+        }
+        let instance = self.cluster.as_ref()?.lookup(group, session).await?;
+        state.learned.learn(session, &instance);
+        Some(instance)
+    }
+
     /// Publishes a health change to the instance gauge.
     pub fn health_changed(&self, group: &str, instance: &str, healthy: bool) {
         self.metrics
@@ -336,6 +384,11 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<(&'static str, &'static 
             "the thread count",
         ),
         (
+            running.cluster != new.cluster,
+            "cluster",
+            "the cluster settings",
+        ),
+        (
             running.shutdown.grace_period != new.shutdown.grace_period,
             "shutdown.grace_period",
             "the grace period",
@@ -364,8 +417,9 @@ fn file_fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
 /// Marks a reload refusal for a change that only a restart can apply.
 const NEEDS_RESTART: &str = "needs restart";
 
-/// This process's node id: the first half of every socket id, different across restarts.
-fn node_id() -> u32 {
+/// A node id for a node alone (or whose cluster's Redis is unreachable at start): the first half
+/// of every socket id, different across restarts.
+pub fn random_node_id() -> u32 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -383,6 +437,7 @@ impl Snapshot {
                 routes: vec![],
                 hub: None,
                 access_log: None,
+                cluster: None,
                 shutdown: ShutdownConfig {
                     drain_delay: defaults::DRAIN_DELAY,
                     grace_period: defaults::GRACE_PERIOD,

@@ -43,6 +43,7 @@ impl Config {
                 Some(AccessLogTarget::Stdout) => json!({ "enabled": true, "path": "stdout" }),
                 Some(AccessLogTarget::File(path)) => json!({ "enabled": true, "path": path }),
             },
+            "cluster": self.cluster.as_ref().map(|c| json!({ "redis": redact_url(&c.redis), "prefix": c.prefix })),
             "shutdown": {
                 "drain_delay": duration(self.shutdown.drain_delay),
                 "grace_period": duration(self.shutdown.grace_period),
@@ -156,6 +157,20 @@ fn hub(h: &HubConfig) -> Value {
         })
         .collect();
     json!({ "listener": h.listener, "apps": apps })
+}
+
+/// A Redis URL without its password (`redis://:secret@host` → `redis://:<redacted>@host`).
+fn redact_url(url: &str) -> String {
+    match url
+        .split_once("://")
+        .and_then(|(scheme, rest)| Some((scheme, rest.split_once('@')?)))
+    {
+        Some((scheme, (userinfo, host))) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:{REDACTED}@{host}")
+        }
+        None => url.to_string(),
+    }
 }
 
 /// `150ms`, `5s`: whole seconds when exact, else milliseconds (the units `gateway.yaml` takes).

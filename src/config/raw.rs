@@ -20,7 +20,14 @@ pub struct RawConfig {
     pub routes: Vec<RawRoute>,
     pub hub: Option<RawHub>,
     pub access_log: Option<RawAccessLog>,
+    pub cluster: Option<RawCluster>,
     pub shutdown: Option<RawShutdown>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawCluster {
+    pub redis: String,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

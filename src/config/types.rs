@@ -21,6 +21,17 @@ pub struct Config {
     /// Where access log lines go; `None` when off.
     pub access_log: Option<AccessLogTarget>,
     pub shutdown: ShutdownConfig,
+    /// Several nodes sharing hub traffic and learned sessions through Redis; `None`: alone.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `cluster`: the Redis every node of the cluster uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `redis://host:port[/db]`.
+    pub redis: String,
+    /// Prefix of every Redis key and channel (several clusters can share one Redis).
+    pub prefix: String,
 }
 
 /// Where the access log is written (`access_log.path`).
@@ -213,6 +224,7 @@ pub mod defaults {
     /// Long enough for a load balancer polling `/readyz` every second or two to notice.
     pub const DRAIN_DELAY: Duration = Duration::from_secs(5);
     pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
+    pub const CLUSTER_PREFIX: &str = "fleetgate";
 }
 
 impl Config {

@@ -119,6 +119,7 @@ pub fn validate(raw: RawConfig) -> (Config, Vec<(String, String)>) {
         hub,
         access_log: ops::access_log(&mut p, raw.access_log),
         shutdown: ops::shutdown(&mut p, raw.shutdown),
+        cluster: ops::cluster(&mut p, raw.cluster),
     };
     (config, p.0)
 }

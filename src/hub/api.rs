@@ -13,6 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const MAX_API_BODY: usize = 1 << 20;
 const MAX_BATCH: usize = 10;
 const MAX_CHANNELS: usize = 100;
+/// How long an API publish waits for the cluster to take it before answering anyway.
+const PUBLISH_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Clustered publishes not yet taken by Redis.
+type Acks = Vec<tokio::sync::oneshot::Receiver<()>>;
 
 pub fn error_body(code: &str, message: &str) -> Bytes {
     Bytes::from(
@@ -88,15 +93,21 @@ async fn route(hub: &Hub, session: &mut ServerSession) -> (Option<Arc<AppState>>
     ) {
         return (Some(app), fail(e.status(), e.code(), &e.to_string()));
     }
+    // Clustered publishes are answered once Redis took them, so events published one after the
+    // other through different nodes keep their order.
+    let mut acks = Acks::new();
     let reply = match (method.as_str(), rest) {
-        ("POST", ["events"]) => events(hub, &app, &body),
-        ("POST", ["batch_events"]) => batch_events(hub, &app, &body),
+        ("POST", ["events"]) => events(hub, &app, &body, &mut acks),
+        ("POST", ["batch_events"]) => batch_events(hub, &app, &body, &mut acks),
         ("GET", ["channels"]) => channels(&app, &query),
         ("GET", ["channels", name]) => channel_info(&app, name, &query),
         ("GET", ["channels", name, "users"]) => channel_users(&app, name),
         ("POST", ["users", user, "terminate_connections"]) => terminate(&app, user),
         _ => fail(404, "hub.not_found", "no such endpoint"),
     };
+    for ack in acks {
+        let _ = tokio::time::timeout(PUBLISH_ACK_WAIT, ack).await;
+    }
     (Some(app), reply)
 }
 
@@ -133,7 +144,7 @@ struct Event {
     socket_id: Option<String>,
 }
 
-fn publish(hub: &Hub, app: &AppState, event: Event) -> Result<(), Reply> {
+fn publish(hub: &Hub, app: &AppState, event: Event, acks: &mut Acks) -> Result<(), Reply> {
     let channels: Vec<String> = match (event.channel, event.channels) {
         (Some(one), None) => vec![one],
         (None, Some(many)) => many,
@@ -180,12 +191,12 @@ fn publish(hub: &Hub, app: &AppState, event: Event) -> Result<(), Reply> {
         .filter(|s| protocol::is_valid_socket_id(s));
     for channel in &channels {
         let frame = Frame::from(protocol::event(channel, &event.name, &data, None));
-        hub.publish(app, channel, &frame, except);
+        acks.extend(hub.publish(app, channel, &frame, except));
     }
     Ok(())
 }
 
-fn events(hub: &Hub, app: &AppState, body: &[u8]) -> Reply {
+fn events(hub: &Hub, app: &AppState, body: &[u8], acks: &mut Acks) -> Reply {
     let Ok(event) = serde_json::from_slice::<Event>(body) else {
         return fail(
             400,
@@ -193,13 +204,13 @@ fn events(hub: &Hub, app: &AppState, body: &[u8]) -> Reply {
             "the body must be an event object with name and data",
         );
     };
-    match publish(hub, app, event) {
+    match publish(hub, app, event, acks) {
         Ok(()) => ok(Bytes::from_static(b"{}")),
         Err(response) => response,
     }
 }
 
-fn batch_events(hub: &Hub, app: &AppState, body: &[u8]) -> Reply {
+fn batch_events(hub: &Hub, app: &AppState, body: &[u8], acks: &mut Acks) -> Reply {
     #[derive(Deserialize)]
     struct Batch {
         batch: Vec<Event>,
@@ -215,7 +226,7 @@ fn batch_events(hub: &Hub, app: &AppState, body: &[u8]) -> Reply {
         return fail(400, "hub.batch_too_large", "at most 10 events per batch");
     }
     for event in batch.batch {
-        if let Err(response) = publish(hub, app, event) {
+        if let Err(response) = publish(hub, app, event, acks) {
             return response;
         }
     }

@@ -6,6 +6,7 @@
 //! 4100 (pusher-js reconnects after a back-off) and counted; the publisher never waits for it and
 //! other subscribers never notice it.
 
+use crate::cluster::Cluster;
 use crate::config::App;
 use crate::metrics::{AppMetrics, HubMetrics};
 use arc_swap::ArcSwap;
@@ -153,6 +154,8 @@ pub struct AppState {
     conf: ArcSwap<App>,
     /// Set when a reload removes the app: its connections close with 4200.
     retired: watch::Sender<bool>,
+    /// Told when a channel gets its first or loses its last local subscriber (clustered).
+    cluster: Option<Arc<Cluster>>,
     channels: DashMap<String, Arc<Channel>>,
     pub connections: AtomicUsize,
     /// Sockets by signed-in user id (`pusher:signin`), for `#server-to-user-{id}` and terminate.
@@ -167,15 +170,23 @@ pub struct Hub {
     /// Cluster node id: the first half of every socket id.
     pub node_id: u32,
     pub metrics: HubMetrics,
+    /// The Redis link carrying publishes to every node, when clustered.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Hub {
-    pub fn new(apps: &[App], node_id: u32, metrics: HubMetrics) -> Self {
+    pub fn new(
+        apps: &[App],
+        node_id: u32,
+        metrics: HubMetrics,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Self {
         let hub = Self {
             apps: Default::default(),
             next_conn: AtomicU64::new(1),
             node_id,
             metrics,
+            cluster,
         };
         hub.apply(apps);
         hub
@@ -194,6 +205,7 @@ impl Hub {
                 }
                 None => Arc::new(AppState {
                     id: conf.id.clone(),
+                    cluster: self.cluster.clone(),
                     metrics: self.metrics.for_app(&conf.id),
                     conf: ArcSwap::from_pointee(conf.clone()),
                     retired: watch::Sender::new(false),
@@ -251,16 +263,42 @@ impl Hub {
         (id, super::protocol::socket_id(self.node_id, id))
     }
 
-    /// Sends `frame` to every subscriber of `channel` but `except` (a socket id); returns how many
-    /// got it queued. Never waits.
+    /// The Redis link, when clustered.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// Publishes `frame` on `channel` to every subscriber but `except` (a socket id): through the
+    /// cluster when there is one and its link is up (this node's subscribers get it back from
+    /// Redis, in the cluster's order), else directly. Never waits.
+    /// Clustered, the returned receiver completes once Redis took the event (or it was delivered
+    /// here instead).
     pub fn publish(
         &self,
         app: &AppState,
         channel: &str,
         frame: &Frame,
         except: Option<&str>,
-    ) -> usize {
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
         app.metrics.published.inc();
+        if let Some(cluster) = &self.cluster {
+            let (done, taken) = tokio::sync::oneshot::channel();
+            if cluster.publish(&app.id, channel, frame, except, done) {
+                return Some(taken);
+            }
+        }
+        self.deliver(app, channel, frame, except);
+        None
+    }
+
+    /// Queues `frame` for this node's subscribers of `channel` but `except`; returns how many.
+    pub fn deliver(
+        &self,
+        app: &AppState,
+        channel: &str,
+        frame: &Frame,
+        except: Option<&str>,
+    ) -> usize {
         let Some(ch) = app.channels.get(channel).map(|c| c.clone()) else {
             return 0;
         };
@@ -297,6 +335,16 @@ impl AppState {
         self.channels.get(name).map(|c| c.clone())
     }
 
+    /// Whether `name` exists here (it has, or is just getting, a local subscriber).
+    pub fn has_channel(&self, name: &str) -> bool {
+        self.channels.contains_key(name)
+    }
+
+    /// Every channel that exists here (see [`AppState::has_channel`]).
+    pub fn channel_keys(&self) -> Vec<String> {
+        self.channels.iter().map(|c| c.key().clone()).collect()
+    }
+
     /// Every channel with at least one subscriber.
     pub fn channel_names(&self) -> Vec<String> {
         self.channels
@@ -313,7 +361,16 @@ impl AppState {
         conn: &Conn,
         user: Option<(&str, &str)>,
     ) -> (Arc<Channel>, Presence) {
-        let ch = self.channels.entry(name.to_string()).or_default().clone();
+        let ch = match self.channels.entry(name.to_string()) {
+            dashmap::Entry::Occupied(e) => e.get().clone(),
+            dashmap::Entry::Vacant(e) => {
+                let ch = e.insert(Arc::default()).clone();
+                if let Some(cluster) = &self.cluster {
+                    cluster.channel_changed(&self.id, name);
+                }
+                ch
+            }
+        };
         let presence = match user {
             None => Presence::Unchanged,
             Some((id, info)) => {
@@ -374,8 +431,12 @@ impl AppState {
             _ => Presence::Unchanged,
         };
         if ch.subscription_count() == 0 {
-            self.channels
+            let removed = self
+                .channels
                 .remove_if(name, |_, c| c.subscription_count() == 0);
+            if let (Some(_), Some(cluster)) = (removed, &self.cluster) {
+                cluster.channel_changed(&self.id, name);
+            }
         }
         presence
     }

@@ -29,6 +29,9 @@ use tokio_tungstenite::WebSocketStream;
 pub const PONG_TIMEOUT: Duration = Duration::from_secs(30);
 /// Client events allowed per connection per second (Pusher's limit); beyond: close 4301.
 pub const CLIENT_EVENTS_PER_SECOND: u32 = 10;
+/// How long a subscription waits for the cluster's Redis subscription before it is confirmed
+/// anyway.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
 /// Serves one upgraded connection until it closes.
 pub async fn serve<S>(stream: S, hub: Arc<Hub>, app: Arc<AppState>, shutdown: ShutdownWatch)
@@ -365,7 +368,27 @@ impl Session<'_> {
             return;
         }
         let members = channel.is_presence().then(|| ch.members());
-        self.send(protocol::subscription_succeeded(name, members.as_deref()));
+        let succeeded = protocol::subscription_succeeded(name, members.as_deref());
+        match self
+            .hub
+            .cluster()
+            .filter(|c| !c.receives(&self.app.id, name))
+        {
+            // Clustered and not yet receiving the channel from Redis: say "subscribed" once it is.
+            Some(cluster) => {
+                let (cluster, conn, dropped) = (
+                    cluster.clone(),
+                    self.conn.clone(),
+                    self.app.metrics.dropped_slow.clone(),
+                );
+                let (app, name) = (self.app.id.clone(), name.to_string());
+                tokio::spawn(async move {
+                    cluster.until_receiving(&app, &name, SUBSCRIBE_WAIT).await;
+                    conn.offer(&Frame::from(succeeded), None, &dropped);
+                });
+            }
+            None => self.send(succeeded),
+        }
         if let (Presence::Added, Some((id, info))) = (&presence, &member) {
             let frame = Frame::from(protocol::member_added(name, id, info));
             self.hub

@@ -462,10 +462,11 @@ impl FleetProxy {
             ctx.replay.as_deref(),
             session_id.as_deref(),
         );
-        let learned = session_id
-            .as_deref()
-            .and_then(|id| state.learned.get(id))
-            .and_then(|name| state.names.iter().position(|n| *n == name));
+        let learned = match session_id.as_deref() {
+            Some(id) => self.gateway.learned_instance(state, &group.name, id).await,
+            None => None,
+        }
+        .and_then(|name| state.names.iter().position(|n| *n == name));
         let healthy = |i: usize| state.health[i].is_healthy();
         match routing::resolve(rules, &state.names, workspace, learned, &healthy) {
             Ok(decision) => {
@@ -565,9 +566,13 @@ impl FleetProxy {
             return;
         };
         let state = &ctx.snap.groups[target.group];
+        let group = &ctx.snap.config.groups[target.group].name;
         match std::mem::replace(&mut ctx.learn, Learn::Nothing) {
-            Learn::Created(id) => state.learned.learn(&id, &state.names[target.instance]),
-            Learn::Deleted(id) => state.learned.forget(&id),
+            Learn::Created(id) => {
+                let instance = &state.names[target.instance];
+                self.gateway.learn_session(state, group, &id, instance);
+            }
+            Learn::Deleted(id) => self.gateway.forget_session(state, group, &id),
             Learn::Delivered(key) => {
                 if let Some(seen) = ctx.route.and_then(|r| ctx.snap.seen[r].as_ref()) {
                     seen.insert(&key, Instant::now());

@@ -131,7 +131,9 @@ impl FleetProxy {
             .filter(|id| !id.is_empty());
         if let (Some(instance), Some(session_id)) = (instance, session_id) {
             let state = &snap.groups[group];
-            state.learned.learn(session_id, &state.names[instance]);
+            let name = &snap.config.groups[group].name;
+            self.gateway
+                .learn_session(state, name, session_id, &state.names[instance]);
         }
         if let Some(public) = &conf.public_url {
             if session

@@ -1,7 +1,7 @@
 //! Process-level sections: `access_log` and `shutdown`.
 
-use super::super::raw::{RawAccessLog, RawShutdown};
-use super::super::types::{defaults, AccessLogTarget, ShutdownConfig};
+use super::super::raw::{RawAccessLog, RawCluster, RawShutdown};
+use super::super::types::{defaults, AccessLogTarget, ClusterConfig, ShutdownConfig};
 use super::super::units::parse_duration;
 use super::Problems;
 use std::path::PathBuf;
@@ -23,6 +23,28 @@ pub(super) fn access_log(p: &mut Problems, raw: Option<RawAccessLog>) -> Option<
         file => AccessLogTarget::File(PathBuf::from(file)),
     };
     raw.enabled.unwrap_or(true).then_some(target)
+}
+
+/// `cluster: { redis, prefix }`: the URL must be `redis://` (or `rediss://`) and parse.
+pub(super) fn cluster(p: &mut Problems, raw: Option<RawCluster>) -> Option<ClusterConfig> {
+    let raw = raw?;
+    let scheme_ok = raw.redis.starts_with("redis://") || raw.redis.starts_with("rediss://");
+    if !scheme_ok || redis::Client::open(raw.redis.as_str()).is_err() {
+        p.push(
+            "cluster.redis",
+            "is not a Redis URL (write redis://host:port, e.g. redis://127.0.0.1:6379)",
+        );
+    }
+    let prefix = raw
+        .prefix
+        .unwrap_or_else(|| defaults::CLUSTER_PREFIX.to_string());
+    if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+        p.push("cluster.prefix", "must be a non-empty word");
+    }
+    Some(ClusterConfig {
+        redis: raw.redis,
+        prefix,
+    })
 }
 
 /// `shutdown: { drain_delay, grace_period }` (zero is allowed for both).

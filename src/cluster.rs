@@ -1,0 +1,461 @@
+//! Several fleetgate nodes sharing hub traffic and learned sessions through Redis
+//! (`cluster: { redis, prefix }`; without it a node runs alone and never touches Redis).
+//!
+//! **Fan-out.** A publish on any node goes to the Redis channel `{prefix}:hub:{app}:{channel}`.
+//! Each node subscribes to exactly the channels it has local subscribers for (so it receives only
+//! their traffic, not a firehose) and delivers what Redis sends it. Events published on this node
+//! also come back through Redis, so every node sees Redis's single order per channel and each
+//! subscriber gets an event once.
+//!
+//! **Faults.** The subscriber connection is re-established with back-off and every wanted channel
+//! resubscribed; commands go through redis' reconnecting `ConnectionManager`. While the link is
+//! down, publishes are delivered to this node's subscribers directly, and `/readyz`, the
+//! `fleetgate_cluster_link_up` gauge and the log say the link is down. Nothing here blocks the data
+//! path: publishes and session updates are queued (bounded; overflow is delivered locally or
+//! dropped and counted).
+//!
+//! **Node ids** come from `INCR {prefix}:node-seq`, so socket ids are unique across the cluster.
+
+use crate::hub::fanout::{Frame, Hub};
+use crate::metrics::ClusterMetrics;
+use dashmap::DashSet;
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Publishes and session updates waiting for Redis.
+const OUTBOX: usize = 65_536;
+/// How long a Redis command may take before the link counts as broken.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a learned-session lookup may add to a request.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_millis(100);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// What the link sends to Redis, in order.
+enum Outgoing {
+    Publish {
+        channel: String,
+        payload: Vec<u8>,
+        /// Told once Redis took the event (or it was delivered here instead).
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+    Learn {
+        key: String,
+        session: String,
+        instance: String,
+    },
+    Forget {
+        key: String,
+        session: String,
+    },
+}
+
+pub struct Cluster {
+    pub node_id: u32,
+    prefix: String,
+    client: redis::Client,
+    up: AtomicBool,
+    outbox: mpsc::Sender<Outgoing>,
+    /// Redis channels whose subscription may need to change (reconciled against the hub).
+    nudges: mpsc::UnboundedSender<String>,
+    receivers: Mutex<Option<(mpsc::Receiver<Outgoing>, mpsc::UnboundedReceiver<String>)>>,
+    /// Redis channels this node is subscribed to (confirmed by Redis).
+    subscribed: DashSet<String>,
+    /// Bumped whenever `subscribed` or the link state changes (for [`Cluster::until_receiving`]).
+    changes: tokio::sync::watch::Sender<u64>,
+    commands: tokio::sync::OnceCell<ConnectionManager>,
+    pub metrics: ClusterMetrics,
+}
+
+impl Cluster {
+    /// Connects once to allocate this node's id (falls back to a random id, logged, when Redis
+    /// cannot be reached: the link keeps trying later).
+    pub fn new(url: &str, prefix: &str, metrics: ClusterMetrics) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("cluster.redis: {e}"))?;
+        let node_id = allocate_node_id(&client, prefix).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cluster: Redis unreachable at start; using a random node id");
+            crate::state::random_node_id()
+        });
+        let (outbox, outbox_rx) = mpsc::channel(OUTBOX);
+        let (nudges, nudges_rx) = mpsc::unbounded_channel();
+        Ok(Self {
+            node_id,
+            prefix: prefix.to_string(),
+            client,
+            up: AtomicBool::new(false),
+            outbox,
+            nudges,
+            receivers: Mutex::new(Some((outbox_rx, nudges_rx))),
+            subscribed: DashSet::new(),
+            changes: tokio::sync::watch::Sender::new(0),
+            commands: tokio::sync::OnceCell::new(),
+            metrics,
+        })
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    fn set_up(&self, up: bool) {
+        self.changed();
+        if self.up.swap(up, Ordering::Relaxed) != up {
+            self.metrics.link_up.set(i64::from(up));
+            match up {
+                true => tracing::info!(node = self.node_id, "cluster link up"),
+                false => {
+                    tracing::warn!(node = self.node_id, "cluster link down: delivering locally")
+                }
+            }
+        }
+    }
+
+    /// The Redis channel of a hub channel.
+    pub fn hub_channel(&self, app: &str, channel: &str) -> String {
+        format!("{}:hub:{app}:{channel}", self.prefix)
+    }
+
+    /// `(app, channel)` of a Redis channel name.
+    fn parse_hub_channel<'n>(&self, name: &'n str) -> Option<(&'n str, &'n str)> {
+        let rest = name.strip_prefix(&self.prefix)?.strip_prefix(":hub:")?;
+        rest.rsplit_once(':')
+    }
+
+    /// Sends an event to every node with subscribers of the channel. `false` when it could not be
+    /// queued (link down or outbox full): the caller delivers locally instead.
+    pub fn publish(
+        &self,
+        app: &str,
+        channel: &str,
+        frame: &Frame,
+        except: Option<&str>,
+        done: tokio::sync::oneshot::Sender<()>,
+    ) -> bool {
+        if !self.is_up() {
+            return false;
+        }
+        let mut payload = Vec::with_capacity(frame.len() + 32);
+        payload.extend_from_slice(except.unwrap_or("").as_bytes());
+        payload.push(b'\n');
+        payload.extend_from_slice(frame.as_bytes());
+        let queued = self
+            .outbox
+            .try_send(Outgoing::Publish {
+                channel: self.hub_channel(app, channel),
+                payload,
+                done,
+            })
+            .is_ok();
+        if !queued {
+            self.metrics.messages.with_label_values(&["overflow"]).inc();
+        }
+        queued
+    }
+
+    /// Asks the link to (un)subscribe `channel` of `app` to match whether it has local subscribers.
+    pub fn channel_changed(&self, app: &str, channel: &str) {
+        let _ = self.nudges.send(self.hub_channel(app, channel));
+    }
+
+    /// Whether this node receives `channel`'s events from Redis (or needs not: link down).
+    pub fn receives(&self, app: &str, channel: &str) -> bool {
+        !self.is_up() || self.subscribed.contains(&self.hub_channel(app, channel))
+    }
+
+    /// Waits (at most `limit`) until this node receives `channel`'s events, so a client told
+    /// "subscribed" does not miss an event published right after.
+    pub async fn until_receiving(&self, app: &str, channel: &str, limit: Duration) {
+        let mut changes = self.changes.subscribe();
+        let wait = changes.wait_for(|_| self.receives(app, channel));
+        let _ = tokio::time::timeout(limit, wait).await;
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    fn learned_key(&self, group: &str) -> String {
+        format!("{}:learned:{group}", self.prefix)
+    }
+
+    /// Shares a learned session with the other nodes.
+    pub fn learn(&self, group: &str, session: &str, instance: &str) {
+        let _ = self.outbox.try_send(Outgoing::Learn {
+            key: self.learned_key(group),
+            session: session.to_string(),
+            instance: instance.to_string(),
+        });
+    }
+
+    pub fn forget(&self, group: &str, session: &str) {
+        let _ = self.outbox.try_send(Outgoing::Forget {
+            key: self.learned_key(group),
+            session: session.to_string(),
+        });
+    }
+
+    /// The instance another node learned for `session`, within [`LOOKUP_TIMEOUT`].
+    pub async fn lookup(&self, group: &str, session: &str) -> Option<String> {
+        let mut conn = self.commands.get()?.clone();
+        let key = self.learned_key(group);
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(&key).arg(session);
+        let get = cmd.query_async::<Option<String>>(&mut conn);
+        tokio::time::timeout(LOOKUP_TIMEOUT, get).await.ok()?.ok()?
+    }
+}
+
+/// `INCR {prefix}:node-seq` over a short-lived connection.
+fn allocate_node_id(client: &redis::Client, prefix: &str) -> Result<u32, redis::RedisError> {
+    let mut conn = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
+    conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;
+    let seq: u64 = redis::cmd("INCR")
+        .arg(format!("{prefix}:node-seq"))
+        .query(&mut conn)?;
+    Ok((seq % 1_000_000_000) as u32)
+}
+
+/// The background service keeping the node connected: sends the outbox in order and keeps the
+/// subscriber connection and its subscriptions.
+pub struct ClusterLink {
+    pub cluster: Arc<Cluster>,
+    /// The hub whose channels are subscribed (none: the link only shares learned sessions).
+    pub hub: Option<Arc<Hub>>,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for ClusterLink {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let Some((outbox, mut nudges)) = self
+            .cluster
+            .receivers
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take())
+        else {
+            return;
+        };
+        let sender = tokio::spawn(send_outbox(self.cluster.clone(), self.hub.clone(), outbox));
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            match self.cluster.client.get_async_pubsub().await {
+                Ok(pubsub) => {
+                    backoff = BACKOFF_MIN;
+                    if self.serve(pubsub, &mut nudges, &mut shutdown).await {
+                        break;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "cluster: cannot connect the subscriber"),
+            }
+            self.cluster.subscribed.clear();
+            self.cluster.set_up(false);
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        sender.abort();
+    }
+}
+
+impl ClusterLink {
+    /// Runs one subscriber connection until it breaks (`false`) or shutdown (`true`).
+    async fn serve(
+        &self,
+        pubsub: redis::aio::PubSub,
+        nudges: &mut mpsc::UnboundedReceiver<String>,
+        shutdown: &mut pingora::server::ShutdownWatch,
+    ) -> bool {
+        let (mut sink, mut stream) = pubsub.split();
+        // Every channel with local subscribers, then live.
+        for name in self.wanted_channels() {
+            if sink.subscribe(&name).await.is_err() {
+                return false;
+            }
+            self.cluster.subscribed.insert(name);
+        }
+        if self.cluster.commands.get().is_none() {
+            let manager = self.cluster.client.get_connection_manager().await;
+            match manager {
+                Ok(manager) => drop(self.cluster.commands.set(manager)),
+                Err(_) => return false,
+            }
+        }
+        self.cluster.set_up(true);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return true,
+                message = stream.next() => match message {
+                    Some(message) => self.deliver(&message),
+                    None => return false,
+                },
+                Some(name) = nudges.recv() => {
+                    if self.reconcile(&mut sink, name).await.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Subscribes or unsubscribes `name` to match whether the hub has that channel now (nudges
+    /// can arrive out of order; the hub's state is the truth).
+    async fn reconcile(
+        &self,
+        sink: &mut redis::aio::PubSubSink,
+        name: String,
+    ) -> redis::RedisResult<()> {
+        let subscribed = &self.cluster.subscribed;
+        match (self.is_wanted(&name), subscribed.contains(&name)) {
+            (true, false) => {
+                sink.subscribe(&name).await?;
+                subscribed.insert(name);
+                self.cluster.changed();
+            }
+            (false, true) => {
+                sink.unsubscribe(&name).await?;
+                subscribed.remove(&name);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn wanted_channels(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        let Some(hub) = &self.hub else { return names };
+        for app in hub.apps().iter() {
+            for channel in app.channel_keys() {
+                names.push(self.cluster.hub_channel(&app.id, &channel));
+            }
+        }
+        names
+    }
+
+    fn is_wanted(&self, name: &str) -> bool {
+        self.cluster
+            .parse_hub_channel(name)
+            .and_then(|(app, channel)| {
+                let hub = self.hub.as_ref()?;
+                hub.app_by_id(app).map(|a| a.has_channel(channel))
+            })
+            .unwrap_or(false)
+    }
+
+    fn deliver(&self, message: &redis::Msg) {
+        self.cluster
+            .metrics
+            .messages
+            .with_label_values(&["received"])
+            .inc();
+        if let Some(hub) = &self.hub {
+            let (channel, payload) = (message.get_channel_name(), message.get_payload_bytes());
+            deliver(&self.cluster, hub, channel, payload);
+        }
+    }
+}
+
+/// Delivers one cluster message (`{except socket id}\n{frame}` on a hub channel) to this node's
+/// subscribers.
+fn deliver(cluster: &Cluster, hub: &Hub, channel: &str, payload: &[u8]) {
+    let Some((app, channel)) = cluster.parse_hub_channel(channel) else {
+        return;
+    };
+    let Some(split) = payload.iter().position(|&b| b == b'\n') else {
+        return;
+    };
+    let (except, frame) = (&payload[..split], &payload[split + 1..]);
+    let (Ok(except), Ok(frame)) = (std::str::from_utf8(except), std::str::from_utf8(frame)) else {
+        return;
+    };
+    let Some(app) = hub.app_by_id(app) else {
+        return;
+    };
+    let except = (!except.is_empty()).then_some(except);
+    hub.deliver(&app, channel, &Frame::from(frame.to_string()), except);
+}
+
+/// Sends queued publishes and session updates in order; a publish Redis refuses is delivered to
+/// this node's subscribers instead, so a link failure loses nothing locally.
+async fn send_outbox(
+    cluster: Arc<Cluster>,
+    hub: Option<Arc<Hub>>,
+    mut outbox: mpsc::Receiver<Outgoing>,
+) {
+    while let Some(item) = outbox.recv().await {
+        let Some(mut conn) = cluster.commands.get().cloned() else {
+            fall_back(&cluster, hub.as_deref(), item);
+            continue;
+        };
+        let cmd = match &item {
+            Outgoing::Publish {
+                channel, payload, ..
+            } => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(channel).arg(payload.as_slice());
+                cmd
+            }
+            Outgoing::Learn {
+                key,
+                session,
+                instance,
+            } => {
+                let mut cmd = redis::cmd("HSET");
+                cmd.arg(key).arg(session).arg(instance);
+                cmd
+            }
+            Outgoing::Forget { key, session } => {
+                let mut cmd = redis::cmd("HDEL");
+                cmd.arg(key).arg(session);
+                cmd
+            }
+        };
+        // One retry: after Redis restarts, the reconnecting connection fails the first command.
+        let mut sent = false;
+        for _attempt in 0..2 {
+            let query = cmd.query_async::<redis::Value>(&mut conn);
+            if matches!(
+                tokio::time::timeout(COMMAND_TIMEOUT, query).await,
+                Ok(Ok(_))
+            ) {
+                sent = true;
+                break;
+            }
+        }
+        match (sent, item) {
+            (true, Outgoing::Publish { done, .. }) => {
+                cluster.metrics.messages.with_label_values(&["sent"]).inc();
+                let _ = done.send(());
+            }
+            (true, _) => {}
+            (false, item) => fall_back(&cluster, hub.as_deref(), item),
+        }
+    }
+}
+
+/// A publish that cannot go through Redis reaches this node's subscribers directly.
+fn fall_back(cluster: &Cluster, hub: Option<&Hub>, item: Outgoing) {
+    // A session update is only an optimisation for the other nodes: nothing to do locally.
+    if let (
+        Outgoing::Publish {
+            channel,
+            payload,
+            done,
+        },
+        Some(hub),
+    ) = (item, hub)
+    {
+        cluster
+            .metrics
+            .messages
+            .with_label_values(&["local_fallback"])
+            .inc();
+        deliver(cluster, hub, &channel, &payload);
+        let _ = done.send(());
+    }
+}

@@ -1,0 +1,291 @@
+//! Several real fleetgate processes sharing the hub and the learned session table through the
+//! real Redis (127.0.0.1:6379, each test under its own key prefix), and through a Redis of the
+//! test's own when it has to restart it.
+
+mod common;
+use common::pusher::*;
+use common::*;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A key prefix no other test (or earlier run) uses.
+fn prefix() -> String {
+    format!("fgtest-{}-{}", std::process::id(), free_port())
+}
+
+/// A node with a hub listener in the cluster at `redis` under `prefix`.
+async fn hub_node(redis: &str, prefix: &str) -> (Gateway, SocketAddr) {
+    let (addr, admin) = (loopback(), loopback());
+    let apps = format!("    - {{ id: {APP_ID}, key: {KEY}, secret: {SECRET} }}\n");
+    let yaml = hub_yaml(addr, admin, &apps)
+        + &format!("cluster: {{ redis: \"{redis}\", prefix: {prefix} }}\n");
+    (Gateway::start(&yaml, admin, &[addr]).await, addr)
+}
+
+/// Reads frames until `count` events named `name`; returns their `data`, failing on an
+/// unexpected extra one before `end`.
+async fn collect(ws: &mut Ws, name: &str, count: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let frame = next(ws).await;
+        match frame["event"].as_str() {
+            Some(n) if n == name => seen.push(frame["data"].as_str().unwrap().to_string()),
+            Some("end") => return seen,
+            _ => {}
+        }
+        assert!(seen.len() <= count, "more than {count} events: {seen:?}");
+    }
+}
+
+fn socket_node(socket: &str) -> String {
+    socket.split_once('.').unwrap().0.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_published_on_any_node_reach_every_subscriber_once_in_order() {
+    let prefix = prefix();
+    let (a, a_addr) = hub_node(REDIS, &prefix).await;
+    let (b, b_addr) = hub_node(REDIS, &prefix).await;
+    let (c, _c_addr) = hub_node(REDIS, &prefix).await;
+    let (mut on_a, socket_a) = established(a_addr).await;
+    let (mut on_b, socket_b) = established(b_addr).await;
+    assert_ne!(
+        socket_node(&socket_a),
+        socket_node(&socket_b),
+        "node ids are unique"
+    );
+    for ws in [&mut on_a, &mut on_b] {
+        let ok = subscribe(ws, "feed", None, None).await;
+        assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    }
+
+    const EVENTS: usize = 40;
+    for i in 0..EVENTS {
+        let via = if i % 2 == 0 { a_addr } else { b_addr };
+        let r = publish(
+            via,
+            json!({"name": "e", "channel": "feed", "data": i.to_string()}),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(
+        publish(
+            a_addr,
+            json!({"name": "end", "channel": "feed", "data": ""})
+        )
+        .await
+        .status,
+        200
+    );
+    let expected: Vec<String> = (0..EVENTS).map(|i| i.to_string()).collect();
+    assert_eq!(
+        collect(&mut on_a, "e", EVENTS).await,
+        expected,
+        "node A, in publish order"
+    );
+    assert_eq!(
+        collect(&mut on_b, "e", EVENTS).await,
+        expected,
+        "node B, in publish order"
+    );
+
+    // `socket_id` exclusion works across nodes: A's socket is left out, B's is not.
+    let body = json!({"name": "x", "channel": "feed", "data": "1", "socket_id": socket_a});
+    assert_eq!(publish(b_addr, body).await.status, 200);
+    assert_eq!(
+        publish(
+            b_addr,
+            json!({"name": "end", "channel": "feed", "data": ""})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(collect(&mut on_a, "x", 0).await, Vec::<String>::new());
+    assert_eq!(collect(&mut on_b, "x", 1).await, vec!["1".to_string()]);
+
+    // Node C has no subscriber: it received none of that traffic.
+    let received = r#"fleetgate_cluster_messages_total{kind="received"}"#;
+    assert!(a.sample(received).await >= (EVENTS + 1) as f64);
+    assert_eq!(
+        c.sample(received).await,
+        0.0,
+        "a node gets only its channels' traffic"
+    );
+    assert_eq!(a.sample("fleetgate_cluster_link_up").await, 1.0);
+    drop((a, b, c));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_learned_on_one_node_routes_through_another() {
+    let prefix = prefix();
+    let stubs = [
+        NodeStub::start("u1").await,
+        NodeStub::start("u2").await,
+        NodeStub::start("u3").await,
+        NodeStub::start("u4").await,
+    ];
+    let refs: Vec<&NodeStub> = stubs.iter().collect();
+    let cluster = format!("cluster: {{ redis: \"{REDIS}\", prefix: {prefix} }}\n");
+    // Node A pins workspace 1 to u3; node B routes it by modulo (u2): only a shared table can
+    // send B's requests for A's session to u3.
+    let (fleet_a, admin_a) = (loopback(), loopback());
+    let yaml_a = fleet_yaml(
+        fleet_a,
+        admin_a,
+        &refs,
+        "assign: modulo\npins: { 1: u3 }",
+        "",
+    ) + &cluster;
+    let a = Gateway::start(&yaml_a, admin_a, &[fleet_a]).await;
+    let (fleet_b, admin_b) = (loopback(), loopback());
+    let yaml_b = fleet_yaml(fleet_b, admin_b, &refs, "", "") + &cluster;
+    let b = Gateway::start(&yaml_b, admin_b, &[fleet_b]).await;
+
+    let session = "webjs_1_1700000000_shared01";
+    let created = send(
+        fleet_a,
+        "POST",
+        "/api/sessions",
+        &[
+            ("x-workspace-id", "1"),
+            ("content-type", "application/json"),
+        ],
+        json!({ "session_id": session, "workspace_id": 1 })
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(created.instance(), "u3");
+    let path = format!("/api/sessions/{session}/status");
+    let via_b = wait_for("node B to route the session to u3", DEADLINE, || async {
+        let r = send(fleet_b, "GET", &path, &[], vec![]).await;
+        (r.instance() == "u3").then_some(r)
+    })
+    .await;
+    assert_eq!(via_b.status, 200);
+    // A session B never heard of still goes by B's own rule.
+    let other = send(
+        fleet_b,
+        "GET",
+        "/api/sessions/webjs_1_1700000000_unknown1/status",
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(other.instance(), "u2");
+    drop((a, b));
+}
+
+/// A Redis server of the test's own (so it can be restarted), on a free port.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server)");
+        Self { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn readyz(gw: &Gateway) -> Value {
+    send(gw.admin, "GET", "/readyz", &[], vec![]).await.json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_delivery_stays_local_and_after_a_restart_the_cluster_resumes() {
+    let port = free_port();
+    let redis = OwnRedis::start(port);
+    wait_for("the test's Redis", DEADLINE, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+    let prefix = prefix();
+    let (a, a_addr) = hub_node(&redis.url(), &prefix).await;
+    let (b, b_addr) = hub_node(&redis.url(), &prefix).await;
+    for gw in [&a, &b] {
+        wait_for(
+            "the node to be ready with its cluster link",
+            DEADLINE,
+            || async {
+                let r = readyz(gw).await;
+                (r["status"] == "ready" && r["cluster"] == "up").then_some(())
+            },
+        )
+        .await;
+    }
+    let (mut on_a, _) = established(a_addr).await;
+    subscribe(&mut on_a, "feed", None, None).await;
+
+    // Redis goes away: /readyz and the gauge say so, and a publish on A still reaches A's subscriber.
+    drop(redis);
+    wait_for("the link to be reported down", DEADLINE, || async {
+        (readyz(&a).await["cluster"] == "down").then_some(())
+    })
+    .await;
+    assert_eq!(readyz(&a).await["status"], "ready");
+    assert_eq!(a.sample("fleetgate_cluster_link_up").await, 0.0);
+    assert_eq!(
+        publish(
+            a_addr,
+            json!({"name": "e", "channel": "feed", "data": "local"})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(until_event(&mut on_a, "e").await["data"], "local");
+
+    // Redis is back: both nodes reconnect and resubscribe by themselves; B's publishes reach A.
+    let _redis = OwnRedis::start(port);
+    for gw in [&a, &b] {
+        wait_for("the link to come back", DEADLINE, || async {
+            (readyz(gw).await["cluster"] == "up").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(
+        publish(
+            b_addr,
+            json!({"name": "e", "channel": "feed", "data": "via-b"})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(until_event(&mut on_a, "e").await["data"], "via-b");
+    assert!(!a.log().contains("panicked"), "{}", a.log());
+}
