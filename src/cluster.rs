@@ -30,9 +30,49 @@ use tokio::sync::mpsc;
 const OUTBOX: usize = 65_536;
 /// How long a Redis command may take before the link counts as broken.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long Redis keeps a learned session no node forgot (WhatsApp sessions live for days).
+const LEARNED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a learned-session lookup may add to a request.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_millis(100);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// A node refreshes its liveness key this often …
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// … which expires after this long without a refresh (kill -9, network loss) …
+const ALIVE_TTL: Duration = Duration::from_secs(5);
+/// … and the other nodes look for expired ones this often: a dead node's presence members are
+/// removed within ALIVE_TTL + REAP_EVERY (≤ 7 s).
+const REAP_EVERY: Duration = Duration::from_secs(2);
+
+/// Joins a presence member. KEYS: the node's memberships, the channel's socket counts per user,
+/// the channel's members (user → info), the node registry, the node's liveness key. ARGV:
+/// membership field, user, info, node id, liveness TTL (ms). The node is registered (and marked
+/// alive) in the same step, so a node that dies before its first heartbeat is still cleaned up.
+/// Returns {1 if the user was added, every member as a flat list of user, info}.
+const JOIN: &str = r"
+redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('SET', KEYS[5], 1, 'PX', ARGV[5])
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local added = 0
+if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+  added = 1
+end
+return {added, redis.call('HGETALL', KEYS[3])}
+";
+
+/// Removes ARGV[3] sockets of a member (same KEYS, the last two unused; ARGV: membership field,
+/// user, count).
+/// Returns 1 if that was the user's last socket in the cluster (the user left).
+const LEAVE: &str = r"
+local n = tonumber(ARGV[3])
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -n) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if redis.call('HINCRBY', KEYS[2], ARGV[2], -n) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('HDEL', KEYS[3], ARGV[2])
+  return 1
+end
+return 0
+";
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// What the link sends to Redis, in order.
@@ -45,12 +85,10 @@ enum Outgoing {
     },
     Learn {
         key: String,
-        session: String,
         instance: String,
     },
     Forget {
         key: String,
-        session: String,
     },
 }
 
@@ -178,32 +216,119 @@ impl Cluster {
         self.changes.send_modify(|n| *n += 1);
     }
 
-    fn learned_key(&self, group: &str) -> String {
-        format!("{}:learned:{group}", self.prefix)
+    /// One key per learned session, expiring after [`LEARNED_TTL`] so Redis does not keep
+    /// sessions nobody forgot explicitly forever.
+    fn learned_key(&self, group: &str, session: &str) -> String {
+        format!("{}:learned:{group}:{session}", self.prefix)
     }
 
     /// Shares a learned session with the other nodes.
     pub fn learn(&self, group: &str, session: &str, instance: &str) {
         let _ = self.outbox.try_send(Outgoing::Learn {
-            key: self.learned_key(group),
-            session: session.to_string(),
+            key: self.learned_key(group, session),
             instance: instance.to_string(),
         });
     }
 
     pub fn forget(&self, group: &str, session: &str) {
         let _ = self.outbox.try_send(Outgoing::Forget {
-            key: self.learned_key(group),
-            session: session.to_string(),
+            key: self.learned_key(group, session),
         });
+    }
+
+    /// The set of node ids that may hold presence memberships.
+    fn nodes_key(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+
+    fn node_key(&self, node: u32, what: &str) -> String {
+        format!("{}:node:{node}:{what}", self.prefix)
+    }
+
+    /// The presence keys of a channel: (socket counts per user, members).
+    fn presence_keys(&self, app: &str, channel: &str) -> (String, String) {
+        let base = format!("{}:presence:{app}:{channel}", self.prefix);
+        (format!("{base}:count"), base)
+    }
+
+    /// Runs a presence script for `node`'s membership of `user` in `channel`.
+    async fn presence_script<T: redis::FromRedisValue>(
+        &self,
+        script: &str,
+        node: u32,
+        (app, channel, user): (&str, &str, &str),
+        last: &str,
+    ) -> Result<T, String> {
+        let mut conn = match (self.is_up(), self.commands.get()) {
+            (true, Some(conn)) => conn.clone(),
+            _ => return Err("the cluster link is down".into()),
+        };
+        let (counts, members) = self.presence_keys(app, channel);
+        let field = serde_json::json!([app, channel, user]).to_string();
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(5).arg(self.node_key(node, "presence"));
+        cmd.arg(counts).arg(members).arg(self.nodes_key());
+        cmd.arg(self.node_key(node, "alive"));
+        cmd.arg(field).arg(user).arg(last).arg(node);
+        cmd.arg(ALIVE_TTL.as_millis() as u64);
+        match tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("Redis did not answer in time".into()),
+        }
+    }
+
+    /// Adds one socket of `user` to `channel`'s members cluster-wide: whether that added the
+    /// user, and every member `(user, info)`.
+    pub async fn join(
+        &self,
+        app: &str,
+        channel: &str,
+        user: &str,
+        info: &str,
+    ) -> Result<(bool, Vec<(String, String)>), String> {
+        let (added, flat): (i64, Vec<String>) = self
+            .presence_script(JOIN, self.node_id, (app, channel, user), info)
+            .await?;
+        let members = flat
+            .chunks_exact(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect();
+        Ok((added == 1, members))
+    }
+
+    /// Removes `sockets` sockets of `user` (held by this node) from `channel`: whether the user
+    /// left the cluster's members.
+    pub async fn leave(
+        &self,
+        app: &str,
+        channel: &str,
+        user: &str,
+        sockets: i64,
+    ) -> Result<bool, String> {
+        self.leave_for(self.node_id, app, channel, user, sockets)
+            .await
+    }
+
+    async fn leave_for(
+        &self,
+        node: u32,
+        app: &str,
+        channel: &str,
+        user: &str,
+        sockets: i64,
+    ) -> Result<bool, String> {
+        let left: i64 = self
+            .presence_script(LEAVE, node, (app, channel, user), &sockets.to_string())
+            .await?;
+        Ok(left == 1)
     }
 
     /// The instance another node learned for `session`, within [`LOOKUP_TIMEOUT`].
     pub async fn lookup(&self, group: &str, session: &str) -> Option<String> {
         let mut conn = self.commands.get()?.clone();
-        let key = self.learned_key(group);
-        let mut cmd = redis::cmd("HGET");
-        cmd.arg(&key).arg(session);
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.learned_key(group, session));
         let get = cmd.query_async::<Option<String>>(&mut conn);
         tokio::time::timeout(LOOKUP_TIMEOUT, get).await.ok()?.ok()?
     }
@@ -240,6 +365,7 @@ impl pingora::services::background::BackgroundService for ClusterLink {
             return;
         };
         let sender = tokio::spawn(send_outbox(self.cluster.clone(), self.hub.clone(), outbox));
+        let keeper = tokio::spawn(keep_alive(self.cluster.clone(), self.hub.clone()));
         let mut backoff = BACKOFF_MIN;
         loop {
             match self.cluster.client.get_async_pubsub().await {
@@ -260,6 +386,7 @@ impl pingora::services::background::BackgroundService for ClusterLink {
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
         sender.abort();
+        keeper.abort();
     }
 }
 
@@ -400,18 +527,17 @@ async fn send_outbox(
                 cmd.arg(channel).arg(payload.as_slice());
                 cmd
             }
-            Outgoing::Learn {
-                key,
-                session,
-                instance,
-            } => {
-                let mut cmd = redis::cmd("HSET");
-                cmd.arg(key).arg(session).arg(instance);
+            Outgoing::Learn { key, instance } => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(key)
+                    .arg(instance)
+                    .arg("EX")
+                    .arg(LEARNED_TTL.as_secs());
                 cmd
             }
-            Outgoing::Forget { key, session } => {
-                let mut cmd = redis::cmd("HDEL");
-                cmd.arg(key).arg(session);
+            Outgoing::Forget { key } => {
+                let mut cmd = redis::cmd("DEL");
+                cmd.arg(key);
                 cmd
             }
         };
@@ -458,4 +584,92 @@ fn fall_back(cluster: &Cluster, hub: Option<&Hub>, item: Outgoing) {
         deliver(cluster, hub, &channel, &payload);
         let _ = done.send(());
     }
+}
+
+/// Keeps this node's liveness key fresh and removes the presence members of nodes whose key
+/// expired (one node does each dead node's cleanup, under a lock).
+async fn keep_alive(cluster: Arc<Cluster>, hub: Option<Arc<Hub>>) {
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    let mut last_reap = tokio::time::Instant::now();
+    loop {
+        beat.tick().await;
+        let Some(mut conn) = cluster.commands.get().cloned().filter(|_| cluster.is_up()) else {
+            continue;
+        };
+        let nodes = cluster.nodes_key();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(cluster.node_key(cluster.node_id, "alive"))
+            .arg(1)
+            .arg("PX")
+            .arg(ALIVE_TTL.as_millis() as u64)
+            .ignore();
+        pipe.cmd("SADD").arg(&nodes).arg(cluster.node_id).ignore();
+        let _ = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
+        if last_reap.elapsed() >= REAP_EVERY {
+            last_reap = tokio::time::Instant::now();
+            if let Err(e) = reap(&cluster, hub.as_deref(), &mut conn, &nodes).await {
+                tracing::debug!(error = %e, "cluster: reaping dead nodes failed; retrying");
+            }
+        }
+    }
+}
+
+/// Removes every presence membership of nodes that stopped refreshing their liveness key, with
+/// `member_removed` for users who left the cluster with them.
+async fn reap(
+    cluster: &Cluster,
+    hub: Option<&Hub>,
+    conn: &mut ConnectionManager,
+    nodes: &str,
+) -> redis::RedisResult<()> {
+    let members: Vec<u32> = redis::cmd("SMEMBERS").arg(nodes).query_async(conn).await?;
+    for node in members.into_iter().filter(|&n| n != cluster.node_id) {
+        let alive: bool = redis::cmd("EXISTS")
+            .arg(cluster.node_key(node, "alive"))
+            .query_async(conn)
+            .await?;
+        let lock = cluster.node_key(node, "reaper");
+        let locked: Option<String> = match alive {
+            true => None,
+            false => {
+                let mut set = redis::cmd("SET");
+                set.arg(&lock)
+                    .arg(cluster.node_id)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(10_000);
+                set.query_async(conn).await?
+            }
+        };
+        if locked.is_none() {
+            continue;
+        }
+        let memberships: Vec<(String, i64)> = redis::cmd("HGETALL")
+            .arg(cluster.node_key(node, "presence"))
+            .query_async(conn)
+            .await?;
+        for (field, sockets) in memberships {
+            let Ok([app, channel, user]) = serde_json::from_str::<[String; 3]>(&field) else {
+                continue;
+            };
+            let left = cluster
+                .leave_for(node, &app, &channel, &user, sockets)
+                .await;
+            let app = hub.and_then(|h| h.app_by_id(&app).map(|a| (h, a)));
+            if let (Ok(true), Some((hub, app))) = (left, app) {
+                let frame = Frame::from(crate::hub::protocol::member_removed(&channel, &user));
+                hub.publish(&app, &channel, &frame, None);
+            }
+        }
+        tracing::info!(node, "cluster: removed a dead node's presence members");
+        let mut cleanup = redis::pipe();
+        cleanup
+            .cmd("DEL")
+            .arg(cluster.node_key(node, "presence"))
+            .ignore();
+        cleanup.cmd("SREM").arg(nodes).arg(node).ignore();
+        cleanup.query_async::<()>(conn).await?;
+    }
+    Ok(())
 }

@@ -8,12 +8,44 @@ use common::*;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
-/// A key prefix no other test (or earlier run) uses.
-fn prefix() -> String {
-    format!("fgtest-{}-{}", std::process::id(), free_port())
+/// A key prefix no other test (or earlier run) uses; its keys are deleted from the shared Redis
+/// when the test ends.
+struct Prefix(String);
+
+impl Prefix {
+    fn new() -> Self {
+        Self(format!("fgtest-{}-{}", std::process::id(), free_port()))
+    }
+}
+
+impl std::ops::Deref for Prefix {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        let Ok(mut conn) = redis::Client::open(REDIS).and_then(|c| c.get_connection()) else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.0))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
+fn prefix() -> Prefix {
+    Prefix::new()
 }
 
 /// A node with a hub listener in the cluster at `redis` under `prefix`.
@@ -130,7 +162,7 @@ async fn a_session_learned_on_one_node_routes_through_another() {
         NodeStub::start("u4").await,
     ];
     let refs: Vec<&NodeStub> = stubs.iter().collect();
-    let cluster = format!("cluster: {{ redis: \"{REDIS}\", prefix: {prefix} }}\n");
+    let cluster = format!("cluster: {{ redis: \"{REDIS}\", prefix: {} }}\n", &*prefix);
     // Node A pins workspace 1 to u3; node B routes it by modulo (u2): only a shared table can
     // send B's requests for A's session to u3.
     let (fleet_a, admin_a) = (loopback(), loopback());
@@ -288,4 +320,93 @@ async fn while_redis_is_down_delivery_stays_local_and_after_a_restart_the_cluste
     );
     assert_eq!(until_event(&mut on_a, "e").await["data"], "via-b");
     assert!(!a.log().contains("panicked"), "{}", a.log());
+}
+
+const ROOM: &str = "presence-room";
+
+/// Joins the presence room as `user`; returns the member ids `here` (sorted).
+async fn join_room(ws: &mut Ws, socket: &str, user: &str) -> Vec<String> {
+    let data = json!({"user_id": user, "user_info": {"name": user}}).to_string();
+    let auth = auth_for(socket, ROOM, Some(&data));
+    let ok = subscribe(ws, ROOM, Some(auth), Some(&data)).await;
+    assert_eq!(
+        ok["event"], "pusher_internal:subscription_succeeded",
+        "{ok}"
+    );
+    let presence: Value = serde_json::from_str(ok["data"].as_str().unwrap()).unwrap();
+    let mut ids: Vec<String> = presence["presence"]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The first `event` frame within `limit` (other frames are skipped), or `None`.
+async fn first_event(ws: &mut Ws, event: &str, limit: Duration) -> Option<Value> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+            let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+            if frame["event"] == event {
+                return Some(frame);
+            }
+        }
+    }
+}
+
+fn member(frame: &Value) -> String {
+    let data: Value = serde_json::from_str(frame["data"].as_str().unwrap()).unwrap();
+    data["user_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_cluster_wide_and_a_dead_nodes_members_are_removed() {
+    let prefix = prefix();
+    let (a, a_addr) = hub_node(REDIS, &prefix).await;
+    let (b, b_addr) = hub_node(REDIS, &prefix).await;
+
+    let (mut a1, socket_a1) = established(a_addr).await;
+    assert_eq!(join_room(&mut a1, &socket_a1, "u1").await, ["u1"]);
+    // A user joining on B sees the member on A, and A hears about it once.
+    let (mut b2, socket_b2) = established(b_addr).await;
+    assert_eq!(join_room(&mut b2, &socket_b2, "u2").await, ["u1", "u2"]);
+    let added = until_event(&mut a1, "pusher_internal:member_added").await;
+    assert_eq!(member(&added), "u2");
+    // u1's second socket (on B) is no new member: nobody hears member_added for it (checked on
+    // A below: nothing but u2's departure arrives).
+    let (mut b1, socket_b1) = established(b_addr).await;
+    assert_eq!(join_room(&mut b1, &socket_b1, "u1").await, ["u1", "u2"]);
+
+    // Node B dies (SIGKILL): u2 leaves the cluster with it, u1 stays (still on A).
+    drop((b2, b1));
+    drop(b);
+    // Within the documented bound (liveness TTL 5 s + a reap every 2 s; 15 s with slack).
+    let removed = first_event(
+        &mut a1,
+        "pusher_internal:member_removed",
+        Duration::from_secs(15),
+    )
+    .await
+    .unwrap_or_else(|| panic!("no member_removed; node A's log:\n{}", a.log()));
+    assert_eq!(member(&removed), "u2");
+    let end = json!({"name": "end", "channel": ROOM, "data": ""});
+    assert_eq!(publish(a_addr, end).await.status, 200);
+    let mut after = Vec::new();
+    loop {
+        let frame = next(&mut a1).await;
+        if frame["event"] == "end" {
+            break;
+        }
+        after.push(frame);
+    }
+    assert!(after.is_empty(), "no other presence event: {after:?}");
+    drop(a);
 }

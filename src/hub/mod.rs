@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod channel;
 pub mod fanout;
+pub mod presence;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -7,7 +7,8 @@
 //! On exit every subscription is removed, announcing `member_removed` where a user's last socket
 //! leaves a presence channel.
 
-use super::fanout::{AppState, Closer, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
+use super::fanout::{AppState, Channel, Closer, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
+use super::presence::ClusterPresence;
 use super::{auth, channel::ChannelName, protocol};
 use crate::metrics::AppMetrics;
 use futures_util::{SinkExt, StreamExt};
@@ -71,7 +72,12 @@ where
         subscriptions: HashMap::new(),
         user: None,
         events: (Instant::now(), 0),
+        presence: None,
     };
+    if let Some(cluster) = hub.cluster() {
+        let (hub, app, conn) = (hub.clone(), app.clone(), session.conn.clone());
+        session.presence = Some(ClusterPresence::start(hub, app, conn, cluster.clone()));
+    }
     // pusher-js refuses a handshake whose activity_timeout is 0 (a sub-second config): at least 1.
     let activity = session.app.conf().activity_timeout.as_secs().max(1);
     session.send(protocol::connection_established(&socket_id, activity));
@@ -198,6 +204,8 @@ struct Session<'h> {
     user: Option<String>,
     /// Client-event rate window: (window start, events in it).
     events: (Instant, u32),
+    /// Presence across the cluster (clustered hubs only).
+    presence: Option<ClusterPresence>,
 }
 
 impl Session<'_> {
@@ -368,6 +376,16 @@ impl Session<'_> {
             return;
         }
         let members = channel.is_presence().then(|| ch.members());
+        if let (Some(cluster_presence), Some((id, info)), Some(local_members)) =
+            (&self.presence, &user, &members)
+        {
+            // Clustered: Redis decides who is here and whether this socket added the user.
+            cluster_presence.join(name, (id, info), presence, local_members.clone());
+            self.subscriptions
+                .insert(name.to_string(), Some(id.to_string()));
+            self.replay_cache(channel.is_cache(), name, &ch);
+            return;
+        }
         let succeeded = protocol::subscription_succeeded(name, members.as_deref());
         match self
             .hub
@@ -394,17 +412,23 @@ impl Session<'_> {
             self.hub
                 .publish(self.app, name, &frame, Some(&self.conn.socket_id));
         }
-        if channel.is_cache() {
-            match ch.cache.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-                Some(frame) => drop(
-                    self.conn
-                        .offer(&frame, None, &self.app.metrics.dropped_slow),
-                ),
-                None => self.send(protocol::cache_miss(name)),
-            }
-        }
+        self.replay_cache(channel.is_cache(), name, &ch);
         self.subscriptions
             .insert(name.to_string(), member.map(|(id, _)| id));
+    }
+
+    /// A cache channel's last event (or `pusher:cache_miss`) for a new subscriber.
+    fn replay_cache(&self, is_cache: bool, name: &str, ch: &Channel) {
+        if !is_cache {
+            return;
+        }
+        match ch.cache.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(frame) => drop(
+                self.conn
+                    .offer(&frame, None, &self.app.metrics.dropped_slow),
+            ),
+            None => self.send(protocol::cache_miss(name)),
+        }
     }
 
     fn unsubscribe(&mut self, name: &str) {
@@ -414,7 +438,12 @@ impl Session<'_> {
     }
 
     fn leave(&self, name: &str, user: Option<&str>) {
-        if self.app.unsubscribe(name, self.conn.id, user) == Presence::Removed {
+        let local = self.app.unsubscribe(name, self.conn.id, user);
+        if let (Some(cluster_presence), Some(user)) = (&self.presence, user) {
+            cluster_presence.leave(name, user, local);
+            return;
+        }
+        if local == Presence::Removed {
             if let Some(user) = user {
                 let frame = Frame::from(protocol::member_removed(name, user));
                 self.hub.publish(self.app, name, &frame, None);
