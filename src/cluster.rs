@@ -21,6 +21,7 @@ use crate::metrics::ClusterMetrics;
 use dashmap::DashSet;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +33,8 @@ const OUTBOX: usize = 65_536;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long Redis keeps a learned session no node forgot (WhatsApp sessions live for days).
 const LEARNED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a cache channel's last event is kept (Pusher's 30 minutes).
+const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
 /// How long a learned-session lookup may add to a request.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_millis(100);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -90,6 +93,25 @@ enum Outgoing {
     Forget {
         key: String,
     },
+    /// A cache channel's last event, kept for subscribers on any node.
+    Cache {
+        key: String,
+        frame: Vec<u8>,
+    },
+    /// A channel's subscription count on this node changed by `delta`.
+    Count {
+        key: String,
+        channel: String,
+        delta: i64,
+    },
+}
+
+/// Channel facts over every live node, for the HTTP API.
+pub struct ClusterView {
+    /// Subscriptions per channel (channels with at least one).
+    pub subscriptions: HashMap<String, usize>,
+    /// Member ids of each presence channel in `subscriptions`.
+    pub members: HashMap<String, Vec<String>>,
 }
 
 pub struct Cluster {
@@ -175,6 +197,12 @@ impl Cluster {
     ) -> bool {
         if !self.is_up() {
             return false;
+        }
+        if channel.starts_with("cache-") || channel.contains("-cache-") {
+            let _ = self.outbox.try_send(Outgoing::Cache {
+                key: self.cache_key(app, channel),
+                frame: frame.as_bytes().to_vec(),
+            });
         }
         let mut payload = Vec::with_capacity(frame.len() + 32);
         payload.extend_from_slice(except.unwrap_or("").as_bytes());
@@ -324,6 +352,86 @@ impl Cluster {
         Ok(left == 1)
     }
 
+    /// Records that this node's subscriptions to `channel` changed by `delta` (for the HTTP API's
+    /// cluster-wide counts).
+    pub fn count_subscription(&self, app: &str, channel: &str, delta: i64) {
+        let _ = self.outbox.try_send(Outgoing::Count {
+            key: self.node_key(self.node_id, &format!("subs:{app}")),
+            channel: channel.to_string(),
+            delta,
+        });
+    }
+
+    /// Subscriptions per channel of `app` over every live node, and the members of its presence
+    /// channels; `None` when the link is down (the caller answers from this node's view).
+    pub async fn view(&self, app: &str) -> Option<ClusterView> {
+        let mut conn = self.commands.get().filter(|_| self.is_up())?.clone();
+        let query = async {
+            let nodes: Vec<u32> = redis::cmd("SMEMBERS")
+                .arg(self.nodes_key())
+                .query_async(&mut conn)
+                .await?;
+            let mut subscriptions: HashMap<String, usize> = HashMap::new();
+            for node in nodes {
+                let counts: Vec<(String, i64)> = redis::cmd("HGETALL")
+                    .arg(self.node_key(node, &format!("subs:{app}")))
+                    .query_async(&mut conn)
+                    .await?;
+                for (channel, count) in counts.into_iter().filter(|(_, n)| *n > 0) {
+                    *subscriptions.entry(channel).or_default() += count as usize;
+                }
+            }
+            let mut members = HashMap::new();
+            for channel in subscriptions.keys().filter(|c| c.starts_with("presence-")) {
+                let (_, key) = self.presence_keys(app, channel);
+                let users: Vec<String> =
+                    redis::cmd("HKEYS").arg(key).query_async(&mut conn).await?;
+                members.insert(channel.clone(), users);
+            }
+            redis::RedisResult::Ok(ClusterView {
+                subscriptions,
+                members,
+            })
+        };
+        tokio::time::timeout(COMMAND_TIMEOUT, query)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    fn cache_key(&self, app: &str, channel: &str) -> String {
+        format!("{}:cache:{app}:{channel}", self.prefix)
+    }
+
+    /// A cache channel's last event published on any node (within [`LOOKUP_TIMEOUT`]).
+    pub async fn cached(&self, app: &str, channel: &str) -> Option<String> {
+        let mut conn = self.commands.get().filter(|_| self.is_up())?.clone();
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.cache_key(app, channel));
+        let get = cmd.query_async::<Option<String>>(&mut conn);
+        tokio::time::timeout(LOOKUP_TIMEOUT, get).await.ok()?.ok()?
+    }
+
+    fn control_channel(&self) -> String {
+        format!("{}:control", self.prefix)
+    }
+
+    /// Closes `user`'s sockets on every node (`terminate_connections`); `false` when the link is
+    /// down (the caller closes this node's).
+    pub async fn terminate(&self, app: &str, user: &str) -> bool {
+        let (done, taken) = tokio::sync::oneshot::channel();
+        let queued = self.is_up()
+            && self
+                .outbox
+                .try_send(Outgoing::Publish {
+                    channel: self.control_channel(),
+                    payload: format!("terminate\n{app}\n{user}").into_bytes(),
+                    done,
+                })
+                .is_ok();
+        queued && tokio::time::timeout(COMMAND_TIMEOUT, taken).await.is_ok()
+    }
+
     /// The instance another node learned for `session`, within [`LOOKUP_TIMEOUT`].
     pub async fn lookup(&self, group: &str, session: &str) -> Option<String> {
         let mut conn = self.commands.get()?.clone();
@@ -399,7 +507,14 @@ impl ClusterLink {
         shutdown: &mut pingora::server::ShutdownWatch,
     ) -> bool {
         let (mut sink, mut stream) = pubsub.split();
-        // Every channel with local subscribers, then live.
+        // The control channel and every channel with local subscribers, then live.
+        if sink
+            .subscribe(self.cluster.control_channel())
+            .await
+            .is_err()
+        {
+            return false;
+        }
         for name in self.wanted_channels() {
             if sink.subscribe(&name).await.is_err() {
                 return false;
@@ -475,14 +590,28 @@ impl ClusterLink {
     }
 
     fn deliver(&self, message: &redis::Msg) {
-        self.cluster
+        let Some(hub) = &self.hub else { return };
+        let (channel, payload) = (message.get_channel_name(), message.get_payload_bytes());
+        if channel == self.cluster.control_channel() {
+            return control(hub, payload);
+        }
+        let received = self
+            .cluster
             .metrics
             .messages
-            .with_label_values(&["received"])
-            .inc();
-        if let Some(hub) = &self.hub {
-            let (channel, payload) = (message.get_channel_name(), message.get_payload_bytes());
-            deliver(&self.cluster, hub, channel, payload);
+            .with_label_values(&["received"]);
+        received.inc();
+        deliver(&self.cluster, hub, channel, payload);
+    }
+}
+
+/// Applies a control message to this node: `terminate\n{app}\n{user}` closes the user's sockets.
+fn control(hub: &Hub, payload: &[u8]) {
+    let text = String::from_utf8_lossy(payload);
+    let mut parts = text.splitn(3, '\n');
+    if let (Some("terminate"), Some(app), Some(user)) = (parts.next(), parts.next(), parts.next()) {
+        if let Some(app) = hub.app_by_id(app) {
+            app.terminate(user);
         }
     }
 }
@@ -538,6 +667,23 @@ async fn send_outbox(
             Outgoing::Forget { key } => {
                 let mut cmd = redis::cmd("DEL");
                 cmd.arg(key);
+                cmd
+            }
+            Outgoing::Cache { key, frame } => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(key)
+                    .arg(frame.as_slice())
+                    .arg("EX")
+                    .arg(CACHE_TTL.as_secs());
+                cmd
+            }
+            Outgoing::Count {
+                key,
+                channel,
+                delta,
+            } => {
+                let mut cmd = redis::cmd("HINCRBY");
+                cmd.arg(key).arg(channel).arg(delta);
                 cmd
             }
         };
@@ -668,6 +814,14 @@ async fn reap(
             .cmd("DEL")
             .arg(cluster.node_key(node, "presence"))
             .ignore();
+        for app in hub
+            .map(|h| h.apps())
+            .into_iter()
+            .flat_map(|apps| apps.to_vec())
+        {
+            let key = cluster.node_key(node, &format!("subs:{}", app.id));
+            cleanup.cmd("DEL").arg(key).ignore();
+        }
         cleanup.cmd("SREM").arg(nodes).arg(node).ignore();
         cleanup.query_async::<()>(conn).await?;
     }

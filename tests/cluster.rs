@@ -410,3 +410,70 @@ async fn presence_is_cluster_wide_and_a_dead_nodes_members_are_removed() {
     assert!(after.is_empty(), "no other presence event: {after:?}");
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_answers_for_the_whole_cluster_and_cache_channels_share_their_last_event() {
+    let prefix = prefix();
+    let (a, a_addr) = hub_node(REDIS, &prefix).await;
+    let (b, b_addr) = hub_node(REDIS, &prefix).await;
+    // feed: one subscriber on A, two on B; presence-room: u1 on A, u2 on B; user 42 signed in on B.
+    let mut sockets = Vec::new();
+    for addr in [a_addr, b_addr, b_addr] {
+        let (mut ws, _) = established(addr).await;
+        subscribe(&mut ws, "feed", None, None).await;
+        sockets.push(ws);
+    }
+    let (mut on_a, socket_a) = established(a_addr).await;
+    join_room(&mut on_a, &socket_a, "u1").await;
+    let (mut on_b, socket_b) = established(b_addr).await;
+    join_room(&mut on_b, &socket_b, "u2").await;
+    signin(&mut on_b, &socket_b, "42").await;
+
+    // Asked through A, the answers count B's sockets too (counts reach Redis asynchronously).
+    let info = [("info", "subscription_count")];
+    wait_for("feed's subscriptions on both nodes", DEADLINE, || async {
+        let feed = api(a_addr, "GET", "channels/feed", &info).await;
+        (feed["subscription_count"] == 3).then_some(())
+    })
+    .await;
+    let room = api(
+        a_addr,
+        "GET",
+        "channels/presence-room",
+        &[("info", "user_count")],
+    )
+    .await;
+    assert_eq!(room["user_count"], 2, "{room}");
+    let users = api(a_addr, "GET", "channels/presence-room/users", &[]).await;
+    let mut ids: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["u1", "u2"]);
+    let list = api(a_addr, "GET", "channels", &[]).await;
+    let names: std::collections::BTreeSet<&String> =
+        list["channels"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["feed", "presence-room"]
+    );
+
+    // terminate_connections through A closes user 42's socket on B.
+    api(a_addr, "POST", "users/42/terminate_connections", &[]).await;
+    assert_eq!(close_code(&mut on_b).await, Some(4009));
+
+    // A cache channel's last event, published on A while nobody listened, reaches a new subscriber
+    // on B.
+    let news = json!({"name": "headline", "channel": "cache-news", "data": "fleetgate 1.0"});
+    assert_eq!(publish(a_addr, news).await.status, 200);
+    let (mut late, _) = established(b_addr).await;
+    subscribe(&mut late, "cache-news", None, None).await;
+    assert_eq!(
+        until_event(&mut late, "headline").await["data"],
+        "fleetgate 1.0"
+    );
+    drop((a, b, sockets));
+}

@@ -374,20 +374,7 @@ async fn hub_with_client_events_off() -> Hub {
 async fn a_signed_in_user_gets_server_to_user_events_and_can_be_terminated() {
     let h = hub("").await;
     let (mut ws, socket) = established(h.addr).await;
-    let user_data = r#"{"id":"42","name":"Ada"}"#;
-    let auth = format!(
-        "{KEY}:{}",
-        fleetgate::hub::auth::sign_signin(KEY, SECRET, &socket, user_data)
-            .split(':')
-            .next_back()
-            .unwrap()
-    );
-    send_frame(
-        &mut ws,
-        json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
-    )
-    .await;
-    assert_eq!(next(&mut ws).await["event"], "pusher:signin_success");
+    signin(&mut ws, &socket, "42").await;
     let r = publish(
         h.addr,
         json!({"name": "notice", "channel": "#server-to-user-42", "data": "{}"}),
@@ -398,14 +385,7 @@ async fn a_signed_in_user_gets_server_to_user_events_and_can_be_terminated() {
         until_event(&mut ws, "notice").await["channel"],
         "#server-to-user-42"
     );
-    let path = format!("/apps/{APP_ID}/users/42/terminate_connections");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let query = fleetgate::hub::auth::sign_api_request(KEY, SECRET, "POST", &path, &[], b"", now);
-    let r = common::send(h.addr, "POST", &format!("{path}?{query}"), &[], vec![]).await;
-    assert_eq!(r.status, 200);
+    api(h.addr, "POST", "users/42/terminate_connections", &[]).await;
     assert_eq!(close_code(&mut ws).await, Some(4009));
 }
 

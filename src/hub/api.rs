@@ -6,6 +6,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::protocols::http::ServerSession;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -99,10 +100,14 @@ async fn route(hub: &Hub, session: &mut ServerSession) -> (Option<Arc<AppState>>
     let reply = match (method.as_str(), rest) {
         ("POST", ["events"]) => events(hub, &app, &body, &mut acks),
         ("POST", ["batch_events"]) => batch_events(hub, &app, &body, &mut acks),
-        ("GET", ["channels"]) => channels(&app, &query),
-        ("GET", ["channels", name]) => channel_info(&app, name, &query),
-        ("GET", ["channels", name, "users"]) => channel_users(&app, name),
-        ("POST", ["users", user, "terminate_connections"]) => terminate(&app, user),
+        ("GET", ["channels"]) => channels(&View::of(hub, &app, None).await, &query),
+        ("GET", ["channels", name]) => {
+            channel_info(&app, &View::of(hub, &app, Some(name)).await, name, &query)
+        }
+        ("GET", ["channels", name, "users"]) => {
+            channel_users(&View::of(hub, &app, Some(name)).await, name)
+        }
+        ("POST", ["users", user, "terminate_connections"]) => terminate(hub, &app, user).await,
         _ => fail(404, "hub.not_found", "no such endpoint"),
     };
     for ack in acks {
@@ -246,7 +251,64 @@ fn wants(query: &str, info: &str) -> bool {
     param(query, "info").is_some_and(|v| v.split(',').any(|p| p == info))
 }
 
-fn channels(app: &AppState, query: &str) -> Reply {
+/// What the API reports about an app's channels: this node's view, or (clustered, link up) every
+/// node's.
+struct View {
+    /// Subscriptions per channel (channels with at least one).
+    subscriptions: HashMap<String, usize>,
+    /// Member ids of each presence channel in `subscriptions`.
+    members: HashMap<String, Vec<String>>,
+}
+
+impl View {
+    /// `only`: the one channel asked about (this node's view then looks at no other).
+    async fn of(hub: &Hub, app: &AppState, only: Option<&str>) -> Self {
+        let cluster = match hub.cluster() {
+            Some(cluster) => cluster.view(&app.id).await,
+            None => None,
+        };
+        match cluster {
+            Some(v) => Self {
+                subscriptions: v.subscriptions,
+                members: v.members,
+            },
+            None => Self::local(app, only),
+        }
+    }
+
+    fn local(app: &AppState, only: Option<&str>) -> Self {
+        let (mut subscriptions, mut members) = (HashMap::new(), HashMap::new());
+        let names = match only {
+            Some(name) => vec![name.to_string()],
+            None => app.channel_names(),
+        };
+        for name in names {
+            let Some(ch) = app.channel(&name) else {
+                continue;
+            };
+            if name.starts_with("presence-") {
+                members.insert(
+                    name.clone(),
+                    ch.members().into_iter().map(|(id, _)| id).collect(),
+                );
+            }
+            let count = ch.subscription_count();
+            if count > 0 {
+                subscriptions.insert(name, count);
+            }
+        }
+        Self {
+            subscriptions,
+            members,
+        }
+    }
+
+    fn user_count(&self, channel: &str) -> usize {
+        self.members.get(channel).map_or(0, Vec::len)
+    }
+}
+
+fn channels(view: &View, query: &str) -> Reply {
     let prefix = param(query, "filter_by_prefix").unwrap_or_default();
     let user_count = wants(query, "user_count");
     if user_count && !prefix.starts_with("presence-") {
@@ -257,26 +319,23 @@ fn channels(app: &AppState, query: &str) -> Reply {
         );
     }
     let mut out = Map::new();
-    for name in app
-        .channel_names()
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-    {
-        let info = match (user_count, app.channel(&name)) {
-            (true, Some(ch)) => json!({"user_count": ch.user_count()}),
-            _ => json!({}),
+    // `#server-to-user-…` channels are the hub's own, not the app's.
+    let listed = view.subscriptions.keys().filter(|n| !n.starts_with('#'));
+    for name in listed.filter(|n| n.starts_with(&prefix)) {
+        let info = match user_count {
+            true => json!({"user_count": view.user_count(name)}),
+            false => json!({}),
         };
-        out.insert(name, info);
+        out.insert(name.clone(), info);
     }
     ok(Bytes::from(json!({"channels": out}).to_string()))
 }
 
-fn channel_info(app: &AppState, name: &str, query: &str) -> Reply {
+fn channel_info(app: &AppState, view: &View, name: &str, query: &str) -> Reply {
     let Ok(channel) = ChannelName::parse(name) else {
         return fail(400, "hub.invalid_channel", "invalid channel name");
     };
-    let ch = app.channel(name);
-    let subscriptions = ch.as_ref().map_or(0, |c| c.subscription_count());
+    let subscriptions = view.subscriptions.get(name).copied().unwrap_or(0);
     let mut out = json!({"occupied": subscriptions > 0});
     if wants(query, "subscription_count") {
         out["subscription_count"] = json!(subscriptions);
@@ -289,10 +348,12 @@ fn channel_info(app: &AppState, name: &str, query: &str) -> Reply {
                 "user_count is only available for presence channels",
             );
         }
-        out["user_count"] = json!(ch.as_ref().map_or(0, |c| c.user_count()));
+        out["user_count"] = json!(view.user_count(name));
     }
     if wants(query, "cache") && channel.is_cache() {
-        let cached = ch.and_then(|c| c.cache.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        let cached = app
+            .channel(name)
+            .and_then(|c| c.cache.lock().unwrap_or_else(|p| p.into_inner()).clone());
         if let Some(frame) = cached {
             if let Ok(value) = serde_json::from_str::<Value>(frame.as_str()) {
                 out["cache"] = json!({"event": value["event"], "data": value["data"], "ttl": null});
@@ -302,7 +363,7 @@ fn channel_info(app: &AppState, name: &str, query: &str) -> Reply {
     ok(Bytes::from(out.to_string()))
 }
 
-fn channel_users(app: &AppState, name: &str) -> Reply {
+fn channel_users(view: &View, name: &str) -> Reply {
     if !ChannelName::parse(name).is_ok_and(|c| c.is_presence()) {
         return fail(
             400,
@@ -310,23 +371,22 @@ fn channel_users(app: &AppState, name: &str) -> Reply {
             "users are only listed for presence channels",
         );
     }
-    let users: Vec<Value> = app
-        .channel(name)
-        .map(|c| {
-            c.members()
-                .into_iter()
-                .map(|(id, _)| json!({"id": id}))
-                .collect()
-        })
+    let users: Vec<Value> = view
+        .members
+        .get(name)
+        .map(|ids| ids.iter().map(|id| json!({"id": id})).collect())
         .unwrap_or_default();
     ok(Bytes::from(json!({"users": users}).to_string()))
 }
 
-fn terminate(app: &AppState, user: &str) -> Reply {
-    if let Some(sockets) = app.users.get(user) {
-        for conn in sockets.values() {
-            conn.closer.close(4009);
-        }
+/// Closes the user's sockets on every node (clustered), else on this one.
+async fn terminate(hub: &Hub, app: &AppState, user: &str) -> Reply {
+    let everywhere = match hub.cluster() {
+        Some(cluster) => cluster.terminate(&app.id, user).await,
+        None => false,
+    };
+    if !everywhere {
+        app.terminate(user);
     }
     ok(Bytes::from_static(b"{}"))
 }

@@ -335,6 +335,15 @@ impl AppState {
         self.channels.get(name).map(|c| c.clone())
     }
 
+    /// Closes every socket of a signed-in `user` (`terminate_connections`) with 4009.
+    pub fn terminate(&self, user: &str) {
+        if let Some(sockets) = self.users.get(user) {
+            for conn in sockets.values() {
+                conn.closer.close(4009);
+            }
+        }
+    }
+
     /// Whether `name` exists here (it has, or is just getting, a local subscriber).
     pub fn has_channel(&self, name: &str) -> bool {
         self.channels.contains_key(name)
@@ -395,10 +404,15 @@ impl AppState {
                 }
             }
         };
-        ch.subs
+        let added = ch
+            .subs
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(conn.id, conn.clone());
+            .insert(conn.id, conn.clone())
+            .is_none();
+        if let (true, Some(cluster)) = (added, &self.cluster) {
+            cluster.count_subscription(&self.id, name, 1);
+        }
         (ch, presence)
     }
 
@@ -413,6 +427,9 @@ impl AppState {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id)
             .is_some();
+        if let (true, Some(cluster)) = (removed, &self.cluster) {
+            cluster.count_subscription(&self.id, name, -1);
+        }
         let presence = match (removed, user) {
             (true, Some(user)) => {
                 let mut members = ch.members.lock().unwrap_or_else(|p| p.into_inner());

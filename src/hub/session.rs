@@ -422,12 +422,29 @@ impl Session<'_> {
         if !is_cache {
             return;
         }
-        match ch.cache.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            Some(frame) => drop(
+        let cached = ch.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match (cached, self.hub.cluster()) {
+            (Some(frame), _) => drop(
                 self.conn
                     .offer(&frame, None, &self.app.metrics.dropped_slow),
             ),
-            None => self.send(protocol::cache_miss(name)),
+            // Clustered: the last event may have been published while no one here listened.
+            (None, Some(cluster)) => {
+                let (cluster, conn, dropped) = (
+                    cluster.clone(),
+                    self.conn.clone(),
+                    self.app.metrics.dropped_slow.clone(),
+                );
+                let (app, name) = (self.app.id.clone(), name.to_string());
+                tokio::spawn(async move {
+                    let text = match cluster.cached(&app, &name).await {
+                        Some(frame) => frame,
+                        None => protocol::cache_miss(&name),
+                    };
+                    conn.offer(&Frame::from(text), None, &dropped);
+                });
+            }
+            (None, None) => self.send(protocol::cache_miss(name)),
         }
     }
 

@@ -137,3 +137,27 @@ pub async fn until_event(ws: &mut Ws, event: &str) -> Value {
         }
     }
 }
+
+/// Signs `ws` in as user `id` (`pusher:signin`) and checks it succeeded.
+pub async fn signin(ws: &mut Ws, socket: &str, id: &str) {
+    let user_data = json!({"id": id, "name": id}).to_string();
+    let signature = fleetgate::hub::auth::sign_signin(KEY, SECRET, socket, &user_data);
+    let auth = format!("{KEY}:{}", signature.split(':').next_back().unwrap());
+    let signin = json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}});
+    send_frame(ws, signin).await;
+    assert_eq!(next(ws).await["event"], "pusher:signin_success");
+}
+
+/// A signed API request without a body (`GET` queries, `terminate_connections`): the JSON answer.
+pub async fn api(addr: SocketAddr, method: &str, endpoint: &str, params: &[(&str, &str)]) -> Value {
+    let path = format!("/apps/{APP_ID}/{endpoint}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let query =
+        fleetgate::hub::auth::sign_api_request(KEY, SECRET, method, &path, params, b"", now);
+    let r = super::send(addr, method, &format!("{path}?{query}"), &[], vec![]).await;
+    assert_eq!(r.status, 200, "{method} {endpoint}: {:?}", r.body);
+    r.json()
+}
