@@ -10,6 +10,7 @@
 use super::fanout::{AppState, Channel, Closer, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
 use super::presence::ClusterPresence;
 use super::{auth, channel::ChannelName, protocol};
+use crate::cluster::Cluster;
 use crate::metrics::AppMetrics;
 use futures_util::{SinkExt, StreamExt};
 use pingora::server::ShutdownWatch;
@@ -191,6 +192,21 @@ impl DeliveryCounts {
             self.pending = false;
         }
         self.flushed = Instant::now();
+    }
+}
+
+/// A reply to send once the cluster answered (see `Session::later`).
+struct Later {
+    cluster: Arc<Cluster>,
+    conn: Conn,
+    dropped: prometheus::IntCounter,
+    app: String,
+    channel: String,
+}
+
+impl Later {
+    fn offer(&self, text: String) {
+        self.conn.offer(&Frame::from(text), None, &self.dropped);
     }
 }
 
@@ -394,15 +410,14 @@ impl Session<'_> {
         {
             // Clustered and not yet receiving the channel from Redis: say "subscribed" once it is.
             Some(cluster) => {
-                let (cluster, conn, dropped) = (
-                    cluster.clone(),
-                    self.conn.clone(),
-                    self.app.metrics.dropped_slow.clone(),
-                );
-                let (app, name) = (self.app.id.clone(), name.to_string());
+                let later = self.later(cluster, name);
                 tokio::spawn(async move {
-                    cluster.until_receiving(&app, &name, SUBSCRIBE_WAIT).await;
-                    conn.offer(&Frame::from(succeeded), None, &dropped);
+                    let (app, channel) = (&later.app, &later.channel);
+                    later
+                        .cluster
+                        .until_receiving(app, channel, SUBSCRIBE_WAIT)
+                        .await;
+                    later.offer(succeeded);
                 });
             }
             None => self.send(succeeded),
@@ -415,6 +430,17 @@ impl Session<'_> {
         self.replay_cache(channel.is_cache(), name, &ch);
         self.subscriptions
             .insert(name.to_string(), member.map(|(id, _)| id));
+    }
+
+    /// What a task answering this client about `channel` after a cluster round trip needs.
+    fn later(&self, cluster: &Arc<Cluster>, channel: &str) -> Later {
+        Later {
+            cluster: cluster.clone(),
+            conn: self.conn.clone(),
+            dropped: self.app.metrics.dropped_slow.clone(),
+            app: self.app.id.clone(),
+            channel: channel.to_string(),
+        }
     }
 
     /// A cache channel's last event (or `pusher:cache_miss`) for a new subscriber.
@@ -430,18 +456,10 @@ impl Session<'_> {
             ),
             // Clustered: the last event may have been published while no one here listened.
             (None, Some(cluster)) => {
-                let (cluster, conn, dropped) = (
-                    cluster.clone(),
-                    self.conn.clone(),
-                    self.app.metrics.dropped_slow.clone(),
-                );
-                let (app, name) = (self.app.id.clone(), name.to_string());
+                let later = self.later(cluster, name);
                 tokio::spawn(async move {
-                    let text = match cluster.cached(&app, &name).await {
-                        Some(frame) => frame,
-                        None => protocol::cache_miss(&name),
-                    };
-                    conn.offer(&Frame::from(text), None, &dropped);
+                    let cached = later.cluster.cached(&later.app, &later.channel).await;
+                    later.offer(cached.unwrap_or_else(|| protocol::cache_miss(&later.channel)));
                 });
             }
             (None, None) => self.send(protocol::cache_miss(name)),
