@@ -47,7 +47,11 @@ const GATE_WAIT: Duration = Duration::from_secs(2);
 
 type OptSpec = &'static [(&'static str, &'static str, &'static str)];
 const COMMON: OptSpec = &[
-    ("addr", "127.0.0.1:18095", "hub listener (host:port)"),
+    (
+        "addr",
+        "127.0.0.1:18095",
+        "hub listener(s) subscribers connect to (host:port[,host:port…], round robin)",
+    ),
     ("key", "bench-key", "app key (/app/{key})"),
     ("threads", "1", "subscriber runtime worker threads"),
     ("ramp", "500", "connections opened concurrently per batch"),
@@ -69,6 +73,11 @@ const COMMON: OptSpec = &[
 ];
 const FANOUT: OptSpec = &[
     ("app-id", "bench", "app id (/apps/{id}/events)"),
+    (
+        "publish-addr",
+        "",
+        "hub listener events are published to (default: the first --addr)",
+    ),
     (
         "secret-env",
         "HUB_SECRET",
@@ -568,19 +577,20 @@ fn subscribe_frame(channel: &str) -> String {
 
 #[derive(Clone)]
 struct Target {
-    addr: String,
+    /// Where subscribers connect: `--addr`, a comma list, taken round robin (several cluster nodes).
+    addrs: Vec<String>,
     key: String,
     tungstenite: bool,
     buf_size: usize,
 }
 
-/// One subscriber: connect, subscribe to `channel`, then read until the connection ends.
-async fn subscriber(t: Arc<Target>, channel: String, s: Arc<Stats>) {
+/// One subscriber: connect (to `addr`), subscribe to `channel`, then read until the connection ends.
+async fn subscriber(t: Arc<Target>, addr: String, channel: String, s: Arc<Stats>) {
     let end = if t.tungstenite {
-        tungstenite_subscriber(&t, &channel, &s).await
+        tungstenite_subscriber(&t, &addr, &channel, &s).await
     } else {
         let ready = tokio::time::timeout(CONNECT_EACH, async {
-            let mut ws = RawWs::connect(&t.addr, &t.key, t.buf_size).await?;
+            let mut ws = RawWs::connect(&addr, &t.key, t.buf_size).await?;
             ws.expect(b"pusher:connection_established").await?;
             ws.send(1, subscribe_frame(&channel).as_bytes()).await?;
             ws.expect(b"pusher_internal:subscription_succeeded").await?;
@@ -610,12 +620,17 @@ async fn subscriber(t: Arc<Target>, channel: String, s: Arc<Stats>) {
 }
 
 /// The same subscriber over tokio-tungstenite; Ok(why it ended) once subscribed.
-async fn tungstenite_subscriber(t: &Target, channel: &str, s: &Stats) -> Result<String, String> {
+async fn tungstenite_subscriber(
+    t: &Target,
+    addr: &str,
+    channel: &str,
+    s: &Stats,
+) -> Result<String, String> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Message};
     let url = format!(
         "ws://{}/app/{}?protocol=7&client=hub_load&version=8.4.0",
-        t.addr, t.key
+        addr, t.key
     );
     let config = WebSocketConfig::default().read_buffer_size(t.buf_size);
     let ready = tokio::time::timeout(CONNECT_EACH, async {
@@ -711,7 +726,13 @@ async fn connect_all(
     let mut channels = channels.peekable();
     while channels.peek().is_some() {
         for channel in channels.by_ref().take(ramp as usize) {
-            handles.push(tokio::spawn(subscriber(t.clone(), channel, s.clone())));
+            let addr = t.addrs[handles.len() % t.addrs.len()].clone();
+            handles.push(tokio::spawn(subscriber(
+                t.clone(),
+                addr,
+                channel,
+                s.clone(),
+            )));
         }
         loop {
             let done = s.subscribed.load(Relaxed) + s.failed.load(Relaxed);
@@ -1059,7 +1080,10 @@ async fn fanout(o: Opts, t: Arc<Target>) -> i32 {
     s.measure_from_ns.store(t0_ns, Relaxed);
     let rate = o.str("rate").parse::<f64>().unwrap_or(0.0);
     let publish = Arc::new(Publish {
-        addr: t.addr.clone(),
+        addr: match o.str("publish-addr") {
+            "" => t.addrs[0].clone(),
+            other => other.to_string(),
+        },
         app_id: o.str("app-id").into(),
         key: t.key.clone(),
         secret,
@@ -1334,7 +1358,7 @@ fn main() {
         other => die(&format!("--ws must be raw or tungstenite, not {other}")),
     };
     let target = Arc::new(Target {
-        addr: o.str("addr").to_string(),
+        addrs: o.str("addr").split(',').map(str::to_string).collect(),
         key: o.str("key").to_string(),
         tungstenite,
         buf_size: if mode == "fanout" { 16 * 1024 } else { 2048 },

@@ -476,14 +476,19 @@ impl pingora::services::background::BackgroundService for ClusterLink {
         let keeper = tokio::spawn(keep_alive(self.cluster.clone(), self.hub.clone()));
         let mut backoff = BACKOFF_MIN;
         loop {
-            match self.cluster.client.get_async_pubsub().await {
-                Ok(pubsub) => {
+            // A connection subscribes every wanted channel from scratch: nudges queued while the
+            // link was down are moot (dropping them keeps memory flat through an outage).
+            while nudges.try_recv().is_ok() {}
+            let connect = self.cluster.client.get_async_pubsub();
+            match tokio::time::timeout(COMMAND_TIMEOUT, connect).await {
+                Ok(Ok(pubsub)) => {
                     backoff = BACKOFF_MIN;
                     if self.serve(pubsub, &mut nudges, &mut shutdown).await {
                         break;
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, "cluster: cannot connect the subscriber"),
+                Ok(Err(e)) => tracing::debug!(error = %e, "cluster: cannot connect the subscriber"),
+                Err(_) => tracing::debug!("cluster: connecting the subscriber timed out"),
             }
             self.cluster.subscribed.clear();
             self.cluster.set_up(false);
