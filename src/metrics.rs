@@ -28,6 +28,8 @@ pub const WEBHOOK_RESULTS: [&str; 7] = [
 ];
 /// Upstream outcomes (the `outcome` label).
 pub const UPSTREAM_OUTCOMES: [&str; 5] = ["ok", "connect_error", "timeout", "reset", "unhealthy"];
+/// Kinds of cluster messages (the `kind` label).
+pub const CLUSTER_MESSAGE_KINDS: [&str; 4] = ["sent", "received", "local_fallback", "overflow"];
 /// Config reload results (the `result` label).
 pub const RELOAD_RESULTS: [&str; 3] = ["ok", "invalid", "needs_restart"];
 
@@ -265,6 +267,9 @@ impl Metrics {
             .set(1);
         for result in RELOAD_RESULTS {
             metrics.config_reloads.with_label_values(&[result]);
+        }
+        for kind in CLUSTER_MESSAGE_KINDS {
+            metrics.cluster.messages.with_label_values(&[kind]);
         }
         Ok(metrics)
     }

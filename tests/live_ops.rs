@@ -113,11 +113,11 @@ async fn changes_only_a_restart_can_apply_are_refused_as_needs_restart() {
         "{problems}"
     );
     assert!(problems.contains("threads"), "{problems}");
-    assert_eq!(
-        gw.sample(r#"fleetgate_config_reloads_total{result="needs_restart"}"#)
-            .await,
-        1.0
-    );
+    // Applied by the POST, and possibly also by the file watcher if it saw the write first.
+    let refused = gw
+        .sample(r#"fleetgate_config_reloads_total{result="needs_restart"}"#)
+        .await;
+    assert!((1.0..=2.0).contains(&refused), "{refused}");
     until_served_by(fleet, "u2").await;
 }
 
