@@ -292,13 +292,16 @@ impl Cluster {
         format!("{}:cache:{app}:{channel}", self.prefix)
     }
 
-    /// A cache channel's last event published on any node (within [`LOOKUP_TIMEOUT`]).
+    /// A cache channel's last event published on any node.
     pub async fn cached(&self, app: &str, channel: &str) -> Option<String> {
         let mut conn = self.commands.get().filter(|_| self.is_up())?.clone();
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.cache_key(app, channel));
         let get = cmd.query_async::<Option<String>>(&mut conn);
-        tokio::time::timeout(LOOKUP_TIMEOUT, get).await.ok()?.ok()?
+        tokio::time::timeout(COMMAND_TIMEOUT, get)
+            .await
+            .ok()?
+            .ok()?
     }
 
     fn control_channel(&self) -> String {

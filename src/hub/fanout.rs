@@ -130,6 +130,11 @@ impl Channel {
             .collect()
     }
 
+    /// A cache channel's last event here, if any.
+    pub fn last_event(&self) -> Option<Frame> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn user_count(&self) -> usize {
         self.members.lock().unwrap_or_else(|p| p.into_inner()).len()
     }

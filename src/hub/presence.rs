@@ -9,6 +9,7 @@
 
 use super::fanout::{AppState, Conn, Frame, Hub, Presence};
 use super::protocol;
+use super::session::replay_cache;
 use crate::cluster::Cluster;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,8 @@ enum Op {
         /// The node's own view, used when Redis cannot answer.
         local: Presence,
         local_members: Vec<(String, String)>,
+        /// A cache channel's replay (this node's last event, if any); `None`: not a cache channel.
+        cache: Option<Option<Frame>>,
     },
     Leave {
         channel: String,
@@ -53,6 +56,7 @@ impl ClusterPresence {
         (user, info): (&str, &str),
         local: Presence,
         local_members: Vec<(String, String)>,
+        cache: Option<Option<Frame>>,
     ) {
         let _ = self.ops.send(Op::Join {
             channel: channel.to_string(),
@@ -60,6 +64,7 @@ impl ClusterPresence {
             info: info.to_string(),
             local,
             local_members,
+            cache,
         });
     }
 
@@ -88,6 +93,7 @@ async fn work(
                 info,
                 local,
                 local_members,
+                cache,
             } => {
                 let joined = cluster.join(&app.id, &channel, &user, &info).await;
                 let (added, members) = match joined {
@@ -102,6 +108,10 @@ async fn work(
                     .await;
                 let succeeded = protocol::subscription_succeeded(&channel, Some(&members));
                 conn.offer(&Frame::from(succeeded), None, &app.metrics.dropped_slow);
+                if let Some(local) = cache {
+                    let dropped = &app.metrics.dropped_slow;
+                    replay_cache(Some(&cluster), &conn, dropped, &app.id, &channel, local).await;
+                }
                 if added {
                     let frame = Frame::from(protocol::member_added(&channel, &user, &info));
                     hub.publish(&app, &channel, &frame, Some(&conn.socket_id));

@@ -7,7 +7,7 @@
 //! On exit every subscription is removed, announcing `member_removed` where a user's last socket
 //! leaves a presence channel.
 
-use super::fanout::{AppState, Channel, Closer, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
+use super::fanout::{AppState, Closer, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
 use super::presence::ClusterPresence;
 use super::{auth, channel::ChannelName, protocol};
 use crate::cluster::Cluster;
@@ -193,6 +193,27 @@ impl DeliveryCounts {
         }
         self.flushed = Instant::now();
     }
+}
+
+/// Sends a new subscriber of a cache channel its last event: `local` (this node's), else the
+/// cluster's, else `pusher:cache_miss`.
+pub(super) async fn replay_cache(
+    cluster: Option<&Cluster>,
+    conn: &Conn,
+    dropped: &prometheus::IntCounter,
+    app: &str,
+    channel: &str,
+    local: Option<Frame>,
+) {
+    let frame = match (local, cluster) {
+        (Some(frame), _) => frame,
+        (None, Some(cluster)) => match cluster.cached(app, channel).await {
+            Some(text) => Frame::from(text),
+            None => Frame::from(protocol::cache_miss(channel)),
+        },
+        (None, None) => Frame::from(protocol::cache_miss(channel)),
+    };
+    conn.offer(&frame, None, dropped);
 }
 
 /// A reply to send once the cluster answered (see `Session::later`).
@@ -395,11 +416,12 @@ impl Session<'_> {
         if let (Some(cluster_presence), Some((id, info)), Some(local_members)) =
             (&self.presence, &user, &members)
         {
-            // Clustered: Redis decides who is here and whether this socket added the user.
-            cluster_presence.join(name, (id, info), presence, local_members.clone());
+            // Clustered: Redis decides who is here and whether this socket added the user; the
+            // worker also replays a cache channel's last event after confirming.
+            let cache = channel.is_cache().then(|| ch.last_event());
+            cluster_presence.join(name, (id, info), presence, local_members.clone(), cache);
             self.subscriptions
                 .insert(name.to_string(), Some(id.to_string()));
-            self.replay_cache(channel.is_cache(), name, &ch);
             return;
         }
         let succeeded = protocol::subscription_succeeded(name, members.as_deref());
@@ -408,9 +430,11 @@ impl Session<'_> {
             .cluster()
             .filter(|c| !c.receives(&self.app.id, name))
         {
-            // Clustered and not yet receiving the channel from Redis: say "subscribed" once it is.
+            // Clustered and not yet receiving the channel from Redis: say "subscribed" once it is,
+            // then replay a cache channel's last event (in that order).
             Some(cluster) => {
                 let later = self.later(cluster, name);
+                let cache = channel.is_cache().then(|| ch.last_event());
                 tokio::spawn(async move {
                     let (app, channel) = (&later.app, &later.channel);
                     later
@@ -418,16 +442,37 @@ impl Session<'_> {
                         .until_receiving(app, channel, SUBSCRIBE_WAIT)
                         .await;
                     later.offer(succeeded);
+                    if let Some(local) = cache {
+                        let cluster = Some(&*later.cluster);
+                        replay_cache(cluster, &later.conn, &later.dropped, app, channel, local)
+                            .await;
+                    }
                 });
+                self.announce(&presence, name, &member);
+                self.subscriptions
+                    .insert(name.to_string(), member.map(|(id, _)| id));
+                return;
             }
             None => self.send(succeeded),
         }
-        if let (Presence::Added, Some((id, info))) = (&presence, &member) {
-            let frame = Frame::from(protocol::member_added(name, id, info));
-            self.hub
-                .publish(self.app, name, &frame, Some(&self.conn.socket_id));
+        self.announce(&presence, name, &member);
+        if channel.is_cache() {
+            let (cluster, dropped) = (self.hub.cluster().cloned(), &self.app.metrics.dropped_slow);
+            let local = ch.last_event();
+            match (local, cluster) {
+                (Some(frame), _) => drop(self.conn.offer(&frame, None, dropped)),
+                (None, None) => self.send(protocol::cache_miss(name)),
+                // Clustered: the last event may have been published while no one here listened.
+                (None, Some(cluster)) => {
+                    let (conn, dropped, app) =
+                        (self.conn.clone(), dropped.clone(), self.app.id.clone());
+                    let name = name.to_string();
+                    tokio::spawn(async move {
+                        replay_cache(Some(&cluster), &conn, &dropped, &app, &name, None).await;
+                    });
+                }
+            }
         }
-        self.replay_cache(channel.is_cache(), name, &ch);
         self.subscriptions
             .insert(name.to_string(), member.map(|(id, _)| id));
     }
@@ -443,26 +488,12 @@ impl Session<'_> {
         }
     }
 
-    /// A cache channel's last event (or `pusher:cache_miss`) for a new subscriber.
-    fn replay_cache(&self, is_cache: bool, name: &str, ch: &Channel) {
-        if !is_cache {
-            return;
-        }
-        let cached = ch.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match (cached, self.hub.cluster()) {
-            (Some(frame), _) => drop(
-                self.conn
-                    .offer(&frame, None, &self.app.metrics.dropped_slow),
-            ),
-            // Clustered: the last event may have been published while no one here listened.
-            (None, Some(cluster)) => {
-                let later = self.later(cluster, name);
-                tokio::spawn(async move {
-                    let cached = later.cluster.cached(&later.app, &later.channel).await;
-                    later.offer(cached.unwrap_or_else(|| protocol::cache_miss(&later.channel)));
-                });
-            }
-            (None, None) => self.send(protocol::cache_miss(name)),
+    /// `member_added` to the others when this socket added a presence user (a node alone).
+    fn announce(&self, presence: &Presence, name: &str, member: &Option<(String, String)>) {
+        if let (Presence::Added, Some((id, info))) = (presence, member) {
+            let frame = Frame::from(protocol::member_added(name, id, info));
+            self.hub
+                .publish(self.app, name, &frame, Some(&self.conn.socket_id));
         }
     }
 
