@@ -16,3 +16,4 @@ pub mod presence;
 pub mod protocol;
 pub mod server;
 pub mod session;
+mod writer;

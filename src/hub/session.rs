@@ -1,20 +1,19 @@
 //! One WebSocket connection speaking Pusher protocol 7.
 //!
-//! A writer task owns the sink: it drains the connection's bounded queue (fed by the fan-out
-//! engine and by this session's own replies) and performs the close a [`Closer`] asks for. The
+//! A writer task (`super::writer`) owns the sink: it drains the connection's bounded queue (fed by
+//! the fan-out engine and by this session's own replies) and performs the close asked for. The
 //! reader loop (this task) decodes client frames and applies them; silence for
 //! `activity_timeout` gets a `pusher:ping`, and no answer within [`PONG_TIMEOUT`] closes with 4201.
 //! On exit every subscription is removed, announcing `member_removed` where a user's last socket
 //! leaves a presence channel.
 
-use super::fanout::{AppState, Closer, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
+use super::fanout::{AppState, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
 use super::presence::ClusterPresence;
+use super::writer::write_frames;
 use super::{auth, channel::ChannelName, protocol};
 use crate::cluster::Cluster;
-use crate::metrics::AppMetrics;
 use futures_util::{SinkExt, StreamExt};
 use pingora::server::ShutdownWatch;
-use prometheus::local::{LocalHistogram, LocalIntCounter};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -104,95 +103,6 @@ pub fn count_disconnect(hub: &Hub, app: Option<&AppState>, code: u16) {
         .disconnects
         .with_label_values(&[app, &code])
         .inc();
-}
-
-/// How often a writer folds its delivery counts into the shared metrics.
-const METRICS_FLUSH: Duration = Duration::from_secs(1);
-
-/// The writer task: drains the queue into the socket (everything queued goes out with one flush,
-/// so a backlog costs one write) and performs the close the [`Closer`] asks for. Delivered
-/// events and their publish→write latency are counted locally and folded into the shared
-/// metrics at most once per [`METRICS_FLUSH`], so subscribers never contend on them.
-async fn write_frames<S>(
-    mut sink: S,
-    mut rx: mpsc::Receiver<Outgoing>,
-    closer: Arc<Closer>,
-    metrics: AppMetrics,
-) where
-    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
-{
-    let mut counts = DeliveryCounts::new(&metrics);
-    let mut sent_at = Vec::new();
-    loop {
-        tokio::select! {
-            next = rx.recv() => match next {
-                Some(first) => {
-                    let mut more = Some(first);
-                    let mut sent = Ok(());
-                    while let (Ok(()), Some(out)) = (&sent, more.take()) {
-                        sent_at.extend(out.published);
-                        sent = sink.feed(Message::Text(out.frame)).await;
-                        more = rx.try_recv().ok();
-                    }
-                    if sent.is_err() || sink.flush().await.is_err() {
-                        break;
-                    }
-                    counts.record(sent_at.drain(..));
-                    if counts.flushed.elapsed() >= METRICS_FLUSH {
-                        counts.fold();
-                    }
-                }
-                None => break,
-            },
-            _ = tokio::time::sleep_until((counts.flushed + METRICS_FLUSH).into()), if counts.pending => {
-                counts.fold();
-            }
-            code = closer.requested() => {
-                let frame = CloseFrame { code: CloseCode::from(code), reason: protocol::close::reason(code).into() };
-                let _ = sink.send(Message::Close(Some(frame))).await;
-                let _ = sink.close().await;
-                break;
-            }
-        }
-    }
-    counts.fold();
-}
-
-/// One writer's delivery counts, not yet folded into the shared metrics.
-struct DeliveryCounts {
-    delivered: LocalIntCounter,
-    latency: LocalHistogram,
-    flushed: Instant,
-    pending: bool,
-}
-
-impl DeliveryCounts {
-    fn new(metrics: &AppMetrics) -> Self {
-        Self {
-            delivered: metrics.delivered.local(),
-            latency: metrics.delivery_latency.local(),
-            flushed: Instant::now(),
-            pending: false,
-        }
-    }
-
-    /// Counts events written to the socket, given when each was published.
-    fn record(&mut self, published: impl Iterator<Item = Instant>) {
-        for at in published {
-            self.delivered.inc();
-            self.latency.observe(at.elapsed().as_secs_f64());
-            self.pending = true;
-        }
-    }
-
-    fn fold(&mut self) {
-        if self.pending {
-            self.delivered.flush();
-            self.latency.flush();
-            self.pending = false;
-        }
-        self.flushed = Instant::now();
-    }
 }
 
 /// Sends a new subscriber of a cache channel its last event: `local` (this node's), else the
