@@ -258,7 +258,9 @@ async fn a_binary_upgrade_hands_the_sockets_over_and_short_requests_see_no_error
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("upgrade.sock");
     let socket = socket.to_str().unwrap();
-    let extra = "shutdown: { grace_period: 1s }\n";
+    // A grace period with room for a request the old process accepted just before it stopped
+    // accepting, on a loaded machine.
+    let extra = "shutdown: { grace_period: 3s }\n";
     let (_stubs, mut old, fleet, yaml) = fleet_with(extra, &["--upgrade-socket", socket]).await;
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
