@@ -385,16 +385,6 @@ impl HubMetrics {
     }
 }
 
-impl AppMetrics {
-    /// Counters registered nowhere (for engines built outside a gateway, e.g. in unit tests).
-    pub fn detached() -> Self {
-        let registry = Registry::new();
-        let hub =
-            HubMetrics::new(&Builder(&registry)).expect("static metric definitions are valid");
-        hub.for_app("detached")
-    }
-}
-
 /// `2xx`, `4xx`…: the bounded label for a status code.
 pub fn status_class(status: u16) -> &'static str {
     match status {
