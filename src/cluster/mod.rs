@@ -25,6 +25,7 @@ mod presence;
 
 pub use link::ClusterLink;
 
+use crate::hub::api::ChannelView;
 use crate::hub::fanout::Frame;
 use crate::metrics::ClusterMetrics;
 use dashmap::DashSet;
@@ -72,14 +73,6 @@ enum Outgoing {
         channel: String,
         delta: i64,
     },
-}
-
-/// Channel facts over every live node, for the HTTP API.
-pub struct ClusterView {
-    /// Subscriptions per channel (channels with at least one).
-    pub subscriptions: HashMap<String, usize>,
-    /// Member ids of each presence channel in `subscriptions`.
-    pub members: HashMap<String, Vec<String>>,
 }
 
 pub struct Cluster {
@@ -253,7 +246,7 @@ impl Cluster {
 
     /// Subscriptions per channel of `app` over every live node, and the members of its presence
     /// channels; `None` when the link is down (the caller answers from this node's view).
-    pub async fn view(&self, app: &str) -> Option<ClusterView> {
+    pub async fn view(&self, app: &str) -> Option<ChannelView> {
         let mut conn = self.commands.get().filter(|_| self.is_up())?.clone();
         let query = async {
             let nodes: Vec<u32> = redis::cmd("SMEMBERS")
@@ -277,7 +270,7 @@ impl Cluster {
                     redis::cmd("HKEYS").arg(key).query_async(&mut conn).await?;
                 members.insert(channel.clone(), users);
             }
-            redis::RedisResult::Ok(ClusterView {
+            redis::RedisResult::Ok(ChannelView {
                 subscriptions,
                 members,
             })

@@ -252,13 +252,15 @@ fn wants(query: &str, info: &str) -> bool {
 }
 
 /// What the API reports about an app's channels: this node's view, or (clustered, link up) every
-/// node's.
-struct View {
+/// node's ([`crate::cluster::Cluster::view`]).
+pub struct ChannelView {
     /// Subscriptions per channel (channels with at least one).
-    subscriptions: HashMap<String, usize>,
+    pub subscriptions: HashMap<String, usize>,
     /// Member ids of each presence channel in `subscriptions`.
-    members: HashMap<String, Vec<String>>,
+    pub members: HashMap<String, Vec<String>>,
 }
+
+type View = ChannelView;
 
 impl View {
     /// `only`: the one channel asked about (this node's view then looks at no other).
@@ -267,13 +269,7 @@ impl View {
             Some(cluster) => cluster.view(&app.id).await,
             None => None,
         };
-        match cluster {
-            Some(v) => Self {
-                subscriptions: v.subscriptions,
-                members: v.members,
-            },
-            None => Self::local(app, only),
-        }
+        cluster.unwrap_or_else(|| Self::local(app, only))
     }
 
     fn local(app: &AppState, only: Option<&str>) -> Self {
@@ -351,9 +347,7 @@ fn channel_info(app: &AppState, view: &View, name: &str, query: &str) -> Reply {
         out["user_count"] = json!(view.user_count(name));
     }
     if wants(query, "cache") && channel.is_cache() {
-        let cached = app
-            .channel(name)
-            .and_then(|c| c.cache.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        let cached = app.channel(name).and_then(|c| c.last_event());
         if let Some(frame) = cached {
             if let Ok(value) = serde_json::from_str::<Value>(frame.as_str()) {
                 out["cache"] = json!({"event": value["event"], "data": value["data"], "ttl": null});
