@@ -49,6 +49,7 @@ impl AdminApp {
                             "healthy": health.is_healthy(),
                             "since_unix": detail.since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
                             "last_error": detail.last_error,
+                            "last_check_status": detail.last_status,
                             "in_flight": health.in_flight.load(std::sync::atomic::Ordering::Relaxed),
                             "learned_sessions": learned.get(&instance.name).copied().unwrap_or(0),
                         })

@@ -4,7 +4,7 @@
 //! (reads `is_healthy` per request, marks connect errors) and the checker task (writes results).
 //! Keyed by name, so it survives reloads that keep the instance.
 
-use crate::config::HealthConfig;
+use crate::config::{Group, HealthConfig, Instance};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -23,6 +23,8 @@ pub struct InstanceHealth {
 pub struct Detail {
     pub since: SystemTime,
     pub last_error: Option<String>,
+    /// The status of the last active check that got an answer.
+    pub last_status: Option<u16>,
 }
 
 impl Default for InstanceHealth {
@@ -36,6 +38,7 @@ impl Default for InstanceHealth {
             detail: Mutex::new(Detail {
                 since: SystemTime::now(),
                 last_error: None,
+                last_status: None,
             }),
         }
     }
@@ -51,6 +54,12 @@ impl InstanceHealth {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Records the status an active check was answered with; returns the previous one.
+    pub fn record_status(&self, status: u16) -> Option<u16> {
+        let mut detail = self.detail.lock().unwrap_or_else(|p| p.into_inner());
+        detail.last_status.replace(status)
     }
 
     /// Records an active check result; returns the new state if it changed.
@@ -102,15 +111,45 @@ impl InstanceHealth {
     }
 }
 
-/// One active check: `GET {path}` over a fresh connection; any 2xx within `timeout` passes.
-pub async fn check(addr: SocketAddr, conf: &HealthConfig) -> Result<(), String> {
-    match tokio::time::timeout(conf.timeout, probe(addr, &conf.path)).await {
+/// One active check of `addr`, recorded in `state`: `GET {path}` over a fresh connection within
+/// `timeout`, passed when `expect` accepts the status (by default any answer below 500). Returns
+/// the new state if it changed. The first 404 after another answer is logged: the app has no
+/// such route, so the check proves only that it answers.
+pub async fn check(
+    state: &InstanceHealth,
+    addr: SocketAddr,
+    conf: &HealthConfig,
+    name: (&str, &str),
+) -> Option<bool> {
+    let result = probe(addr, &conf.path, conf.timeout)
+        .await
+        .and_then(|status| {
+            if state.record_status(status) != Some(404) && status == 404 {
+                tracing::warn!(
+                    group = name.0,
+                    instance = name.1,
+                    path = conf.path,
+                    alive = conf.expect.passes(404),
+                    "the health check path answers 404: the app has no such route"
+                );
+            }
+            match conf.expect.passes(status) {
+                true => Ok(()),
+                false => Err(format!("health check answered {status}")),
+            }
+        });
+    state.record_check(result, conf)
+}
+
+/// `GET {path}` on `addr`: the answer's status, or why there was none within `timeout`.
+pub async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Result<u16, String> {
+    match tokio::time::timeout(timeout, get(addr, path)).await {
         Ok(result) => result,
-        Err(_) => Err(format!("health check timed out after {:?}", conf.timeout)),
+        Err(_) => Err(format!("health check timed out after {timeout:?}")),
     }
 }
 
-async fn probe(addr: SocketAddr, path: &str) -> Result<(), String> {
+async fn get(addr: SocketAddr, path: &str) -> Result<u16, String> {
     use http_body_util::Empty;
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -131,12 +170,20 @@ async fn probe(addr: SocketAddr, path: &str) -> Result<(), String> {
         .await
         .map_err(|e| format!("request: {e}"));
     driver.abort();
-    let status = response?.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("health check answered {status}"))
-    }
+    Ok(response?.status().as_u16())
+}
+
+/// Every instance of `groups` asked its group's health path once, concurrently, each within its
+/// group's timeout: what `fleetgate validate` reports.
+pub async fn survey(groups: &[Group]) -> Vec<(&Group, &Instance, Result<u16, String>)> {
+    let asks = groups.iter().flat_map(|group| {
+        group.instances.iter().map(move |instance| async move {
+            let health = &group.health;
+            let answer = probe(instance.addr, &health.path, health.timeout).await;
+            (group, instance, answer)
+        })
+    });
+    futures_util::future::join_all(asks).await
 }
 
 /// How long a client should wait before retrying a workspace on a down instance.

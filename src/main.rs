@@ -153,12 +153,45 @@ fn validate(arg: &ConfigArg) -> anyhow::Result<ExitCode> {
             ok = false;
         }
     }
+    warn_missing_health_routes(&config, &arg.path)?;
     Ok(if ok {
         println!("configuration OK");
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Asks every instance its group's health path once, as the checker will, and warns where the
+/// answer is 404: the app has no such route, so the check only proves it answers (or, with a
+/// strict `expect`, marks it down). Unreachable instances are noted; neither fails validation.
+fn warn_missing_health_routes(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answers = runtime.block_on(fleetgate::health::survey(&config.groups));
+    for (group, instance, answer) in answers {
+        let at = format!("{}: upstreams.{}.health", file.display(), group.name);
+        let (path, who) = (
+            &group.health.path,
+            format!("`{}` ({})", instance.name, instance.addr),
+        );
+        match answer {
+            Ok(404) if group.health.expect.passes(404) => eprintln!(
+                "warning: {at}.path: {path} answers 404 on {who}: no such route, so the check \
+                 proves only that the app answers (health.expect: any). Point health.path at the \
+                 app's health route if it has one (Laravel 11+: /up)."
+            ),
+            Ok(404) => eprintln!(
+                "warning: {at}.path: {path} answers 404 on {who}, which health.expect does not \
+                 accept: the instance will be marked down. Point health.path at a route the app \
+                 has (Laravel 11+: /up) or set health.expect: any."
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("note: {at}: {who} not checked now ({e})"),
+        }
+    }
+    Ok(())
 }
 
 fn route(arg: &ConfigArg, workspace: u64, group: Option<&str>) -> anyhow::Result<ExitCode> {

@@ -273,8 +273,9 @@ impl BackgroundService for HealthChecker {
                     let (conf, addr) = (group.health.clone(), instance.addr);
                     let state = snap.groups[g].health[i].clone();
                     tasks.spawn(async move {
-                        let result = crate::health::check(addr, &conf).await;
-                        if let Some(healthy) = state.record_check(result, &conf) {
+                        let name = (key.0.as_str(), key.1.as_str());
+                        let changed = crate::health::check(&state, addr, &conf, name).await;
+                        if let Some(healthy) = changed {
                             gateway.health_changed(&key.0, &key.1, healthy);
                         }
                     });

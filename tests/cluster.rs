@@ -156,12 +156,12 @@ async fn events_published_on_any_node_reach_every_subscriber_once_in_order() {
 async fn a_session_learned_on_one_node_routes_through_another() {
     let prefix = prefix();
     let stubs = [
-        NodeStub::start("u1").await,
-        NodeStub::start("u2").await,
-        NodeStub::start("u3").await,
-        NodeStub::start("u4").await,
+        Upstream::node("u1").await,
+        Upstream::node("u2").await,
+        Upstream::node("u3").await,
+        Upstream::node("u4").await,
     ];
-    let refs: Vec<&NodeStub> = stubs.iter().collect();
+    let refs: Vec<&Upstream> = stubs.iter().collect();
     let cluster = format!("cluster: {{ redis: \"{REDIS}\", prefix: {} }}\n", &*prefix);
     // Node A pins workspace 1 to u3; node B routes it by modulo (u2): only a shared table can
     // send B's requests for A's session to u3.

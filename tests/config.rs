@@ -2,7 +2,7 @@
 //! `${VAR}` interpolation, the `validate` / `route` commands of the real binary, and Laravel's
 //! `workspace_id % N` reproduced through a parsed config.
 
-use fleetgate::config::{self, Config, ConfigError, Group, Treatment};
+use fleetgate::config::{self, Config, ConfigError, Expect, Group, StatusMatch, Treatment};
 use fleetgate::routing::{self, Assign, DownPolicy, Kind, NoWorkspacePolicy, Source};
 use std::collections::HashMap;
 use std::io::Write;
@@ -202,6 +202,73 @@ fn the_shipped_gateway_yaml_loads_with_the_reference_deployment() {
 }
 
 #[test]
+fn the_shipped_laravel_check_is_up_and_passes_any_answer_below_500() {
+    // Laravel 11+ answers /up; older apps answer 404 there, which must not mark Laravel down.
+    let config = shipped();
+    let laravel = &config.group("laravel").unwrap().health;
+    assert_eq!(
+        (laravel.path.as_str(), &laravel.expect),
+        ("/up", &Expect::Any)
+    );
+    for alive in [200, 204, 302, 401, 404, 429] {
+        assert!(laravel.expect.passes(alive), "{alive}");
+    }
+    for down in [500, 502, 503] {
+        assert!(!laravel.expect.passes(down), "{down}");
+    }
+    let node = &config.group("node").unwrap().health;
+    assert_eq!(
+        (node.path.as_str(), &node.expect),
+        ("/health", &Expect::Any)
+    );
+}
+
+/// MINIMAL with `expect: {value}` in the node group's health section.
+fn with_expect(value: &str) -> String {
+    MINIMAL.replacen(
+        "  node:\n",
+        &format!("  node:\n    health:\n      expect: {value}\n"),
+        1,
+    )
+}
+
+#[test]
+fn health_expect_takes_any_a_status_a_class_or_a_list() {
+    let expect = |value: &str| {
+        parse_ok(&with_expect(value)).groups[0]
+            .health
+            .expect
+            .clone()
+    };
+    use StatusMatch::{Class, Exact};
+    assert_eq!(expect("any"), Expect::Any);
+    assert_eq!(expect("2xx"), Expect::Statuses(vec![Class(2)]));
+    assert_eq!(expect("204"), Expect::Statuses(vec![Exact(204)]));
+    assert_eq!(
+        expect("[200, 3xx, '404']"),
+        Expect::Statuses(vec![Exact(200), Class(3), Exact(404)])
+    );
+    let strict = expect("2xx");
+    assert!(strict.passes(200) && strict.passes(299));
+    assert!(!strict.passes(404) && !strict.passes(301) && !strict.passes(500));
+}
+
+#[test]
+fn a_bad_health_expect_is_reported_at_its_path() {
+    for (value, path) in [
+        ("[]", "upstreams.node.health.expect"),
+        ("6xx", "upstreams.node.health.expect"),
+        ("[200, 99]", "upstreams.node.health.expect[1]"),
+        ("[2xx, sometimes]", "upstreams.node.health.expect[1]"),
+    ] {
+        let error = parse_err(&with_expect(value), &no_vars);
+        let problems = problems_by_path(&error);
+        assert!(problems.contains_key(path), "{value}: {problems:?}");
+        assert_eq!(problems.len(), 1, "{value}: {problems:?}");
+    }
+}
+
+#[test]
 fn the_shipped_idle_timeout_stays_below_nodes_five_second_keep_alive() {
     for group in &shipped().groups {
         assert!(
@@ -285,6 +352,11 @@ fn defaults_are_the_documented_values() {
     assert_eq!(group.connect_timeout, Duration::from_secs(2));
     assert_eq!(group.idle_timeout, Duration::from_secs(4));
     assert_eq!(group.health.path, "/health");
+    assert_eq!(
+        group.health.expect,
+        Expect::Any,
+        "alive = answers HTTP below 500"
+    );
     assert_eq!(group.health.interval, Duration::from_secs(5));
     assert_eq!(group.health.timeout, Duration::from_secs(2));
     assert_eq!(group.health.healthy_threshold, 1);

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,11 +124,11 @@ async fn with_reassign_a_down_instances_workspace_moves_to_a_healthy_one_without
 async fn a_learned_session_keeps_its_instance_when_the_rule_changes() {
     let mut stubs = Vec::new();
     for i in 1..=4 {
-        stubs.push(NodeStub::start(&format!("u{i}")).await);
+        stubs.push(Upstream::node(&format!("u{i}")).await);
     }
     let fleet_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let all: Vec<&NodeStub> = stubs.iter().collect();
+    let all: Vec<&Upstream> = stubs.iter().collect();
     let gw = Gateway::start(
         &fleet_yaml(fleet_addr, admin, &all, "", ""),
         admin,
@@ -148,8 +149,8 @@ async fn a_learned_session_keeps_its_instance_when_the_rule_changes() {
     assert_eq!(r.instance(), "u2", "5 % 4 = 1: the 2nd instance");
 
     // Five instances now: the rule sends workspace 5 to u1, the learned session stays on u2.
-    let u5 = NodeStub::start("u5").await;
-    let five: Vec<&NodeStub> = stubs.iter().chain([&u5]).collect();
+    let u5 = Upstream::node("u5").await;
+    let five: Vec<&Upstream> = stubs.iter().chain([&u5]).collect();
     let reload = gw
         .reload(&fleet_yaml(fleet_addr, admin, &five, "", ""))
         .await;
@@ -232,4 +233,71 @@ async fn an_invalid_reload_changes_nothing_and_lists_every_problem() {
         .instance(),
         "u4"
     );
+}
+
+/// A gateway with one balance route to a Laravel 10-style app (no health route) checked at `/up`
+/// with `expect` (a YAML fragment, or nothing for the default).
+async fn laravel_checked_at_up(expect: &str) -> (Upstream, Gateway, SocketAddr) {
+    let laravel = Upstream::laravel("laravel").await;
+    let (edge, admin) = (loopback(), loopback());
+    let yaml = format!(
+        "admin: {{ listen: {admin} }}\nlisteners:\n  edge: {{ listen: {edge} }}\nupstreams:\n  laravel:\n    instances: [{{ name: laravel, addr: {} }}]\n    health: {{ path: /up, interval: 200ms, timeout: 250ms{expect} }}\nroutes:\n  - {{ name: app, listener: edge, upstream: laravel }}\n",
+        laravel.addr
+    );
+    let gw = Gateway::start(&yaml, admin, &[edge]).await;
+    (laravel, gw, edge)
+}
+
+/// Waits until `laravel` has been checked three times (so two failures would have marked it down).
+async fn three_checks(laravel: &Upstream) {
+    wait_for("three health checks", DEADLINE, || {
+        let n = laravel.health_checks.load(Ordering::SeqCst);
+        async move { (n >= 3).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_answers_404_to_the_health_path_is_alive_by_default() {
+    let (laravel, gw, edge) = laravel_checked_at_up("").await;
+    three_checks(&laravel).await;
+    let instance = &gw.upstreams().await["groups"][0]["instances"][0];
+    assert_eq!(
+        (&instance["healthy"], &instance["last_check_status"]),
+        (&true.into(), &404.into())
+    );
+    let home = send(edge, "GET", "/", &[], vec![]).await;
+    assert_eq!((home.status, home.instance()), (200, "laravel".to_string()));
+    assert!(
+        gw.log().contains("the health check path answers 404"),
+        "{}",
+        gw.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_expect_2xx_an_app_that_answers_404_to_the_health_path_is_marked_down() {
+    let (laravel, gw, edge) = laravel_checked_at_up(", expect: 2xx").await;
+    three_checks(&laravel).await;
+    let instance = &gw.upstreams().await["groups"][0]["instances"][0];
+    assert_eq!(instance["healthy"], false);
+    assert_eq!(instance["last_error"], "health check answered 404");
+    let home = send(edge, "GET", "/", &[], vec![]).await;
+    assert_eq!(
+        (home.status, home.error_code()),
+        (503, "upstream.no_healthy_instance".to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_from_the_health_path_marks_an_instance_down_under_the_default_expect() {
+    let (stubs, gw, _fleet) = fleet("", "").await;
+    stubs[2].healthy.store(false, Ordering::SeqCst);
+    wait_for("u3 to be marked down", DEADLINE, || async {
+        let instance = gw.upstreams().await["groups"][0]["instances"][2].clone();
+        (instance["healthy"] == false).then_some(instance)
+    })
+    .await;
+    let instance = &gw.upstreams().await["groups"][0]["instances"][2];
+    assert_eq!(instance["last_check_status"], 500);
 }

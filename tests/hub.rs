@@ -161,7 +161,7 @@ async fn a_subscriber_that_stops_reading_is_closed_with_4100_and_does_not_slow_t
 
 /// A gateway with a hub and an edge webhook route mapping `qr_code_generated` to the hub.
 struct QrEdge {
-    _laravel: NodeStub,
+    _laravel: Upstream,
     gw: Gateway,
     addr: SocketAddr,
     edge: SocketAddr,
@@ -170,7 +170,7 @@ struct QrEdge {
 const HMAC_SECRET: &str = "shared-hmac";
 
 async fn qr_edge(app_extra: &str) -> QrEdge {
-    let laravel = NodeStub::start("laravel").await;
+    let laravel = Upstream::laravel("laravel").await;
     let (addr, edge, admin) = (loopback(), loopback(), loopback());
     let yaml = format!(
         r#"threads: 2

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 /// The fleet's config with workspace 1 pinned to `instance`.
-fn pinned(stubs: &[NodeStub], fleet: SocketAddr, admin: SocketAddr, instance: &str) -> String {
-    let refs: Vec<&NodeStub> = stubs.iter().collect();
+fn pinned(stubs: &[Upstream], fleet: SocketAddr, admin: SocketAddr, instance: &str) -> String {
+    let refs: Vec<&Upstream> = stubs.iter().collect();
     let routing = format!("assign: modulo\npins: {{ 1: {instance} }}");
     fleet_yaml(fleet, admin, &refs, &routing, "")
 }
@@ -21,7 +21,14 @@ async fn until_served_by(fleet: SocketAddr, instance: &str) {
         &format!("workspace 1 to move to {instance}"),
         DEADLINE,
         || async {
-            let r = send(fleet, "GET", "/api/x", &[("x-workspace-id", "1")], vec![]).await;
+            let r = send(
+                fleet,
+                "GET",
+                "/api/sessions",
+                &[("x-workspace-id", "1")],
+                vec![],
+            )
+            .await;
             (r.status == 200 && r.instance() == instance).then_some(())
         },
     )
@@ -165,6 +172,10 @@ enum Fate {
     Cut(String),
 }
 
+/// A Node route the slow requests take (workspace 1, as [`short_request`]'s header says).
+const SLOW: &str = "/api/sessions/webjs_1_1700000000_slowslow/status";
+const SLOW_DELAYED: &str = "/api/sessions/webjs_1_1700000000_slowslow/status?delay_ms=3000";
+
 async fn short_request(addr: SocketAddr, path: &str) -> Fate {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
@@ -197,10 +208,10 @@ async fn short_request(addr: SocketAddr, path: &str) -> Fate {
 }
 
 /// A fleet of two stubs with `extra` top-level keys.
-async fn fleet_with(extra: &str, args: &[&str]) -> (Vec<NodeStub>, Gateway, SocketAddr, String) {
-    let stubs = vec![NodeStub::start("u1").await, NodeStub::start("u2").await];
+async fn fleet_with(extra: &str, args: &[&str]) -> (Vec<Upstream>, Gateway, SocketAddr, String) {
+    let stubs = vec![Upstream::node("u1").await, Upstream::node("u2").await];
     let (fleet, admin) = (loopback(), loopback());
-    let refs: Vec<&NodeStub> = stubs.iter().collect();
+    let refs: Vec<&Upstream> = stubs.iter().collect();
     let yaml = fleet_yaml(fleet, admin, &refs, "", "") + extra;
     let gw = Gateway::start_with(&yaml, admin, &[fleet], args).await;
     (stubs, gw, fleet, yaml)
@@ -212,14 +223,14 @@ async fn a_shutdown_lets_in_flight_requests_finish_and_cuts_none_mid_response() 
     let (stubs, mut gw, fleet, _) = fleet_with(extra, &[]).await;
     // Four slow requests (3 s at the instance) in flight when SIGTERM arrives…
     let slow: Vec<_> = (0..4)
-        .map(|_| tokio::spawn(short_request(fleet, "/slow")))
+        .map(|_| tokio::spawn(async move { short_request(fleet, SLOW_DELAYED).await }))
         .collect();
     wait_for(
         "the slow requests to reach the instance",
         DEADLINE,
         || async {
             let seen = stubs.iter().flat_map(|s| s.paths.lock().unwrap().clone());
-            (seen.filter(|p| p == "/slow").count() == 4).then_some(())
+            (seen.filter(|p| p == SLOW).count() == 4).then_some(())
         },
     )
     .await;
@@ -234,7 +245,7 @@ async fn a_shutdown_lets_in_flight_requests_finish_and_cuts_none_mid_response() 
         .count()
         < 3
     {
-        fates.push(short_request(fleet, "/api/x").await);
+        fates.push(short_request(fleet, "/api/sessions").await);
         assert!(fates.len() < 100_000, "the listener never closed");
     }
     for task in slow {
@@ -269,7 +280,7 @@ async fn a_binary_upgrade_hands_the_sockets_over_and_short_requests_see_no_error
         tokio::spawn(async move {
             let mut fates = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                fates.push(short_request(fleet, "/api/x").await);
+                fates.push(short_request(fleet, "/api/sessions").await);
             }
             fates
         })
@@ -287,7 +298,7 @@ async fn a_binary_upgrade_hands_the_sockets_over_and_short_requests_see_no_error
     // The old process is gone: the new one serves on the same sockets.
     for _ in 0..20 {
         assert_eq!(
-            short_request(fleet, "/api/x").await,
+            short_request(fleet, "/api/sessions").await,
             Fate::Served(200),
             "{}",
             new.log()

@@ -18,8 +18,8 @@ const WEBHOOK_PATH: &str = "/api/whatsapp/webhooks/webjs";
 /// The gateway with every kind of traffic: a workspace fleet (n1, n2), an edge webhook route to
 /// Laravel that publishes `qr_code_generated` to the hub, and a hub app.
 struct Stack {
-    _stubs: Vec<NodeStub>,
-    _laravel: NodeStub,
+    _stubs: Vec<Upstream>,
+    _laravel: Upstream,
     gw: Gateway,
     fleet: SocketAddr,
     edge: SocketAddr,
@@ -30,8 +30,8 @@ struct Stack {
 
 fn stack_yaml(
     addrs: [SocketAddr; 4],
-    stubs: &[NodeStub],
-    laravel: &NodeStub,
+    stubs: &[Upstream],
+    laravel: &Upstream,
     extra: &str,
 ) -> String {
     let [admin, fleet, edge, hub] = addrs;
@@ -76,8 +76,8 @@ shutdown: {{ drain_delay: 3s, grace_period: 1s }}
 }
 
 async fn stack(extra: &str) -> Stack {
-    let stubs = vec![NodeStub::start("n1").await, NodeStub::start("n2").await];
-    let laravel = NodeStub::start("laravel").await;
+    let stubs = vec![Upstream::node("n1").await, Upstream::node("n2").await];
+    let laravel = Upstream::laravel("laravel").await;
     let addrs = [loopback(), loopback(), loopback(), loopback()];
     let [admin, fleet, edge, hub] = addrs;
     let gw = Gateway::start(
@@ -203,7 +203,14 @@ async fn readyz_turns_ready_then_draining_and_the_config_is_shown_redacted_with_
     .await;
     assert_eq!(draining.json()["status"], "draining");
     assert_eq!(admin_get(&s.gw, "/healthz").await.status, 200);
-    let during = send(s.fleet, "GET", "/api/x", &[("x-workspace-id", "1")], vec![]).await;
+    let during = send(
+        s.fleet,
+        "GET",
+        "/api/sessions",
+        &[("x-workspace-id", "1")],
+        vec![],
+    )
+    .await;
     assert_eq!(
         during.status, 200,
         "listeners accept during the drain delay"
@@ -212,7 +219,7 @@ async fn readyz_turns_ready_then_draining_and_the_config_is_shown_redacted_with_
     let logged = s.gw.log();
     let line = logged
         .lines()
-        .find(|l| l.starts_with('{') && l.contains(r#""path":"/api/x""#))
+        .find(|l| l.starts_with('{') && l.contains(r#""path":"/api/sessions""#))
         .unwrap_or_else(|| panic!("no access log line on stdout:\n{logged}"));
     let line: Value = serde_json::from_str(line).unwrap();
     assert_eq!(line["route"], "node-api");
@@ -265,7 +272,7 @@ async fn every_request_has_an_id_sent_upstream_and_back_and_one_access_log_line(
     let made = send(
         s.fleet,
         "GET",
-        "/api/x",
+        "/api/sessions",
         &[("x-workspace-id", "8"), ("x-request-id", "bad id")],
         vec![],
     )
@@ -442,10 +449,17 @@ fn has_data(result: &[Value]) -> bool {
 async fn traffic(s: &Stack, subscriber: &mut Ws, round: u64) {
     for ws in 1..=6u64 {
         let ws = ws.to_string();
-        let r = send(s.fleet, "GET", "/api/x", &[("x-workspace-id", &ws)], vec![]).await;
+        let r = send(
+            s.fleet,
+            "GET",
+            "/api/sessions",
+            &[("x-workspace-id", &ws)],
+            vec![],
+        )
+        .await;
         assert_eq!(r.status, 200);
     }
-    let query_routed = send(s.fleet, "GET", "/api/x?workspace_id=3", &[], vec![]).await;
+    let query_routed = send(s.fleet, "GET", "/api/sessions?workspace_id=3", &[], vec![]).await;
     assert_eq!(query_routed.status, 200);
     assert_eq!(webhook(s.edge, HMAC_SECRET, 7, &[]).await.status, 200);
     assert_eq!(webhook(s.edge, "forged", 7, &[]).await.status, 401);
@@ -576,7 +590,7 @@ async fn the_dashboard_is_proven_on_live_data_by_a_real_prometheus() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
-    for private in ["webjs_7_", &socket, "private-workspace", "/api/x"] {
+    for private in ["webjs_7_", &socket, "private-workspace", "/api/sessions"] {
         assert!(!scrape.contains(private), "{private} in a label:\n{scrape}");
     }
     // Every metric the dashboard names is exported.

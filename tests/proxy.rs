@@ -144,7 +144,7 @@ async fn a_request_without_a_workspace_gets_400_routing_no_workspace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_no_workspace_any_sends_the_request_to_some_healthy_instance() {
     let (_stubs, _gw, fleet) = fleet("when_no_workspace: any", "").await;
-    let resp = send(fleet, "GET", "/health-summary", &[], vec![]).await;
+    let resp = send(fleet, "GET", "/api/sessions", &[], vec![]).await;
     assert_eq!(resp.status, 200);
     assert!(resp.instance().starts_with('u'));
 }
@@ -204,9 +204,9 @@ async fn denied_paths_get_403_however_they_are_spelled() {
 async fn ambiguous_framing_gets_400_and_the_connection_is_closed() {
     let (stubs, _gw, fleet) = fleet("", "").await;
     let requests = [
-        "POST /api/x HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        "POST /api/x HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
-        "GET /api/x HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Workspace-Id: 1\r\n\r\n",
+        "POST /api/sessions HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /api/sessions HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        "GET /api/sessions HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Workspace-Id: 1\r\n\r\n",
     ];
     for request in requests {
         let (answer, closed) = raw(fleet, request.as_bytes()).await;
@@ -249,7 +249,7 @@ async fn unknown_paths_404_and_oversized_bodies_413() {
     let (stubs, _gw, fleet) = {
         let mut stubs = Vec::new();
         for i in 1..=4 {
-            stubs.push(NodeStub::start(&format!("u{i}")).await);
+            stubs.push(Upstream::node(&format!("u{i}")).await);
         }
         let (gw, fleet) = gateway_for(&stubs, "", "path_prefix: /api\nmax_body: 1KiB").await;
         (stubs, gw, fleet)
@@ -262,7 +262,7 @@ async fn unknown_paths_404_and_oversized_bodies_413() {
     let resp = send(
         fleet,
         "POST",
-        "/api/x",
+        "/api/sessions",
         &[("x-workspace-id", "1")],
         vec![b'a'; 2048],
     )
@@ -277,7 +277,14 @@ async fn unknown_paths_404_and_oversized_bodies_413() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_instance_gets_504_after_the_routes_read_timeout() {
     let (_stubs, _gw, fleet) = fleet("", "read_timeout: 300ms").await;
-    let resp = send(fleet, "GET", "/slow", &[("x-workspace-id", "2")], vec![]).await;
+    let resp = send(
+        fleet,
+        "GET",
+        "/api/sessions?delay_ms=3000",
+        &[("x-workspace-id", "2")],
+        vec![],
+    )
+    .await;
     assert_eq!(
         (resp.status, resp.error_code()),
         (504, "upstream.timeout".into())
@@ -312,7 +319,7 @@ async fn websocket_upgrades_pass_through_and_idle_ones_outlive_the_read_timeout(
 mod known_smuggling_inputs {
     use super::common::*;
 
-    fn paths(stubs: &[NodeStub]) -> Vec<String> {
+    fn paths(stubs: &[Upstream]) -> Vec<String> {
         stubs
             .iter()
             .flat_map(|s| s.paths.lock().unwrap().clone())
@@ -323,7 +330,7 @@ mod known_smuggling_inputs {
     async fn bytes_sent_after_an_upgrade_request_never_reach_the_instance_as_a_request_when_it_declines(
     ) {
         let (stubs, _gw, fleet) = fleet("", "").await;
-        let request = "GET /no-upgrade HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\
+        let request = "GET /api/sessions HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\
                        GET /cleanup/smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
         let (answer, _) = raw(fleet, request.as_bytes()).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

@@ -44,7 +44,7 @@ struct Variant {
     rotated: bool,
 }
 
-fn yaml(a: &Addrs, nodes: &[NodeStub], laravel: SocketAddr, v: Variant) -> String {
+fn yaml(a: &Addrs, nodes: &[Upstream], laravel: SocketAddr, v: Variant) -> String {
     let mut instances: Vec<String> = nodes
         .iter()
         .map(|n| format!("{{ name: {}, addr: {} }}", n.name, n.addr))
@@ -156,11 +156,11 @@ async fn subscriber(hub: SocketAddr) -> tokio::task::JoinHandle<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_reloads_under_load_break_nothing_in_flight() {
     let nodes = vec![
-        NodeStub::start("n1").await,
-        NodeStub::start("n2").await,
-        NodeStub::start("n3").await,
+        Upstream::node("n1").await,
+        Upstream::node("n2").await,
+        Upstream::node("n3").await,
     ];
-    let laravel = NodeStub::start("laravel").await;
+    let laravel = Upstream::laravel("laravel").await;
     let a = Addrs {
         admin: loopback(),
         fleet: loopback(),
@@ -228,7 +228,7 @@ async fn a_hundred_reloads_under_load_break_nothing_in_flight() {
                 let r = try_send(
                     a.fleet,
                     "GET",
-                    "/api/x",
+                    "/api/sessions",
                     &[("x-workspace-id", &header)],
                     vec![],
                 )
@@ -278,7 +278,7 @@ async fn a_hundred_reloads_under_load_break_nothing_in_flight() {
         let pinned = send(
             a.fleet,
             "GET",
-            "/api/x",
+            "/api/sessions",
             &[("x-workspace-id", PINNED)],
             vec![],
         )

@@ -208,7 +208,7 @@ async fn get_http1(tls: TlsStream<TcpStream>, host: &str, path: &str) -> (u16, V
 
 /// A gateway with one TLS proxy listener `edge` (`tls_extra`: more keys of its `tls` map) in front
 /// of `stub`.
-async fn edge_gateway(pki: &Pki, stub: &NodeStub, tls_extra: &str) -> (Gateway, SocketAddr) {
+async fn edge_gateway(pki: &Pki, stub: &Upstream, tls_extra: &str) -> (Gateway, SocketAddr) {
     let (edge, admin) = (loopback(), loopback());
     let yaml = format!(
         "threads: 2\nadmin: {{ listen: {admin} }}\nlisteners:\n  edge:\n    listen: {edge}\n    tls: {{ dir: {dir}{tls_extra} }}\nupstreams:\n  node:\n    instances:\n      - {{ name: {name}, addr: {addr} }}\n    health: {{ interval: 300ms, timeout: 250ms }}\nroutes:\n  - {{ name: api, listener: edge, upstream: node }}\n",
@@ -247,14 +247,14 @@ async fn run_to_exit(command: &str, yaml: &str) -> (Option<i32>, String) {
 #[tokio::test]
 async fn sni_picks_each_names_certificate_and_upstreams_see_x_forwarded_proto_https() {
     let pki = Pki::new();
-    let stub = NodeStub::start("n1").await;
+    let stub = Upstream::node("n1").await;
     let (_gw, edge) = edge_gateway(&pki, &stub, "").await;
 
     assert_eq!(served_serial(&pki, edge, "a.test").await, Some(1001));
     assert_eq!(served_serial(&pki, edge, "b.test").await, Some(2002));
 
     let tls = connect(&pki, edge, "b.test", &[b"http/1.1"]).await.unwrap();
-    let (status, body) = get_http1(tls, "b.test", "/hello").await;
+    let (status, body) = get_http1(tls, "b.test", "/info").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["instance"], "n1");
     assert_eq!(body["headers"]["x-forwarded-proto"][0], "https", "{body}");
@@ -263,7 +263,7 @@ async fn sni_picks_each_names_certificate_and_upstreams_see_x_forwarded_proto_ht
 #[tokio::test]
 async fn tls_listeners_negotiate_http2_by_alpn_and_proxy_h2_requests() {
     let pki = Pki::new();
-    let stub = NodeStub::start("n1").await;
+    let stub = Upstream::node("n1").await;
     let (_gw, edge) = edge_gateway(&pki, &stub, "").await;
 
     let tls = connect(&pki, edge, "a.test", &[b"h2", b"http/1.1"])
@@ -275,7 +275,7 @@ async fn tls_listeners_negotiate_http2_by_alpn_and_proxy_h2_requests() {
             .await
             .unwrap();
     tokio::spawn(conn);
-    let req = hyper::Request::get("https://a.test/over-h2")
+    let req = hyper::Request::get("https://a.test/api/sessions")
         .body(Full::new(Bytes::new()))
         .unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
@@ -286,7 +286,7 @@ async fn tls_listeners_negotiate_http2_by_alpn_and_proxy_h2_requests() {
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     let body: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(body["path"], "/over-h2");
+    assert_eq!(body["path"], "/api/sessions");
     assert_eq!(body["headers"]["x-forwarded-proto"][0], "https");
 
     // An HTTP/1.1-only client still gets HTTP/1.1.
@@ -297,14 +297,14 @@ async fn tls_listeners_negotiate_http2_by_alpn_and_proxy_h2_requests() {
 #[tokio::test]
 async fn tls_h2_false_offers_no_http2() {
     let pki = Pki::new();
-    let stub = NodeStub::start("n1").await;
+    let stub = Upstream::node("n1").await;
     let (_gw, edge) = edge_gateway(&pki, &stub, ", h2: false").await;
     let tls = connect(&pki, edge, "a.test", &[b"h2", b"http/1.1"])
         .await
         .unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), None);
-    let (status, body) = get_http1(tls, "a.test", "/plain").await;
-    assert_eq!((status, &body["path"]), (200, &Value::from("/plain")));
+    let (status, body) = get_http1(tls, "a.test", "/").await;
+    assert_eq!((status, &body["path"]), (200, &Value::from("/")));
 }
 
 #[tokio::test]
@@ -345,7 +345,7 @@ fn rename_over(path: &Path, bytes: &[u8]) {
 #[tokio::test]
 async fn replaced_certificates_are_served_without_a_restart_and_a_broken_one_is_refused() {
     let pki = Pki::new();
-    let stub = NodeStub::start("n1").await;
+    let stub = Upstream::node("n1").await;
     let (gw, edge) = edge_gateway(&pki, &stub, "").await;
     assert_eq!(served_serial(&pki, edge, "a.test").await, Some(1001));
 

@@ -15,8 +15,8 @@ const OLD_SECRET: &str = "the-previous-secret";
 const PATH: &str = "/api/whatsapp/webhooks/webjs";
 
 struct Edge {
-    node: Vec<NodeStub>,
-    laravel: NodeStub,
+    node: Vec<Upstream>,
+    laravel: Upstream,
     gw: Gateway,
     edge: SocketAddr,
     fleet: SocketAddr,
@@ -56,9 +56,9 @@ async fn edge(route_extra: &str) -> Edge {
 async fn edge_with(scheme: &str, secrets: &str, route_extra: &str) -> Edge {
     let mut node = Vec::new();
     for i in 1..=4 {
-        node.push(NodeStub::start(&format!("u{i}")).await);
+        node.push(Upstream::node(&format!("u{i}")).await);
     }
-    let laravel = NodeStub::start("laravel").await;
+    let laravel = Upstream::laravel("laravel").await;
     let (edge, fleet, admin) = (loopback(), loopback(), loopback());
     let instances: String = node
         .iter()

@@ -129,6 +129,7 @@ fn group(g: &Group) -> Value {
         "idle_timeout": duration(g.idle_timeout),
         "health": {
             "path": h.path,
+            "expect": expect(&h.expect),
             "interval": duration(h.interval),
             "timeout": duration(h.timeout),
             "healthy_threshold": h.healthy_threshold,
@@ -184,6 +185,20 @@ fn duration(d: Duration) -> String {
 /// The YAML spelling of a one-word enum value (`Modulo` → `modulo`).
 fn debug_name(value: impl std::fmt::Debug) -> String {
     format!("{value:?}").to_lowercase()
+}
+
+/// `any`, or the list as written: numbers stay numbers, classes are `2xx`.
+fn expect(expect: &Expect) -> Value {
+    match expect {
+        Expect::Any => json!("any"),
+        Expect::Statuses(list) => list
+            .iter()
+            .map(|m| match m {
+                StatusMatch::Exact(code) => json!(code),
+                StatusMatch::Class(_) => json!(m.to_string()),
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

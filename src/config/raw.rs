@@ -111,12 +111,28 @@ pub struct RawInstance {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawHealth {
     pub path: Option<String>,
+    pub expect: Option<RawExpect>,
     #[serde(default, deserialize_with = "with_unit")]
     pub interval: Option<String>,
     #[serde(default, deserialize_with = "with_unit")]
     pub timeout: Option<String>,
     pub healthy_threshold: Option<u32>,
     pub unhealthy_threshold: Option<u32>,
+}
+
+/// `expect: any`, `expect: 2xx`, `expect: 204` or a list of statuses and classes.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawExpect {
+    One(RawStatus),
+    Many(Vec<RawStatus>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawStatus {
+    Code(u16),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]

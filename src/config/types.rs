@@ -113,10 +113,56 @@ pub struct Instance {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthConfig {
     pub path: String,
+    pub expect: Expect,
     pub interval: Duration,
     pub timeout: Duration,
     pub healthy_threshold: u32,
     pub unhealthy_threshold: u32,
+}
+
+/// Which answers to a health check count as "alive" (`health.expect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Any HTTP answer below 500 (the default): the instance answers, so it is alive. A 404 from
+    /// an app without a health route passes; a connect error, a timeout or a 5xx fails.
+    Any,
+    /// Only these statuses pass.
+    Statuses(Vec<StatusMatch>),
+}
+
+/// One entry of `health.expect`: an exact status (`204`) or a class (`2xx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMatch {
+    Exact(u16),
+    /// The hundreds digit: `2` for `2xx`.
+    Class(u16),
+}
+
+impl Expect {
+    pub fn passes(&self, status: u16) -> bool {
+        match self {
+            Expect::Any => status < 500,
+            Expect::Statuses(list) => list.iter().any(|m| m.matches(status)),
+        }
+    }
+}
+
+impl StatusMatch {
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusMatch::Exact(code) => status == code,
+            StatusMatch::Class(class) => status / 100 == class,
+        }
+    }
+}
+
+impl std::fmt::Display for StatusMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusMatch::Exact(code) => write!(f, "{code}"),
+            StatusMatch::Class(class) => write!(f, "{class}xx"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

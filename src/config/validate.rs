@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod health;
 mod ops;
 
 /// Collects problems as `(path, message)` while validation goes on.
@@ -199,7 +200,7 @@ fn group(p: &mut Problems, name: String, raw: RawGroup) -> Group {
             }
         })
         .collect();
-    let health = health(p, &at, raw.health.unwrap_or_default());
+    let health = health::health(p, &at, raw.health.unwrap_or_default());
     let routing = raw.routing.map(|r| routing(p, &at, r, &instances));
     Group {
         connect_timeout: p.duration(
@@ -216,48 +217,6 @@ fn group(p: &mut Problems, name: String, raw: RawGroup) -> Group {
         instances,
         health,
         routing,
-    }
-}
-
-fn health(p: &mut Problems, at: &str, raw: RawHealth) -> HealthConfig {
-    let path = raw
-        .path
-        .unwrap_or_else(|| defaults::HEALTH_PATH.to_string());
-    if !path.starts_with('/') {
-        p.push(format!("{at}.health.path"), "must start with /");
-    }
-    let threshold = |p: &mut Problems, key: &str, value: Option<u32>, default: u32| match value {
-        Some(0) => {
-            p.push(format!("{at}.health.{key}"), "must be at least 1");
-            default
-        }
-        Some(n) => n,
-        None => default,
-    };
-    HealthConfig {
-        path,
-        interval: p.duration(
-            format!("{at}.health.interval"),
-            &raw.interval,
-            defaults::HEALTH_INTERVAL,
-        ),
-        timeout: p.duration(
-            format!("{at}.health.timeout"),
-            &raw.timeout,
-            defaults::HEALTH_TIMEOUT,
-        ),
-        healthy_threshold: threshold(
-            p,
-            "healthy_threshold",
-            raw.healthy_threshold,
-            defaults::HEALTHY_THRESHOLD,
-        ),
-        unhealthy_threshold: threshold(
-            p,
-            "unhealthy_threshold",
-            raw.unhealthy_threshold,
-            defaults::UNHEALTHY_THRESHOLD,
-        ),
     }
 }
 

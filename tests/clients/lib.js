@@ -179,3 +179,19 @@ export async function until(check) {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Echo's `private(name).listen(event)` on `client`, resolved once subscribed (a subscription error
+ * is reported as a `subscription_error` line). `received` resolves with the first event's data.
+ */
+export async function listenPrivate(client, name, event) {
+  const got = signal();
+  const channel = client
+    .private(name)
+    .listen(event, (data) => got.resolve(data))
+    .error((err) => emit('subscription_error', { error: err }));
+  await subscribed(channel);
+  emit('subscribed', { channel: `private-${name}` });
+  return { received: got.promise };
+}
+

@@ -1,25 +1,26 @@
-//! Test harness: real loopback upstreams that behave like the Node service, the real `fleetgate`
-//! binary on ephemeral ports, and small HTTP clients. Everything waits on conditions with
-//! deadlines; nothing sleeps to synchronise.
+//! Test harness: loopback upstreams that behave like the Node service and Laravel
+//! ([`upstream`]), the real `fleetgate` binary on ephemeral ports, and small HTTP clients.
+//! Everything waits on conditions with deadlines; nothing sleeps to synchronise.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod pusher;
+pub mod upstream;
+
+pub use upstream::Upstream;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -48,173 +49,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A stand-in for one whatsapp-web.js instance: answers with its own identity and what it received.
-pub struct NodeStub {
-    pub name: String,
-    pub addr: SocketAddr,
-    pub healthy: Arc<AtomicBool>,
-    pub hits: Arc<AtomicUsize>,
-    /// Paths of the requests answered (health checks excluded), in order.
-    pub paths: Arc<std::sync::Mutex<Vec<String>>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl NodeStub {
-    pub async fn start(name: &str) -> Self {
-        Self::start_on(name, "127.0.0.1:0".parse().unwrap()).await
-    }
-
-    pub async fn start_on(name: &str, addr: SocketAddr) -> Self {
-        let listener = bind_retrying(addr).await;
-        let addr = listener.local_addr().unwrap();
-        let healthy = Arc::new(AtomicBool::new(true));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let paths = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let state = Stub {
-            name: name.to_string(),
-            port: addr.port(),
-            healthy: healthy.clone(),
-            hits: hits.clone(),
-            paths: paths.clone(),
-        };
-        let task = tokio::spawn(serve(listener, state));
-        Self {
-            name: name.to_string(),
-            addr,
-            healthy,
-            hits,
-            paths,
-            task: Some(task),
-        }
-    }
-
-    /// Kills the instance: the listener and every open connection go away.
-    pub fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-
-    /// Starts it again on the same address.
-    pub async fn restart(&mut self) {
-        self.stop();
-        let again = Self::start_on(&self.name, self.addr).await;
-        *self = again;
-    }
-}
-
-impl Drop for NodeStub {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn bind_retrying(addr: SocketAddr) -> TcpListener {
-    wait_for("the stub's port to be free", DEADLINE, || async move {
-        TcpListener::bind(addr).await.ok()
-    })
-    .await
-}
-
-#[derive(Clone)]
-struct Stub {
-    name: String,
-    port: u16,
-    healthy: Arc<AtomicBool>,
-    hits: Arc<AtomicUsize>,
-    paths: Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-async fn serve(listener: TcpListener, stub: Stub) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        while connections.try_join_next().is_some() {}
-        let stub = stub.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(stub.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
-        });
-    }
-}
-
-async fn handle(stub: Stub, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let path = req.uri().path().to_string();
-    if path == "/health" {
-        let ok = stub.healthy.load(Ordering::SeqCst);
-        let body = json!({"status": if ok { "ok" } else { "down" }, "sessions": 0});
-        return Ok(reply(if ok { 200 } else { 503 }, body));
-    }
-    stub.hits.fetch_add(1, Ordering::SeqCst);
-    stub.paths.lock().unwrap().push(path.clone());
-    if req.headers().contains_key(hyper::header::UPGRADE) && path != "/no-upgrade" {
-        return Ok(upgrade_echo(req));
-    }
-    if path == "/slow" {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
-    let method = req.method().to_string();
-    let query = req.uri().query().map(String::from);
-    let mut headers = serde_json::Map::new();
-    for (name, value) in req.headers() {
-        let value = value.to_str().unwrap_or("<binary>").to_string();
-        match headers.get_mut(name.as_str()) {
-            Some(Value::Array(list)) => list.push(Value::String(value)),
-            _ => drop(headers.insert(name.to_string(), Value::Array(vec![Value::String(value)]))),
-        }
-    }
-    // Lets a test choose the answer's status (e.g. a Laravel 422 that must reach the sender as is).
-    let status = req
-        .headers()
-        .get("x-stub-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let body = req.into_body().collect().await?.to_bytes();
-    let digest = hex(&Sha256::digest(&body));
-    Ok(reply(
-        status,
-        json!({
-            "instance": stub.name, "port": stub.port, "method": method, "path": path, "query": query,
-            "headers": headers, "body_len": body.len(), "body_sha256": digest, "success": true,
-        }),
-    ))
-}
-
-/// Answers 101 and echoes every byte on the upgraded connection.
-fn upgrade_echo(req: Request<Incoming>) -> Response<Full<Bytes>> {
-    tokio::spawn(async move {
-        if let Ok(upgraded) = hyper::upgrade::on(req).await {
-            let mut io = TokioIo::new(upgraded);
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = io.read(&mut buf).await {
-                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    Response::builder()
-        .status(101)
-        .header("connection", "upgrade")
-        .header("upgrade", "websocket")
-        .body(Full::new(Bytes::new()))
-        .unwrap()
-}
-
-fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap()
-}
-
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -237,6 +71,11 @@ impl Gateway {
     /// admin answers.
     /// Starts the binary on `yaml` without waiting for anything.
     pub fn launch(yaml: &str, admin: SocketAddr, args: &[&str]) -> Self {
+        Self::launch_env(yaml, admin, args, &[])
+    }
+
+    /// [`Gateway::launch`] with environment variables for the process (`${VAR}` in the config).
+    pub fn launch_env(yaml: &str, admin: SocketAddr, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("gateway.yaml");
         std::fs::write(&config_path, yaml).unwrap();
@@ -245,6 +84,7 @@ impl Gateway {
             .args(["run", "-c"])
             .arg(&config_path)
             .args(args)
+            .envs(env.iter().copied())
             .env(
                 "FLEETGATE_LOG",
                 std::env::var("FLEETGATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -265,6 +105,18 @@ impl Gateway {
         Self::start_with(yaml, admin, listeners, &[]).await
     }
 
+    /// [`Gateway::start`] with environment variables for the process.
+    pub async fn start_env(
+        yaml: &str,
+        admin: SocketAddr,
+        listeners: &[SocketAddr],
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::launch_env(yaml, admin, &[], env)
+            .until_listening(listeners)
+            .await
+    }
+
     /// [`Gateway::start`] with extra arguments to `fleetgate run`.
     pub async fn start_with(
         yaml: &str,
@@ -272,7 +124,15 @@ impl Gateway {
         listeners: &[SocketAddr],
         args: &[&str],
     ) -> Self {
-        let mut gateway = Self::launch(yaml, admin, args);
+        Self::launch(yaml, admin, args)
+            .until_listening(listeners)
+            .await
+    }
+
+    /// Waits until `listeners` and the admin listener accept connections.
+    async fn until_listening(self, listeners: &[SocketAddr]) -> Self {
+        let mut gateway = self;
+        let admin = gateway.admin;
         for addr in listeners.iter().chain([&admin]) {
             let addr = *addr;
             let exited = gateway.child.try_wait().unwrap();
@@ -501,7 +361,7 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> (String, bool) {
 pub fn fleet_yaml(
     fleet: SocketAddr,
     admin: SocketAddr,
-    stubs: &[&NodeStub],
+    stubs: &[&Upstream],
     routing: &str,
     route: &str,
 ) -> String {
@@ -523,7 +383,7 @@ pub fn fleet_yaml(
 }
 
 /// Requests the stubs answered (health checks excluded).
-pub fn total_hits(stubs: &[NodeStub]) -> usize {
+pub fn total_hits(stubs: &[Upstream]) -> usize {
     stubs.iter().map(|s| s.hits.load(Ordering::SeqCst)).sum()
 }
 
@@ -548,19 +408,19 @@ pub async fn until_status(fleet: SocketAddr, ws: &str, status: u16, deadline: Du
 }
 
 /// Four stubs u1..u4 and a gateway in front of them with the given routing/route fragments.
-pub async fn fleet(routing: &str, route: &str) -> (Vec<NodeStub>, Gateway, SocketAddr) {
+pub async fn fleet(routing: &str, route: &str) -> (Vec<Upstream>, Gateway, SocketAddr) {
     let mut stubs = Vec::new();
     for i in 1..=4 {
-        stubs.push(NodeStub::start(&format!("u{i}")).await);
+        stubs.push(Upstream::node(&format!("u{i}")).await);
     }
     let (gateway, fleet_addr) = gateway_for(&stubs, routing, route).await;
     (stubs, gateway, fleet_addr)
 }
 
-pub async fn gateway_for(stubs: &[NodeStub], routing: &str, route: &str) -> (Gateway, SocketAddr) {
+pub async fn gateway_for(stubs: &[Upstream], routing: &str, route: &str) -> (Gateway, SocketAddr) {
     let fleet: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let refs: Vec<&NodeStub> = stubs.iter().collect();
+    let refs: Vec<&Upstream> = stubs.iter().collect();
     let yaml = fleet_yaml(fleet, admin, &refs, routing, route);
     (Gateway::start(&yaml, admin, &[fleet]).await, fleet)
 }
