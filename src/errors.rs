@@ -110,11 +110,18 @@ impl GatewayError {
         Bytes::from(body.to_string())
     }
 
-    /// The response header and body to send downstream.
-    pub fn response(&self) -> pingora_error::Result<(ResponseHeader, Bytes)> {
-        let body = self.body();
+    /// The answer as an HTTP response: JSON body, `Cache-Control: no-store`, `Retry-After` when
+    /// the client should come back.
+    pub fn http_response(&self) -> http::Response<Bytes> {
         let (status, _, _) = self.parts();
-        Ok((json_header(status, body.len(), self.retry_after())?, body))
+        let mut builder = http::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CACHE_CONTROL, "no-store");
+        if let Some(secs) = self.retry_after() {
+            builder = builder.header(http::header::RETRY_AFTER, secs);
+        }
+        builder.body(self.body()).unwrap_or_default()
     }
 }
 
@@ -191,21 +198,17 @@ mod tests {
             ),
         ];
         for (error, status, code, fault) in table {
-            let (header, body) = error.response().unwrap();
-            assert_eq!(header.status.as_u16(), status);
-            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let resp = error.http_response();
+            assert_eq!(resp.status().as_u16(), status);
+            assert_eq!(resp.headers()["content-type"], "application/json");
+            let json: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
             assert_eq!(json["error"]["code"], code);
             assert_eq!(json["error"]["fault"], fault);
-            assert_eq!(
-                header.headers["content-length"],
-                body.len().to_string().as_str()
-            );
         }
-        let (header, _) = InstanceDown {
+        let resp = InstanceDown {
             retry_after_secs: 5,
         }
-        .response()
-        .unwrap();
-        assert_eq!(header.headers["retry-after"], "5");
+        .http_response();
+        assert_eq!(resp.headers()["retry-after"], "5");
     }
 }

@@ -17,7 +17,7 @@ use prometheus::{
 };
 
 /// Webhook verification results (the `result` label), all exported from the start at 0.
-pub const WEBHOOK_RESULTS: [&str; 7] = [
+pub const WEBHOOK_RESULTS: [&str; 8] = [
     "ok",
     "duplicate",
     "missing",
@@ -25,6 +25,7 @@ pub const WEBHOOK_RESULTS: [&str; 7] = [
     "mismatch",
     "malformed",
     "too_large",
+    "unreadable",
 ];
 /// Upstream outcomes (the `outcome` label).
 pub const UPSTREAM_OUTCOMES: [&str; 5] = ["ok", "connect_error", "timeout", "reset", "unhealthy"];

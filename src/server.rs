@@ -1,4 +1,5 @@
-//! Assembles the process: one pingora proxy service per listener, the health checker, the
+//! Assembles the process: one pingora listening service per listener (the data path itself is
+//! hyper's, see [`crate::proxy`]), the health checker, the
 //! readiness probe and the admin listener, all sharing one [`Gateway`].
 //!
 //! Shutdown (SIGTERM or SIGINT): `/readyz` turns 503 at once, listeners keep accepting for
@@ -9,7 +10,7 @@
 use crate::admin::AdminApp;
 use crate::config::{Config, Listener};
 use crate::hub::server::HubApp;
-use crate::proxy::FleetProxy;
+use crate::proxy::ProxyApp;
 use crate::state::Gateway;
 use crate::tls::{CertWatcher, SniResolver};
 use anyhow::Context;
@@ -64,12 +65,8 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
             continue;
         }
         let tls = listener.tls.is_some();
-        let proxy = FleetProxy::new(listener.name.clone(), gateway.clone(), tls);
-        let mut service = pingora_proxy::http_proxy_service_with_name(
-            &server.configuration,
-            proxy,
-            &listener.name,
-        );
+        let app = ProxyApp::new(listener.name.clone(), gateway.clone(), tls);
+        let mut service = pingora::services::listening::Service::new(listener.name.clone(), app);
         add_endpoint(&mut service, listener, &resolvers)?;
         server.add_service(service);
     }

@@ -174,6 +174,22 @@ pub fn verify(
     }
 }
 
+/// Checks everything [`verify`] checks that does not need the body (headers present and well
+/// formed, timestamp within the window), so a delivery that cannot pass is refused before its
+/// body is read.
+pub fn precheck(
+    scheme: Scheme,
+    headers: &HeaderMap,
+    now_unix: i64,
+    tolerance: Duration,
+) -> Result<(), VerifyError> {
+    // With no secret to try, a delivery whose headers pass ends at the signature comparison.
+    match verify(scheme, headers, &[], &[], now_unix, tolerance) {
+        Ok(_) | Err(VerifyError::Mismatch) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The headers a sender would send, as (lower-case name, value). `id` is the Standard Webhooks
 /// `webhook-id` ([`DEFAULT_ID`] if `None`); the other schemes ignore it.
 pub fn sign(

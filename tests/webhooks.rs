@@ -54,16 +54,10 @@ async fn edge(route_extra: &str) -> Edge {
 }
 
 async fn edge_with(scheme: &str, secrets: &str, route_extra: &str) -> Edge {
-    let mut node = Vec::new();
-    for i in 1..=4 {
-        node.push(Upstream::node(&format!("u{i}")).await);
-    }
+    let node = nodes(4).await;
     let laravel = Upstream::laravel("laravel").await;
     let (edge, fleet, admin) = (loopback(), loopback(), loopback());
-    let instances: String = node
-        .iter()
-        .map(|s| format!("      - {{ name: {}, addr: {} }}\n", s.name, s.addr))
-        .collect();
+    let instances = instances_yaml(&node);
     let yaml = format!(
         r#"threads: 2
 admin: {{ listen: {admin} }}

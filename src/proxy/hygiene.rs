@@ -30,15 +30,6 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), GatewayError> {
     Ok(())
 }
 
-/// Whether a raw HTTP/1 header block declares `Content-Length`. pingora drops `Content-Length`
-/// when `Transfer-Encoding` is present (RFC 9112 §6.3), so [`check_framing`] cannot see the pair;
-/// this looks at the bytes as received.
-pub fn raw_has_content_length(raw: &[u8]) -> bool {
-    raw.split(|&b| b == b'\n')
-        .skip(1)
-        .any(|line| line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
-}
-
 /// The declared body length, if any (after [`check_framing`] it is well-formed).
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
@@ -211,16 +202,6 @@ mod tests {
             assert!(check_framing(&h).is_err(), "{h:?}");
         }
         assert!(check_framing(&headers(&[("content-length", "5"), ("host", "a")])).is_ok());
-    }
-
-    #[test]
-    fn content_length_is_found_in_raw_headers() {
-        assert!(raw_has_content_length(
-            b"POST / HTTP/1.1\r\nHost: a\r\ncontent-LENGTH: 5\r\n\r\n"
-        ));
-        assert!(!raw_has_content_length(
-            b"POST /content-length: HTTP/1.1\r\nX-Content-Length: 5\r\n\r\n"
-        ));
     }
 
     #[test]

@@ -1,177 +1,230 @@
-//! Where a request goes: round robin for `balance` routes; for `workspace` routes, the workspace
-//! (header → session id → query → JSON body, in the configured order) resolved to an instance
-//! (learned → pin → rule; a down instance rejects or reassigns), and what a successful answer
-//! teaches the learned session table.
+//! Phase 2, locate: which instance a request goes to. Round robin over healthy instances for
+//! `balance` routes; for `workspace` routes, the workspace (header → session id → query → JSON
+//! body, in the configured order; the body is read only when needed, only if JSON and within
+//! `body_limit`) resolved to an instance (learned → pin → rule; a down instance rejects or
+//! reassigns). Also what a successful answer will teach the learned session table ([`Learn`]).
 
-use super::{hygiene, read_body, Ctx, FleetProxy, Learn, Target};
-use crate::config::Route;
+use super::body::read_whole;
+use super::hygiene;
+use crate::config::{Route, RoutingConfig};
 use crate::errors::GatewayError;
 use crate::routing::extract::{self, Body, BodyFields, Outcome, RequestView};
 use crate::routing::{self, Kind, NoWorkspacePolicy, RouteError};
-use crate::state::Snapshot;
-use pingora::prelude::*;
-use pingora_error::ErrorType;
+use crate::state::{Gateway, GroupState, Snapshot};
+use bytes::Bytes;
+use hyper::body::Incoming;
 use std::sync::atomic::Ordering;
 
-impl FleetProxy {
-    /// Round robin over healthy instances.
-    pub(super) fn balance(&self, snap: &Snapshot, group: usize) -> Result<usize, GatewayError> {
+/// Where a request goes and what it carries for later phases.
+pub struct Located {
+    pub instance: usize,
+    pub workspace: Option<u64>,
+    /// Where the workspace was found (`header`, `session`, …; `none`).
+    pub source: &'static str,
+    pub learn: Learn,
+    /// The body, when it was read to find the workspace (forwarded byte for byte).
+    pub body: Option<Bytes>,
+}
+
+/// A request that cannot go anywhere: the error to answer, and the down instance it would have
+/// gone to (counted as an `unhealthy` attempt there).
+pub struct Refusal {
+    pub error: GatewayError,
+    pub down: Option<usize>,
+}
+
+impl From<GatewayError> for Refusal {
+    fn from(error: GatewayError) -> Self {
+        Refusal { error, down: None }
+    }
+}
+
+/// What a successful (2xx) answer teaches the gateway.
+pub enum Learn {
+    Nothing,
+    /// The learned session table: this session now lives on the instance that answered.
+    Created(String),
+    /// The learned session table: this session is gone.
+    Deleted(String),
+    /// The route's seen deliveries: this webhook delivery reached Laravel.
+    Delivered(String),
+}
+
+impl Learn {
+    /// Applies the lesson once `instance` of `group` answered 2xx on `route`.
+    pub fn apply(
+        self,
+        gateway: &Gateway,
+        snap: &Snapshot,
+        group: usize,
+        instance: usize,
+        route: usize,
+    ) {
         let state = &snap.groups[group];
-        let n = state.names.len();
-        let start = state.cursor.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|k| (start + k) % n)
-            .find(|&i| state.health[i].is_healthy())
-            .ok_or(GatewayError::NoHealthyInstance {
-                retry_after_secs: self.retry_after(snap, group),
-            })
-    }
-
-    fn retry_after(&self, snap: &Snapshot, group: usize) -> u64 {
-        crate::health::retry_after(&snap.config.groups[group].health)
-    }
-
-    /// Workspace routing for one request.
-    pub(super) async fn locate(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        route: &Route,
-    ) -> Result<usize, GatewayError> {
-        let snap = ctx.snap.clone();
-        let group = &snap.config.groups[route.group];
-        let state = &snap.groups[route.group];
-        let rules = group.routing.as_ref().ok_or(GatewayError::Internal)?;
-        let req = session.req_header();
-        let method = req.method.clone();
-        // Only session creation and deletion teach the learned table.
-        let session_path = matches!(method, http::Method::POST | http::Method::DELETE)
-            .then(|| normalized_session_path(req.uri.path()))
-            .flatten();
-        let eligible = hygiene::is_json(&req.headers)
-            && hygiene::content_length(&req.headers)
-                .is_some_and(|len| len > 0 && len <= rules.body_limit as u64);
-        let creating = method == http::Method::POST && session_path.as_deref() == Some("");
-
-        let mut outcome = self.extract(session, rules, Body::NotRead);
-        if eligible && (outcome == Outcome::NeedBody || creating) {
-            ctx.replay = Some(read_body(session, rules.body_limit as u64).await?);
-        }
-        if outcome == Outcome::NeedBody || creating {
-            let body = ctx.replay.as_deref().map_or(Body::Unavailable, Body::Json);
-            outcome = self.extract(session, rules, body);
-        }
-
-        let metrics = &self.gateway.metrics;
-        let (workspace, source, session_id) = match outcome {
-            Outcome::Found {
-                workspace,
-                source,
-                session_id,
-            } => (workspace, source, session_id),
-            Outcome::NotFound { .. } | Outcome::NeedBody => {
-                return match rules.when_no_workspace {
-                    NoWorkspacePolicy::Reject => {
-                        metrics
-                            .routing_decisions
-                            .with_label_values(&["none", "rejected"])
-                            .inc();
-                        Err(GatewayError::NoWorkspace)
-                    }
-                    NoWorkspacePolicy::Any => {
-                        metrics
-                            .routing_decisions
-                            .with_label_values(&["none", Kind::Any.as_str()])
-                            .inc();
-                        self.balance(&snap, route.group)
-                    }
-                };
-            }
-        };
-        ctx.workspace = Some(workspace);
-        ctx.source = source.as_str();
-        ctx.learn = learning(
-            &method,
-            session_path.as_deref(),
-            ctx.replay.as_deref(),
-            session_id.as_deref(),
-        );
-        let learned = match session_id.as_deref() {
-            Some(id) => self.gateway.learned_instance(state, &group.name, id).await,
-            None => None,
-        }
-        .and_then(|name| state.names.iter().position(|n| *n == name));
-        let healthy = |i: usize| state.health[i].is_healthy();
-        match routing::resolve(rules, &state.names, workspace, learned, &healthy) {
-            Ok(decision) => {
-                metrics
-                    .routing_decisions
-                    .with_label_values(&[source.as_str(), decision.kind.as_str()])
-                    .inc();
-                Ok(decision.instance)
-            }
-            Err(e) => {
-                metrics
-                    .routing_decisions
-                    .with_label_values(&[source.as_str(), "rejected"])
-                    .inc();
-                let retry_after_secs = self.retry_after(&snap, route.group);
-                if let RouteError::InstanceDown { instance } = e {
-                    ctx.upstream_outcome = Some("unhealthy");
-                    ctx.set_target(route.group, instance);
-                    return Err(GatewayError::InstanceDown { retry_after_secs });
+        let name = &snap.config.groups[group].name;
+        match self {
+            Learn::Created(id) => gateway.learn_session(state, name, &id, &state.names[instance]),
+            Learn::Deleted(id) => gateway.forget_session(state, name, &id),
+            Learn::Delivered(key) => {
+                if let Some(seen) = &snap.seen[route] {
+                    seen.insert(&key, std::time::Instant::now());
                 }
-                Err(GatewayError::NoHealthyInstance { retry_after_secs })
             }
+            Learn::Nothing => {}
         }
     }
+}
 
-    fn extract(
-        &self,
-        session: &Session,
-        rules: &crate::config::RoutingConfig,
-        body: Body<'_>,
-    ) -> Outcome {
-        let req = session.req_header();
-        let view = RequestView {
-            header: req.headers.get(rules.header.as_str()).map(|v| v.as_bytes()),
-            path: req.uri.path(),
-            query: req.uri.query(),
-            body,
-        };
-        extract::extract(&rules.sources, &view)
+/// Round robin over healthy instances.
+pub fn balance(snap: &Snapshot, group: usize) -> Result<usize, GatewayError> {
+    let state = &snap.groups[group];
+    let n = state.names.len();
+    let start = state.cursor.fetch_add(1, Ordering::Relaxed);
+    (0..n)
+        .map(|k| (start + k) % n)
+        .find(|&i| state.health[i].is_healthy())
+        .ok_or(GatewayError::NoHealthyInstance {
+            retry_after_secs: retry_after(snap, group),
+        })
+}
+
+fn retry_after(snap: &Snapshot, group: usize) -> u64 {
+    crate::health::retry_after(&snap.config.groups[group].health)
+}
+
+/// Workspace routing for one request (`body` is read only when the workspace may be in it).
+pub async fn locate(
+    gateway: &Gateway,
+    snap: &Snapshot,
+    route: &Route,
+    parts: &http::request::Parts,
+    body: &mut Incoming,
+) -> Result<Located, Refusal> {
+    let group = &snap.config.groups[route.group];
+    let state = &snap.groups[route.group];
+    let rules = group.routing.as_ref().ok_or(GatewayError::Internal)?;
+    let method = &parts.method;
+    // Only session creation and deletion teach the learned table.
+    let session_path = matches!(*method, http::Method::POST | http::Method::DELETE)
+        .then(|| normalized_session_path(parts.uri.path()))
+        .flatten();
+    let declared = hygiene::content_length(&parts.headers);
+    let eligible = hygiene::is_json(&parts.headers)
+        && declared.is_some_and(|len| len > 0 && len <= rules.body_limit as u64);
+    let creating = method == http::Method::POST && session_path.as_deref() == Some("");
+
+    let mut read = None;
+    let mut outcome = extract_from(parts, rules, Body::NotRead);
+    if outcome == Outcome::NeedBody || creating {
+        if eligible {
+            read = Some(read_whole(body, rules.body_limit as u64, declared).await?);
+        }
+        let body = read.as_deref().map_or(Body::Unavailable, Body::Json);
+        outcome = extract_from(parts, rules, body);
     }
 
-    /// With `when_instance_down: reassign`, moves a request whose instance went down (e.g. its
-    /// connect just failed) to the best healthy instance by rendezvous.
-    pub(super) fn reassign_if_down(&self, ctx: &mut Ctx) -> Result<()> {
-        let (Some(target), Some((rules, workspace))) = (ctx.target, ctx.reassignable()) else {
-            return Ok(());
-        };
-        let state = &ctx.snap.groups[target.group];
-        if state.health[target.instance].is_healthy() {
-            return Ok(());
-        }
-        let healthy = |i: usize| state.health[i].is_healthy();
-        let moved = routing::resolve(rules, &state.names, workspace, None, &healthy)
-            .map_err(|_| Error::explain(ErrorType::HTTPStatus(503), "no healthy instance"))?;
-        state.health[target.instance]
-            .in_flight
-            .fetch_sub(1, Ordering::Relaxed);
-        state.health[moved.instance]
-            .in_flight
-            .fetch_add(1, Ordering::Relaxed);
-        self.gateway
-            .metrics
+    let metrics = &gateway.metrics;
+    let count = |source: &str, kind: &str| {
+        metrics
             .routing_decisions
-            .with_label_values(&[ctx.source, moved.kind.as_str()])
-            .inc();
-        ctx.target = Some(Target {
-            group: target.group,
-            instance: moved.instance,
+            .with_label_values(&[source, kind])
+            .inc()
+    };
+    let Outcome::Found {
+        workspace,
+        source,
+        session_id,
+    } = outcome
+    else {
+        let instance = match rules.when_no_workspace {
+            NoWorkspacePolicy::Reject => {
+                count("none", "rejected");
+                return Err(GatewayError::NoWorkspace.into());
+            }
+            NoWorkspacePolicy::Any => {
+                count("none", Kind::Any.as_str());
+                balance(snap, route.group)?
+            }
+        };
+        return Ok(Located {
+            instance,
+            workspace: None,
+            source: "none",
+            learn: Learn::Nothing,
+            body: read,
         });
-        Ok(())
+    };
+    let learn = learning(
+        method,
+        session_path.as_deref(),
+        read.as_deref(),
+        session_id.as_deref(),
+    );
+    let learned = match session_id.as_deref() {
+        Some(id) => gateway.learned_instance(state, &group.name, id).await,
+        None => None,
     }
+    .and_then(|name| state.names.iter().position(|n| *n == name));
+    let healthy = |i: usize| state.health[i].is_healthy();
+    match routing::resolve(rules, &state.names, workspace, learned, &healthy) {
+        Ok(decision) => {
+            count(source.as_str(), decision.kind.as_str());
+            Ok(Located {
+                instance: decision.instance,
+                workspace: Some(workspace),
+                source: source.as_str(),
+                learn,
+                body: read,
+            })
+        }
+        Err(e) => {
+            count(source.as_str(), "rejected");
+            let retry_after_secs = retry_after(snap, route.group);
+            Err(match e {
+                RouteError::InstanceDown { instance } => Refusal {
+                    error: GatewayError::InstanceDown { retry_after_secs },
+                    down: Some(instance),
+                },
+                _ => GatewayError::NoHealthyInstance { retry_after_secs }.into(),
+            })
+        }
+    }
+}
+
+fn extract_from(parts: &http::request::Parts, rules: &RoutingConfig, body: Body<'_>) -> Outcome {
+    let view = RequestView {
+        header: parts
+            .headers
+            .get(rules.header.as_str())
+            .map(|v| v.as_bytes()),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        body,
+    };
+    extract::extract(&rules.sources, &view)
+}
+
+/// With `when_instance_down: reassign`, the best healthy instance by rendezvous for a request
+/// whose instance went down (its connect just failed); `None` if the rules keep it where it is
+/// or no instance is healthy.
+pub fn reassign(
+    rules: &RoutingConfig,
+    state: &GroupState,
+    workspace: u64,
+    gateway: &Gateway,
+    source: &str,
+) -> Option<usize> {
+    if rules.when_instance_down != routing::DownPolicy::Reassign {
+        return None;
+    }
+    let healthy = |i: usize| state.health[i].is_healthy();
+    let moved = routing::resolve(rules, &state.names, workspace, None, &healthy).ok()?;
+    gateway
+        .metrics
+        .routing_decisions
+        .with_label_values(&[source, moved.kind.as_str()])
+        .inc();
+    Some(moved.instance)
 }
 
 /// For `/api/sessions[/…]`: what follows `/api/sessions` (empty for the collection itself).

@@ -1,23 +1,28 @@
-//! Webhook routes: verify the signature at the edge over the raw bytes, answer replays, learn
-//! which Node instance holds a session, then forward the identical bytes to Laravel.
+//! Phase 3, verify (webhook routes): check the signature at the edge over the raw bytes, answer
+//! replays, learn which Node instance holds a session, publish mapped hub events; the identical
+//! bytes then go to Laravel.
 //!
-//! Order: body read with the route's `max_body` cap (413) → signature check (401/400, nothing
-//! reaches Laravel, connection closed) → replay check (200 + `X-Fleetgate-Duplicate`) →
+//! Order: signature headers checked before the body is read (presence, shape, timestamp window:
+//! a delivery that cannot pass is refused without reading its body or sending `100 Continue`) →
+//! body read with the route's `max_body` cap (413) → signature check over the raw bytes
+//! (401/400; nothing reaches Laravel) → replay check (200 + `X-Fleetgate-Duplicate`) →
 //! `X-Instance-Url` learned and rewritten → forwarded. A delivery is recorded as seen only once
 //! Laravel answered 2xx, so a failed attempt can be retried. If Laravel cannot be reached the
-//! sender gets 429 + `Retry-After`: the Node sender retries 429 (re-signed), but drops on 5xx.
+//! sender gets 429 + `Retry-After` ([`defer`]): the Node sender retries 429 (re-signed), but
+//! drops on 5xx.
 
-use super::{read_body, Admission, Ctx, FleetProxy, Learn};
+use super::body::read_whole;
+use super::hygiene;
 use crate::config::{PublishRule, Route, WebhookConfig};
-use crate::errors::{json_header, Fault, GatewayError};
+use crate::errors::{Fault, GatewayError};
 use crate::hub::channel::ChannelName;
 use crate::hub::fanout::{Frame, Hub};
 use crate::hub::protocol;
 use crate::publish::{lookup, render_str, render_value};
 use crate::signing::{self, VerifyError};
-use crate::state::Snapshot;
+use crate::state::{Gateway, Snapshot};
 use bytes::Bytes;
-use pingora::prelude::*;
+use hyper::body::Incoming;
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -29,146 +34,174 @@ const JSON_BODY_LIMIT: usize = 1 << 20;
 /// How long a sender should wait before retrying a deferred delivery.
 const DEFER_RETRY_SECS: u64 = 1;
 
-impl FleetProxy {
-    pub(super) async fn webhook(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        index: usize,
-        route: &Route,
-    ) -> Result<Admission, GatewayError> {
-        let conf = route.webhook.as_ref().ok_or(GatewayError::Internal)?;
-        let count = |ctx: &mut Ctx, result: &'static str| {
-            ctx.webhook = Some(result);
-            self.gateway
-                .metrics
-                .webhook_verifications
-                .with_label_values(&[&route.name, result])
-                .inc();
-        };
-        let declared = super::hygiene::content_length(&session.req_header().headers);
-        let body = match declared.filter(|&len| len > route.max_body) {
-            Some(_) => Err(GatewayError::BodyTooLarge),
-            None => read_body(session, route.max_body).await,
-        }
-        .inspect_err(|e| {
-            if *e == GatewayError::BodyTooLarge {
-                count(ctx, "too_large");
-            }
-        })?;
+/// What verification decided.
+pub enum Verdict {
+    /// Verified and new: forward `body`; record `dedupe_key` as seen once Laravel answered 2xx.
+    Forward { body: Bytes, dedupe_key: String },
+    /// Verified, but delivered before: answer 200 + `X-Fleetgate-Duplicate` without forwarding.
+    Duplicate,
+}
 
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let headers = &session.req_header().headers;
-        let verified = signing::verify(
-            conf.scheme,
-            headers,
-            &body,
-            &conf.secrets,
-            now,
-            conf.tolerance,
-        )
-        .map_err(|e| {
-            count(ctx, e.as_str());
-            match e {
-                VerifyError::Missing => GatewayError::WebhookMissing,
-                VerifyError::Stale => GatewayError::WebhookStale,
-                VerifyError::Malformed => GatewayError::WebhookMalformed,
-                VerifyError::Mismatch => GatewayError::WebhookMismatch,
-            }
-        })?;
-        let snap = ctx.snap.clone();
-        if snap.seen[index]
-            .as_ref()
-            .is_some_and(|seen| seen.contains(&verified.dedupe_key, Instant::now()))
-        {
-            count(ctx, "duplicate");
-            answer_duplicate(session, ctx).await;
-            return Ok(Admission::Answered);
-        }
-        count(ctx, "ok");
+/// A refused delivery: the error to answer and the metric result it was counted under.
+pub struct Rejected {
+    pub error: GatewayError,
+    pub result: &'static str,
+}
 
+/// Verifies one delivery on webhook route `index`; on success `headers` has `X-Instance-Url`
+/// rewritten and the delivery's hub events are published. Every outcome is counted.
+pub async fn verify(
+    gateway: &Gateway,
+    snap: &Snapshot,
+    index: usize,
+    headers: &mut http::HeaderMap,
+    body: &mut Incoming,
+) -> Result<(Verdict, &'static str), Rejected> {
+    let route = &snap.config.routes[index];
+    let verdict = check(snap, index, headers, body).await;
+    let result = match &verdict {
+        Ok(Verdict::Forward { .. }) => "ok",
+        Ok(Verdict::Duplicate) => "duplicate",
+        Err(rejected) => rejected.result,
+    };
+    gateway
+        .metrics
+        .webhook_verifications
+        .with_label_values(&[&route.name, result])
+        .inc();
+    let verdict = verdict?;
+    if let (Verdict::Forward { body, .. }, Some(conf)) = (&verdict, &route.webhook) {
         let needs_json = conf.instances_group.is_some() || !conf.publish.is_empty();
         let parsed: Option<Value> = (needs_json && body.len() <= JSON_BODY_LIMIT)
-            .then(|| serde_json::from_slice(&body).ok())
+            .then(|| serde_json::from_slice(body).ok())
             .flatten();
-        self.learn_instance(session, &snap, conf, parsed.as_ref());
-        self.publish_mapped(&route.name, conf, parsed.as_ref());
-        let instance = self.balance(&snap, route.group)?;
-        ctx.set_target(route.group, instance);
-        ctx.learn = Learn::Delivered(verified.dedupe_key);
-        Ok(Admission::Forward(body))
+        learn_instance(gateway, snap, conf, headers, parsed.as_ref());
+        publish_mapped(gateway, &route.name, conf, parsed.as_ref());
     }
+    Ok((verdict, result))
+}
 
-    /// Records which instance holds `data.session_id` (from `X-Instance-Url`) and rewrites the
-    /// header to the gateway's public URL, so Laravel never talks to an instance directly.
-    fn learn_instance(
-        &self,
-        session: &mut Session,
-        snap: &Snapshot,
-        conf: &WebhookConfig,
-        body: Option<&Value>,
-    ) {
-        let Some(group) = conf.instances_group else {
-            return;
-        };
-        let Some(url) = session
-            .req_header()
-            .headers
-            .get("x-instance-url")
-            .and_then(|v| v.to_str().ok())
-        else {
-            return;
-        };
-        let instance = instance_by_url(
-            snap.config.groups[group].instances.iter().map(|i| i.addr),
-            url,
-        );
-        let session_id = body
-            .and_then(|b| lookup(b, "data.session_id"))
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty());
-        if let (Some(instance), Some(session_id)) = (instance, session_id) {
-            let state = &snap.groups[group];
-            let name = &snap.config.groups[group].name;
-            self.gateway
-                .learn_session(state, name, session_id, &state.names[instance]);
-        }
-        if let Some(public) = &conf.public_url {
-            if session
-                .req_header_mut()
-                .insert_header("x-instance-url", public.as_str())
-                .is_err()
-            {
-                tracing::warn!("could not rewrite X-Instance-Url");
-            }
+async fn check(
+    snap: &Snapshot,
+    index: usize,
+    headers: &http::HeaderMap,
+    body: &mut Incoming,
+) -> Result<Verdict, Rejected> {
+    let route: &Route = &snap.config.routes[index];
+    let internal = Rejected {
+        error: GatewayError::Internal,
+        result: "error",
+    };
+    let conf = route.webhook.as_ref().ok_or(internal)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    signing::precheck(conf.scheme, headers, now, conf.tolerance).map_err(rejected)?;
+    let declared = hygiene::content_length(headers);
+    let too_large = Rejected {
+        error: GatewayError::BodyTooLarge,
+        result: "too_large",
+    };
+    if declared.is_some_and(|len| len > route.max_body) {
+        return Err(too_large);
+    }
+    let bytes = read_whole(body, route.max_body, declared)
+        .await
+        .map_err(|error| Rejected {
+            result: if error == GatewayError::BodyTooLarge {
+                "too_large"
+            } else {
+                "unreadable"
+            },
+            error,
+        })?;
+    let verified = signing::verify(
+        conf.scheme,
+        headers,
+        &bytes,
+        &conf.secrets,
+        now,
+        conf.tolerance,
+    )
+    .map_err(rejected)?;
+    let seen = snap.seen[index].as_ref();
+    if seen.is_some_and(|seen| seen.contains(&verified.dedupe_key, Instant::now())) {
+        return Ok(Verdict::Duplicate);
+    }
+    Ok(Verdict::Forward {
+        body: bytes,
+        dedupe_key: verified.dedupe_key,
+    })
+}
+
+fn rejected(e: VerifyError) -> Rejected {
+    Rejected {
+        result: e.as_str(),
+        error: match e {
+            VerifyError::Missing => GatewayError::WebhookMissing,
+            VerifyError::Stale => GatewayError::WebhookStale,
+            VerifyError::Malformed => GatewayError::WebhookMalformed,
+            VerifyError::Mismatch => GatewayError::WebhookMismatch,
+        },
+    }
+}
+
+/// Records which instance holds `data.session_id` (from `X-Instance-Url`) and rewrites the
+/// header to the gateway's public URL, so Laravel never talks to an instance directly.
+fn learn_instance(
+    gateway: &Gateway,
+    snap: &Snapshot,
+    conf: &WebhookConfig,
+    headers: &mut http::HeaderMap,
+    body: Option<&Value>,
+) {
+    let Some(group) = conf.instances_group else {
+        return;
+    };
+    let Some(url) = headers.get("x-instance-url").and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let instance = instance_by_url(
+        snap.config.groups[group].instances.iter().map(|i| i.addr),
+        url,
+    );
+    let session_id = body
+        .and_then(|b| lookup(b, "data.session_id"))
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty());
+    if let (Some(instance), Some(session_id)) = (instance, session_id) {
+        let state = &snap.groups[group];
+        let name = &snap.config.groups[group].name;
+        gateway.learn_session(state, name, session_id, &state.names[instance]);
+    }
+    if let Some(public) = &conf.public_url {
+        match http::HeaderValue::from_str(public) {
+            Ok(value) => drop(headers.insert("x-instance-url", value)),
+            Err(_) => tracing::warn!("could not rewrite X-Instance-Url"),
         }
     }
 }
 
-impl FleetProxy {
-    /// Publishes the hub events the route's rules map this verified webhook to.
-    fn publish_mapped(&self, route: &str, conf: &WebhookConfig, input: Option<&Value>) {
-        let (Some(hub), Some(input)) = (&self.gateway.hub, input) else {
-            return;
-        };
-        let event = input.get("event").and_then(Value::as_str);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        for rule in conf
-            .publish
-            .iter()
-            .filter(|r| Some(r.event.as_str()) == event)
-        {
-            let result = publish_one(hub, rule, input, now);
-            self.gateway
-                .metrics
-                .webhook_publishes
-                .with_label_values(&[route, result])
-                .inc();
-        }
+/// Publishes the hub events the route's rules map this verified webhook to.
+fn publish_mapped(gateway: &Gateway, route: &str, conf: &WebhookConfig, input: Option<&Value>) {
+    let (Some(hub), Some(input)) = (&gateway.hub, input) else {
+        return;
+    };
+    let event = input.get("event").and_then(Value::as_str);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for rule in conf
+        .publish
+        .iter()
+        .filter(|r| Some(r.event.as_str()) == event)
+    {
+        let result = publish_one(hub, rule, input, now);
+        gateway
+            .metrics
+            .webhook_publishes
+            .with_label_values(&[route, result])
+            .inc();
     }
 }
 
@@ -202,29 +235,15 @@ fn publish_one(hub: &Hub, rule: &PublishRule, input: &Value, now: i64) -> &'stat
     "published"
 }
 
-/// Laravel unreachable (or failing mid-answer) with a verified webhook: ask the sender to retry.
-pub(super) fn defer_if_webhook(ctx: &Ctx, error: GatewayError) -> GatewayError {
-    let is_webhook = ctx.route_conf().is_some_and(|r| r.webhook.is_some());
-    let upstream_fault = error.parts().2 == Fault::Upstream;
-    let verified = matches!(ctx.learn, Learn::Delivered(_)) || ctx.target.is_some();
-    if is_webhook && upstream_fault && verified {
+/// A verified delivery that Laravel could not take (unreachable, or failing mid-answer) is
+/// answered 429 + `Retry-After`, the one answer the Node sender retries; other errors stand.
+pub fn defer(error: GatewayError) -> GatewayError {
+    if error.parts().2 == Fault::Upstream {
         GatewayError::WebhookDeferred {
             retry_after_secs: DEFER_RETRY_SECS,
         }
     } else {
         error
-    }
-}
-
-async fn answer_duplicate(session: &mut Session, ctx: &Ctx) {
-    let body = Bytes::from_static(br#"{"status":"duplicate"}"#);
-    let header = json_header(200, body.len(), None).and_then(|mut h| {
-        h.insert_header("x-fleetgate-duplicate", "true")?;
-        Ok(h)
-    });
-    match header {
-        Ok(header) => super::answer(session, ctx, header, body).await,
-        Err(e) => tracing::debug!(error = %e, "could not answer a duplicate delivery"),
     }
 }
 

@@ -243,42 +243,35 @@ impl Resp {
     }
 }
 
-/// Opens a WebSocket (to `workspace`'s instance) through the fleet listener and proves the tunnel works with one echo.
-/// pingora 0.9.1 can tear an upgrade down right after its 101 when the upstream answers before
-/// the proxy has handled the request's empty body (cloudflare/pingora#946, fix pending): that
-/// shows as EOF on the very first echo, before any idling, and is retried up to 3 times here so
-/// the idle property below stays the subject of the test.
+/// Opens a WebSocket (to `workspace`'s instance) through the fleet listener and proves the
+/// tunnel works with one echo. No retry: a tunnel torn down after its 101 is a failure.
 pub async fn open_tunnel(fleet: SocketAddr, workspace: u64) -> TcpStream {
     let handshake = format!("GET /ws HTTP/1.1\r\nHost: x\r\nX-Workspace-Id: {workspace}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
-    for _attempt in 0..3 {
-        let mut stream = TcpStream::connect(fleet).await.unwrap();
-        stream.write_all(handshake.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            assert_eq!(
-                stream.read(&mut byte).await.unwrap(),
-                1,
-                "closed during handshake"
-            );
-            head.push(byte[0]);
-        }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
+    let mut stream = TcpStream::connect(fleet).await.unwrap();
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "closed during handshake"
         );
-        stream.write_all(b"probe").await.unwrap();
-        let mut echo = [0u8; 5];
-        let probe =
-            tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echo)).await;
-        match probe {
-            Ok(Ok(_)) if &echo == b"probe" => return stream,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => continue, // pingora#946
-            other => panic!("the fresh tunnel did not echo: {other:?}"),
-        }
+        head.push(byte[0]);
     }
-    panic!("three WebSocket tunnels in a row were torn down right after 101");
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream.write_all(b"probe").await.unwrap();
+    let mut echo = [0u8; 5];
+    let probe = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echo)).await;
+    assert!(
+        matches!(probe, Ok(Ok(_))) && &echo == b"probe",
+        "the fresh tunnel did not echo: {probe:?}"
+    );
+    stream
 }
 
 /// The sample of `series` (exact text up to the value) in a scrape, if present.
@@ -365,10 +358,7 @@ pub fn fleet_yaml(
     routing: &str,
     route: &str,
 ) -> String {
-    let instances: String = stubs
-        .iter()
-        .map(|s| format!("      - {{ name: {}, addr: {} }}\n", s.name, s.addr))
-        .collect();
+    let instances = instances_yaml(stubs.iter().copied());
     let indent = |text: &str, n: usize| -> String {
         text.lines()
             .filter(|l| !l.trim().is_empty())
@@ -380,6 +370,23 @@ pub fn fleet_yaml(
         indent(if routing.trim().is_empty() { "assign: modulo" } else { routing }, 6),
         indent(route, 4),
     )
+}
+
+/// Node stand-ins `u1..=un`.
+pub async fn nodes(n: usize) -> Vec<Upstream> {
+    let mut nodes = Vec::with_capacity(n);
+    for i in 1..=n {
+        nodes.push(Upstream::node(&format!("u{i}")).await);
+    }
+    nodes
+}
+
+/// The `instances:` list items for `stubs` (indented six spaces, one per line).
+pub fn instances_yaml<'a>(stubs: impl IntoIterator<Item = &'a Upstream>) -> String {
+    stubs
+        .into_iter()
+        .map(|s| format!("      - {{ name: {}, addr: {} }}\n", s.name, s.addr))
+        .collect()
 }
 
 /// Requests the stubs answered (health checks excluded).

@@ -1,0 +1,147 @@
+//! What is recorded about every request, once, when its answer ends (or the client goes away):
+//! the request metrics, the upstream metrics and in-flight count of the instance it went to, and
+//! the access log line.
+//!
+//! An [`Observation`] is filled in as the request walks through the phases and travels inside the
+//! answer's body ([`super::body::Answer`]), so it is recorded after the last byte was handed to
+//! the connection, as nginx logs.
+
+use crate::state::{Gateway, Snapshot};
+use http::{Method, Uri};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The header carrying the request id, both ways.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The instance a request went to: indices into the snapshot's groups and their instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub group: usize,
+    pub instance: usize,
+}
+
+pub struct Observation {
+    gateway: Arc<Gateway>,
+    snap: Arc<Snapshot>,
+    listener: Arc<str>,
+    started: Instant,
+    method: Method,
+    uri: Uri,
+    pub request_id: http::HeaderValue,
+    pub route: Option<usize>,
+    target: Option<Target>,
+    /// When the instance was chosen (for the upstream duration).
+    target_at: Option<Instant>,
+    pub workspace: Option<u64>,
+    /// How the upstream attempt ended (`ok`, `timeout`, `reset`, `unhealthy`), if one was made.
+    pub upstream_outcome: Option<&'static str>,
+    pub upstream_status: Option<u16>,
+    pub status: u16,
+    pub bytes_sent: u64,
+    /// The webhook verification result, on webhook routes.
+    pub webhook: Option<&'static str>,
+}
+
+impl Observation {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        snap: Arc<Snapshot>,
+        listener: Arc<str>,
+        parts: &http::request::Parts,
+        request_id: http::HeaderValue,
+    ) -> Self {
+        Self {
+            gateway,
+            snap,
+            listener,
+            started: Instant::now(),
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            request_id,
+            route: None,
+            target: None,
+            target_at: None,
+            workspace: None,
+            upstream_outcome: None,
+            upstream_status: None,
+            status: 0,
+            bytes_sent: 0,
+            webhook: None,
+        }
+    }
+
+    pub fn target(&self) -> Option<Target> {
+        self.target
+    }
+
+    /// Sets the chosen instance and counts the request in flight there (until recorded).
+    pub fn set_target(&mut self, target: Target) {
+        if let Some(old) = self.target.replace(target) {
+            self.in_flight(old).fetch_sub(1, Ordering::Relaxed);
+        }
+        self.target_at.get_or_insert_with(Instant::now);
+        self.in_flight(target).fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn in_flight(&self, t: Target) -> &std::sync::atomic::AtomicI64 {
+        &self.snap.groups[t.group].health[t.instance].in_flight
+    }
+
+    /// The instance's answer broke off after its head.
+    pub fn upstream_broke(&mut self) {
+        self.upstream_outcome = Some("reset");
+    }
+
+    /// Records the request: metrics, in-flight count, access log line.
+    pub fn record(self) {
+        let metrics = &self.gateway.metrics;
+        let route = self.route.map(|r| self.snap.config.routes[r].name.as_str());
+        let duration = self.started.elapsed();
+        let class = crate::metrics::status_class(self.status);
+        metrics
+            .requests
+            .with_label_values(&[&*self.listener, route.unwrap_or("none"), class])
+            .inc();
+        metrics
+            .request_duration
+            .with_label_values(&[&*self.listener, route.unwrap_or("none")])
+            .observe(duration.as_secs_f64());
+        let instance = self.target.map(|t| {
+            let group = &self.snap.config.groups[t.group];
+            let instance = group.instances[t.instance].name.as_str();
+            if let Some(outcome) = self.upstream_outcome {
+                metrics
+                    .upstream_requests
+                    .with_label_values(&[&group.name, instance, outcome])
+                    .inc();
+            }
+            if let (Some(at), Some(_)) = (self.target_at, self.upstream_status) {
+                metrics
+                    .upstream_duration
+                    .with_label_values(&[&group.name, instance])
+                    .observe(at.elapsed().as_secs_f64());
+            }
+            self.in_flight(t).fetch_sub(1, Ordering::Relaxed);
+            instance
+        });
+        if let Some(log) = self.gateway.access_log.load().as_ref() {
+            log.write(&crate::access_log::Entry {
+                ts: crate::access_log::timestamp(),
+                request_id: self.request_id.to_str().unwrap_or_default(),
+                listener: &self.listener,
+                route,
+                method: self.method.as_str(),
+                path: self.uri.path(),
+                status: self.status,
+                duration_ms: duration.as_secs_f64() * 1e3,
+                workspace: self.workspace,
+                instance,
+                upstream_status: self.upstream_status,
+                bytes_sent: self.bytes_sent as usize,
+                webhook: self.webhook,
+            });
+        }
+    }
+}
