@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# proxy-bench.sh — fleetgate vs nginx vs direct: HTTP reverse-proxy data-plane benchmark.
+# proxy-bench.sh — fleetgate next to nginx, HAProxy and bare proxies: HTTP reverse-proxy benchmark.
 #
-# Adapted from the shared harness (shared/bench/proxy-bench.sh): haproxy/caddy dropped, the
-# candidate is fleetgate (bench/fleetgate-candidate.sh). Starts 4 upstream instances
+# Adapted from the shared harness (shared/bench/proxy-bench.sh); the candidate is fleetgate
+# (bench/fleetgate-candidate.sh). Reference targets: nginx, haproxy, `pingora`
+# (examples/bare_pingora.rs: pingora's ProxyHttp with no logic), `hyper` (examples/bare_hyper.rs:
+# a bare hyper proxy with a per-thread pool), and the two anchors of shared/bench/anchors,
+# `anchor-proxy` (hyper-util's pooled client) and `anchor-lean` (per-thread http1 senders), built
+# from a scratch copy in bench/.anchors/ (shared/ is read-only). Starts 4 upstream instances
 # (bench-upstream on 127.0.0.1:3001-3004, one thread each, like one Node process each), nginx and
 # fleetgate, each routing by the X-Workspace-Id header, then runs the same wrk load against:
 # direct (u1 only, no proxy), nginx and fleetgate. Prints requests/s and p99 (medians of REPEATS
@@ -12,7 +16,8 @@
 # Usage:   bench/proxy-bench.sh                          # defaults below
 #          TARGETS="direct nginx" REPEATS=1 DURATION=3s bench/proxy-bench.sh
 # Knobs (env):
-#   TARGETS="direct nginx fleetgate"   any subset, in this order of measurement
+#   TARGETS="direct nginx fleetgate"   any subset of direct nginx haproxy pingora hyper anchor-proxy
+#                    anchor-lean fleetgate, in this order of measurement
 #   DURATION=10s WARMUP=2s CONNS=64 REPEATS=3 VARIANTS="get post"
 #   ROUTE=map|hash   map: fixed table workspace N -> u((N mod 4)+1), unknown/missing -> u1
 #                         (fleetgate: assign modulo + one pin per workspace)
@@ -78,9 +83,32 @@ UPSTREAM_BIN=${UPSTREAM_BIN:-$HERE/upstream/target/release/bench-upstream}
 # `pingora` target: examples/bare_pingora.rs, pingora's proxy with no logic (a baseline, not a product)
 PINGORA_PORT=${PINGORA_PORT:-18092}
 PINGORA_BIN=${PINGORA_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/examples/bare_pingora}
+# `hyper` target: examples/bare_hyper.rs; anchors: shared/bench/anchors/* built in bench/.anchors/
+HYPER_PORT=${HYPER_PORT:-18093}
+HYPER_BIN=${HYPER_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/examples/bare_hyper}
+HAPROXY_PORT=${HAPROXY_PORT:-18082}
+ANCHOR_PROXY_PORT=${ANCHOR_PROXY_PORT:-18094}
+ANCHOR_LEAN_PORT=${ANCHOR_LEAN_PORT:-18095}
+ANCHORS_SRC=${ANCHORS_SRC:-$REPO/../shared/bench/anchors}
+ANCHORS_DIR=$HERE/.anchors
+UPSTREAM_LIST=127.0.0.1:3001,127.0.0.1:3002,127.0.0.1:3003,127.0.0.1:3004
+
+# anchor name (hyper-proxy | hyper-lean) -> its binary, built from a scratch copy when missing
+anchor_bin() {
+  local name=$1 dir=$ANCHORS_DIR/$1
+  if [[ ! -x $dir/target/release/anchor-$name ]]; then
+    [[ -d $ANCHORS_SRC/$name ]] || die "anchor sources not found: $ANCHORS_SRC/$name"
+    rm -rf "$dir" && mkdir -p "$ANCHORS_DIR" && cp -r "$ANCHORS_SRC/$name" "$dir" && chmod -R u+w "$dir"
+    (cd "$dir" && cargo build --release --quiet) >&2
+  fi
+  echo "$dir/target/release/anchor-$name"
+}
 
 for t in $TARGETS; do
-  case $t in direct | nginx | pingora | fleetgate) ;; *) echo "unknown target '$t' (known: direct nginx pingora fleetgate)" >&2; exit 2 ;; esac
+  case $t in
+    direct | nginx | haproxy | pingora | hyper | anchor-proxy | anchor-lean | fleetgate) ;;
+    *) echo "unknown target '$t' (known: direct nginx haproxy pingora hyper anchor-proxy anchor-lean fleetgate)" >&2; exit 2 ;;
+  esac
 done
 for v in $VARIANTS; do
   [[ -f $HERE/lua/$v.lua ]] || { echo "unknown variant '$v' (known: get post)" >&2; exit 2; }
@@ -103,6 +131,7 @@ fi
 need=(wrk setsid curl jq openssl ss awk timeout)
 [[ $PIN == 1 ]] && need+=(taskset)
 has_target nginx && need+=(nginx)
+has_target haproxy && need+=(haproxy)
 ensure_tools "${need[@]}"
 build_upstream
 if has_target fleetgate; then build_fleetgate; fi
@@ -115,10 +144,11 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- generated inputs
-: >"$RUN/workspaces.nginx.map"; : >"$RUN/workspaces.tsv"
+: >"$RUN/workspaces.nginx.map"; : >"$RUN/workspaces.tsv"; : >"$RUN/workspaces.haproxy.map"
 for n in $(seq 1 1000); do
   k=$((n % 4 + 1))
   echo "$n u$k;" >>"$RUN/workspaces.nginx.map"
+  echo "$n be_u$k" >>"$RUN/workspaces.haproxy.map"
   echo "$n 127.0.0.1:300$k" >>"$RUN/workspaces.tsv"
 done
 # 2 KB webhook body (deterministic JSON) and its HMAC-SHA256 signature
@@ -139,11 +169,22 @@ SIG=$(openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" -r "$BODY" | cut -d' ' -f1)
 if [[ $ROUTE == map ]]; then NGINX_TARGET='$ws_backend'; else NGINX_TARGET='ws_hash'; fi
 sed -e "s|@WORKERS@|$PROXY_WORKERS|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@RUN@|$RUN|g" \
   -e "s|@TARGET@|$NGINX_TARGET|g" "$HERE/conf/nginx.conf.tmpl" >"$RUN/nginx.conf"
+if [[ $ROUTE == map ]]; then
+  HAPROXY_RULE='use_backend %[req.hdr(X-Workspace-Id),map('"$RUN"'/workspaces.haproxy.map,be_u1)]'
+else
+  HAPROXY_RULE='default_backend be_hash'
+fi
+sed -e "s|@THREADS@|$PROXY_WORKERS|g" -e "s|@PORT@|$HAPROXY_PORT|g" -e "s|@RUN@|$RUN|g" \
+  -e "s|@ROUTE_RULE@|$HAPROXY_RULE|g" "$HERE/conf/haproxy.cfg.tmpl" >"$RUN/haproxy.cfg"
 
 # ---------------------------------------------------------------- pre-flight
 ports=(3001 3002 3003 3004)
 has_target nginx && ports+=("$NGINX_PORT")
 has_target fleetgate && ports+=("$FLEETGATE_PORT")
+has_target haproxy && ports+=("$HAPROXY_PORT")
+has_target hyper && ports+=("$HYPER_PORT")
+has_target anchor-proxy && ports+=("$ANCHOR_PROXY_PORT")
+has_target anchor-lean && ports+=("$ANCHOR_LEAN_PORT")
 refuse_busy_ports "free them or pick other ports (NGINX_PORT, FLEETGATE_PORT)" "${ports[@]}"
 idle_check
 
@@ -155,6 +196,7 @@ idle_check
   echo "targets: $TARGETS"
   echo "wrk: $(wrk_version)"
   if has_target nginx; then echo "nginx: $(nginx -v 2>&1)"; fi
+  if has_target haproxy; then echo "haproxy: $(haproxy -v | head -1)"; fi
   if has_target fleetgate; then
     echo "fleetgate: $FLEETGATE_BIN ($(fleetgate_built)) via $FLEETGATE_CMD (port $FLEETGATE_PORT)"
   fi
@@ -177,6 +219,20 @@ for t in $TARGETS; do
       nginx -t -q -c "$RUN/nginx.conf" -e "$RUN/nginx-error.log" 2>"$RUN/nginx-t.log" || { cat "$RUN/nginx-t.log" >&2; exit 1; }
       start_proc nginx "$SERVER_CPUS" TERM nginx -c "$RUN/nginx.conf" -e "$RUN/nginx-error.log"
       PORT_OF[nginx]=$NGINX_PORT ;;
+    haproxy)
+      haproxy -c -q -f "$RUN/haproxy.cfg" || exit 1
+      start_proc haproxy "$SERVER_CPUS" TERM haproxy -db -f "$RUN/haproxy.cfg"
+      PORT_OF[haproxy]=$HAPROXY_PORT ;;
+    hyper)
+      [[ -x $HYPER_BIN ]] || (cd "$REPO" && cargo build --release --example bare_hyper) >&2
+      start_proc hyper "$SERVER_CPUS" TERM "$HYPER_BIN" "$HYPER_PORT"
+      PORT_OF[hyper]=$HYPER_PORT ;;
+    anchor-proxy)
+      start_proc anchor-proxy "$SERVER_CPUS" TERM "$(anchor_bin hyper-proxy)" "127.0.0.1:$ANCHOR_PROXY_PORT" "$UPSTREAM_LIST"
+      PORT_OF[anchor-proxy]=$ANCHOR_PROXY_PORT ;;
+    anchor-lean)
+      start_proc anchor-lean "$SERVER_CPUS" TERM "$(anchor_bin hyper-lean)" "127.0.0.1:$ANCHOR_LEAN_PORT" "$UPSTREAM_LIST"
+      PORT_OF[anchor-lean]=$ANCHOR_LEAN_PORT ;;
     pingora)
       [[ -x $PINGORA_BIN ]] || (cd "$REPO" && cargo build --release --example bare_pingora) >&2
       start_proc pingora "$SERVER_CPUS" INT env --default-signal=INT "$PINGORA_BIN" "$PINGORA_PORT"

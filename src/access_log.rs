@@ -127,16 +127,20 @@ pub fn request_id(incoming: Option<&[u8]>) -> String {
     }
 }
 
-fn is_valid_request_id(id: &[u8]) -> bool {
+pub fn is_valid_request_id(id: &[u8]) -> bool {
     (1..=128).contains(&id.len())
         && id
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
+fn new_request_id() -> String {
+    String::from_utf8_lossy(&new_request_id_bytes()).into_owned()
+}
+
 /// 32 hex digits: a per-process random half and a mixed counter, so ids never repeat within a
 /// process and collide across processes only by chance (1 in 2^64).
-fn new_request_id() -> String {
+pub fn new_request_id_bytes() -> [u8; 32] {
     static SEED: OnceLock<(u64, u64)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let &(process, key) = SEED.get_or_init(|| {
@@ -149,7 +153,18 @@ fn new_request_id() -> String {
         (random(1), random(2))
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{process:016x}{:016x}", mix64(n ^ key))
+    let mut out = [0u8; 32];
+    hex_into(&mut out[..16], process);
+    hex_into(&mut out[16..], mix64(n ^ key));
+    out
+}
+
+/// `value` as 16 lower-case hex digits.
+fn hex_into(out: &mut [u8], value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = DIGITS[((value >> (60 - 4 * i)) & 0xf) as usize];
+    }
 }
 
 #[cfg(test)]

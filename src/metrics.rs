@@ -15,6 +15,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::sync::OnceLock;
 
 /// Webhook verification results (the `result` label), all exported from the start at 0.
 pub const WEBHOOK_RESULTS: [&str; 8] = [
@@ -387,6 +388,91 @@ impl HubMetrics {
 }
 
 /// `2xx`, `4xx`…: the bounded label for a status code.
+/// One route's request metrics, resolved once per configuration so a request does no label
+/// lookup. Series are created on first use, as `with_label_values` would.
+pub struct RouteMetrics {
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    labels: [String; 2],
+    by_class: [OnceLock<IntCounter>; STATUS_CLASSES.len()],
+    duration: OnceLock<Histogram>,
+}
+
+impl RouteMetrics {
+    pub fn new(metrics: &Metrics, listener: &str, route: &str) -> Self {
+        Self {
+            requests: metrics.requests.clone(),
+            request_duration: metrics.request_duration.clone(),
+            labels: [listener.to_string(), route.to_string()],
+            by_class: Default::default(),
+            duration: OnceLock::new(),
+        }
+    }
+
+    /// Counts one answered request with `status`, which took `seconds`.
+    pub fn observe(&self, status: u16, seconds: f64) {
+        let [listener, route] = &self.labels;
+        let class = class_index(status);
+        self.by_class[class]
+            .get_or_init(|| {
+                self.requests
+                    .with_label_values(&[listener, route, STATUS_CLASSES[class]])
+            })
+            .inc();
+        self.duration
+            .get_or_init(|| self.request_duration.with_label_values(&[listener, route]))
+            .observe(seconds);
+    }
+}
+
+/// One instance's upstream metrics, resolved once per configuration.
+pub struct InstanceMetrics {
+    by_outcome: [IntCounter; UPSTREAM_OUTCOMES.len()],
+    upstream_duration: HistogramVec,
+    labels: [String; 2],
+    duration: OnceLock<Histogram>,
+}
+
+impl InstanceMetrics {
+    pub fn new(metrics: &Metrics, group: &str, instance: &str) -> Self {
+        Self {
+            by_outcome: UPSTREAM_OUTCOMES.map(|o| {
+                metrics
+                    .upstream_requests
+                    .with_label_values(&[group, instance, o])
+            }),
+            upstream_duration: metrics.upstream_duration.clone(),
+            labels: [group.to_string(), instance.to_string()],
+            duration: OnceLock::new(),
+        }
+    }
+
+    /// Counts one attempt that ended with `outcome` (one of [`UPSTREAM_OUTCOMES`]).
+    pub fn outcome(&self, outcome: &str) {
+        if let Some(i) = UPSTREAM_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.by_outcome[i].inc();
+        }
+    }
+
+    /// Records an exchange that took `seconds`.
+    pub fn duration(&self, seconds: f64) {
+        let [group, instance] = &self.labels;
+        self.duration
+            .get_or_init(|| self.upstream_duration.with_label_values(&[group, instance]))
+            .observe(seconds);
+    }
+}
+
+/// The `status_class` label values, in [`class_index`] order.
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+fn class_index(status: u16) -> usize {
+    match status {
+        100..=599 => usize::from(status / 100 - 1),
+        _ => 5,
+    }
+}
+
 pub fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",

@@ -38,9 +38,13 @@ fn watch_directory(path: &Path) -> Option<(RecommendedWatcher, mpsc::Receiver<()
         _ => PathBuf::from("."),
     };
     let (tx, rx) = mpsc::channel(1);
-    let watcher = notify::recommended_watcher(move |_event| {
-        // A full channel already holds a nudge: nothing is lost by dropping this one.
-        let _ = tx.try_send(());
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reading the file is an access event itself: only changes nudge, or every read would
+        // cause the next one.
+        if event.is_ok_and(|e| changes_files(&e.kind)) {
+            // A full channel already holds a nudge: nothing is lost by dropping this one.
+            let _ = tx.try_send(());
+        }
     });
     let result = watcher.and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w));
     match result {
@@ -49,6 +53,17 @@ fn watch_directory(path: &Path) -> Option<(RecommendedWatcher, mpsc::Receiver<()
             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the configuration directory; polling every {}s", POLL.as_secs());
             None
         }
+    }
+}
+
+/// Whether a directory event may have changed a file: anything but reads, opens and closes
+/// without writing.
+fn changes_files(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
     }
 }
 
@@ -92,5 +107,22 @@ impl BackgroundService for ReloadTriggers {
                 self.reload(trigger);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changes_files;
+    use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
+
+    #[test]
+    fn reading_the_file_is_not_a_change_but_writing_it_is() {
+        // The reload reads the file: if that counted, every read would cause the next one.
+        assert!(!changes_files(&EventKind::Access(AccessKind::Open(AccessMode::Read))));
+        assert!(!changes_files(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!changes_files(&EventKind::Access(AccessKind::Read)));
+        assert!(changes_files(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(changes_files(&EventKind::Modify(ModifyKind::Any)));
+        assert!(changes_files(&EventKind::Create(CreateKind::File)));
     }
 }

@@ -45,6 +45,10 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
         grace_period_seconds: Some(config.shutdown.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
         upgrade_sock: options.upgrade_socket.to_string_lossy().into_owned(),
+        // One current-thread runtime per thread: a connection, its upstream connections (pooled
+        // per thread, see `proxy::upstream`) and their wake-ups stay on one thread, with no
+        // cross-thread queue or atomics on the request path.
+        work_stealing: false,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);

@@ -10,7 +10,7 @@ use crate::config::{defaults, Config, ConfigError, Group, Problem, Route, Shutdo
 use crate::dedupe::SeenDeliveries;
 use crate::health::InstanceHealth;
 use crate::hub::fanout::Hub;
-use crate::metrics::Metrics;
+use crate::metrics::{InstanceMetrics, Metrics, RouteMetrics};
 use crate::routing::learned::LearnedSessions;
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
@@ -61,6 +61,8 @@ pub struct Snapshot {
     routes_by_listener: HashMap<String, Vec<usize>>,
     /// Per route (same index as `config.routes`): seen deliveries of webhook routes.
     pub seen: Vec<Option<Arc<SeenDeliveries>>>,
+    /// Per route (same index as `config.routes`): its request metrics.
+    pub route_metrics: Vec<RouteMetrics>,
     /// The effective configuration with secrets redacted, and its SHA-256 (`GET /admin/config`).
     pub effective: serde_json::Value,
     pub hash: String,
@@ -72,6 +74,8 @@ pub struct GroupState {
     pub learned: Arc<LearnedSessions>,
     /// Round-robin cursor for `treatment: balance`.
     pub cursor: AtomicUsize,
+    /// Per instance: its upstream metrics.
+    pub metrics: Vec<InstanceMetrics>,
 }
 
 impl Gateway {
@@ -261,11 +265,17 @@ impl Gateway {
                 Some(self.seen.entry(r.name.clone()).or_insert_with(make).clone())
             })
             .collect();
+        let route_metrics = config
+            .routes
+            .iter()
+            .map(|r| RouteMetrics::new(&self.metrics, &r.listener, &r.name))
+            .collect();
         self.snapshot.store(Arc::new(Snapshot {
             config,
             groups,
             routes_by_listener,
             seen,
+            route_metrics,
             effective,
             hash,
         }));
@@ -318,6 +328,11 @@ impl Gateway {
             health,
             learned,
             cursor: AtomicUsize::new(0),
+            metrics: group
+                .instances
+                .iter()
+                .map(|i| InstanceMetrics::new(&self.metrics, &group.name, &i.name))
+                .collect(),
         }
     }
 
@@ -446,6 +461,7 @@ impl Snapshot {
             groups: vec![],
             routes_by_listener: HashMap::new(),
             seen: Vec::new(),
+            route_metrics: Vec::new(),
             effective: serde_json::Value::Null,
             hash: String::new(),
         }

@@ -97,9 +97,7 @@ impl Prepared<'_> {
         }
         let mut resp = resp;
         let upgraded = status == http::StatusCode::SWITCHING_PROTOCOLS;
-        for name in hygiene::strip_hop_by_hop(resp.headers(), upgraded) {
-            resp.headers_mut().remove(&name);
-        }
+        hygiene::remove_hop_by_hop(resp.headers_mut(), upgraded);
         if upgraded {
             let Some(client) = client_upgrade else {
                 return Err(GatewayError::UpstreamBroken.into());
@@ -185,7 +183,7 @@ impl Prepared<'_> {
     /// The request as the instance gets it.
     fn upstream_request(
         &self,
-        parts: &http::request::Parts,
+        parts: &mut http::request::Parts,
         body: Outgoing,
         upgrade: bool,
         request_id: &HeaderValue,
@@ -194,12 +192,10 @@ impl Prepared<'_> {
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = origin_form(&parts.uri);
         *req.version_mut() = Version::HTTP_11;
-        let forwarded = hygiene::forwarded_headers(&parts.headers, self.client, self.proto);
         let headers = req.headers_mut();
-        headers.clone_from(&parts.headers);
-        for name in hygiene::strip_hop_by_hop(&parts.headers, upgrade) {
-            headers.remove(&name);
-        }
+        // The client's headers are not needed after this: moved, not copied.
+        *headers = std::mem::take(&mut parts.headers);
+        hygiene::remove_hop_by_hop(headers, upgrade);
         headers.remove(header::EXPECT);
         if !headers.contains_key(header::HOST) {
             // HTTP/2 carries the host in the URI's authority.
@@ -211,9 +207,7 @@ impl Prepared<'_> {
                 headers.insert(header::HOST, host);
             }
         }
-        for (name, value) in forwarded {
-            headers.insert(name, value);
-        }
+        hygiene::add_forwarded(headers, self.client, self.proto);
         if upgrade {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }

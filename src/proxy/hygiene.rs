@@ -106,72 +106,80 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
         })
 }
 
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// The fixed hop-by-hop headers besides `Connection` and `Upgrade` (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 4] = [
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
 ];
 
-/// Removes hop-by-hop headers (the fixed set plus those named in `Connection`), keeping the
-/// upgrade handshake when `upgrade` is true. `Transfer-Encoding` is left to the HTTP layer, which
-/// re-frames the body.
-pub fn strip_hop_by_hop(headers: &HeaderMap, upgrade: bool) -> Vec<HeaderName> {
-    let mut named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    named.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
-    named.retain(|h| {
-        let framing =
-            h == header::TRANSFER_ENCODING || h == header::CONTENT_LENGTH || h == header::HOST;
-        let handshake = upgrade && (h == header::UPGRADE || h == header::CONNECTION);
-        !framing && !handshake
-    });
-    named
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Removes hop-by-hop headers in place: the fixed set plus those named in `Connection`,
+/// keeping the upgrade handshake (`Connection`, `Upgrade`) when `upgrade` is true.
+/// `Transfer-Encoding` is left to the HTTP layer, which re-frames the body.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|h| {
+                let framing = h == header::TRANSFER_ENCODING
+                    || h == header::CONTENT_LENGTH
+                    || h == header::HOST;
+                let handshake = upgrade && (h == header::UPGRADE || h == header::CONNECTION);
+                !framing && !handshake
+            })
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        if !upgrade {
+            headers.remove(header::CONNECTION);
+        }
+    }
+    if !upgrade {
+        headers.remove(header::UPGRADE);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
 }
 
-/// Appends `value` to a comma-separated header (`X-Forwarded-For: a, b`).
-pub fn append_list(headers: &HeaderMap, name: &str, value: &str) -> Option<HeaderValue> {
-    let existing: Vec<&str> = headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let joined = if existing.is_empty() {
-        value.to_string()
-    } else {
-        format!("{}, {value}", existing.join(", "))
-    };
-    HeaderValue::from_str(&joined).ok()
+/// `existing, value` when `name` is already there (several lines joined), else `value`.
+fn appended(headers: &HeaderMap, name: &HeaderName, value: HeaderValue) -> HeaderValue {
+    let mut existing = headers.get_all(name).iter().peekable();
+    if existing.peek().is_none() {
+        return value;
+    }
+    let mut joined = Vec::with_capacity(64);
+    for v in existing {
+        joined.extend_from_slice(v.as_bytes());
+        joined.extend_from_slice(b", ");
+    }
+    joined.extend_from_slice(value.as_bytes());
+    HeaderValue::from_bytes(&joined).unwrap_or(value)
 }
 
-/// The `X-Forwarded-*` values to send upstream: `(name, value)` pairs, each appended to what came in.
-pub fn forwarded_headers(
-    headers: &HeaderMap,
-    client: Option<IpAddr>,
-    proto: &str,
-) -> Vec<(&'static str, HeaderValue)> {
-    let mut out = Vec::with_capacity(3);
-    if let Some(value) =
-        client.and_then(|ip| append_list(headers, "x-forwarded-for", &ip.to_string()))
-    {
-        out.push(("x-forwarded-for", value));
+/// Sets the `X-Forwarded-*` headers: the client's address, the scheme and the host each
+/// appended to what came in.
+pub fn add_forwarded(headers: &mut HeaderMap, client: Option<IpAddr>, proto: &'static str) {
+    if let Some(ip) = client.and_then(|ip| HeaderValue::try_from(ip.to_string()).ok()) {
+        let value = appended(headers, &X_FORWARDED_FOR, ip);
+        headers.insert(X_FORWARDED_FOR, value);
     }
-    if let Some(value) = append_list(headers, "x-forwarded-proto", proto) {
-        out.push(("x-forwarded-proto", value));
+    let value = appended(headers, &X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    headers.insert(X_FORWARDED_PROTO, value);
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        let value = appended(headers, &X_FORWARDED_HOST, host);
+        headers.insert(X_FORWARDED_HOST, value);
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    if let Some(value) = host.and_then(|h| append_list(headers, "x-forwarded-host", h)) {
-        out.push(("x-forwarded-host", value));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -230,35 +238,39 @@ mod tests {
     fn hop_by_hop_headers_go_but_the_upgrade_handshake_stays() {
         let h = headers(&[
             ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
             ("x-secret-hop", "1"),
             ("upgrade", "websocket"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("x-kept", "1"),
         ]);
-        let strip = strip_hop_by_hop(&h, false);
-        for name in ["connection", "keep-alive", "x-secret-hop", "upgrade", "te"] {
-            assert!(strip.iter().any(|n| n == name), "{name}");
-        }
-        let strip = strip_hop_by_hop(&h, true);
-        assert!(!strip.iter().any(|n| n == "upgrade" || n == "connection"));
+        let mut plain = h.clone();
+        remove_hop_by_hop(&mut plain, false);
+        let mut left: Vec<&str> = plain.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["transfer-encoding", "x-kept"]);
+        let mut upgrade = h.clone();
+        remove_hop_by_hop(&mut upgrade, true);
+        let mut left: Vec<&str> = upgrade.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["connection", "transfer-encoding", "upgrade", "x-kept"]
+        );
     }
 
     #[test]
     fn forwarded_headers_are_appended() {
-        let h = headers(&[("x-forwarded-for", "10.0.0.1"), ("host", "gw:3000")]);
-        let out = forwarded_headers(&h, Some("127.0.0.9".parse().unwrap()), "http");
-        assert_eq!(
-            out[0],
-            (
-                "x-forwarded-for",
-                HeaderValue::from_static("10.0.0.1, 127.0.0.9")
-            )
-        );
-        assert_eq!(
-            out[1],
-            ("x-forwarded-proto", HeaderValue::from_static("http"))
-        );
-        assert_eq!(
-            out[2],
-            ("x-forwarded-host", HeaderValue::from_static("gw:3000"))
-        );
+        let mut h = headers(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+            ("host", "gw:3000"),
+        ]);
+        add_forwarded(&mut h, Some("127.0.0.9".parse().unwrap()), "http");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.9");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "gw:3000");
     }
 }

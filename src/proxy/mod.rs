@@ -132,11 +132,7 @@ impl ProxyApp {
     ) -> Response<Answer> {
         let (mut parts, body) = req.into_parts();
         let snap = self.gateway.snapshot();
-        let incoming = parts.headers.get(REQUEST_ID).map(|v| v.as_bytes());
-        let request_id = crate::access_log::request_id(incoming);
-        // A request id is a header value by construction (checked or generated).
-        let request_id =
-            HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static("-"));
+        let request_id = observe::request_id(parts.headers.get(REQUEST_ID));
         let mut obs = Observation::new(
             self.gateway.clone(),
             snap.clone(),

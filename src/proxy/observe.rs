@@ -15,6 +15,19 @@ use std::time::Instant;
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The request id to use: the client's `X-Request-Id` when well-formed (see
+/// [`crate::access_log::request_id`]), else a new one.
+pub fn request_id(incoming: Option<&http::HeaderValue>) -> http::HeaderValue {
+    match incoming {
+        Some(id) if crate::access_log::is_valid_request_id(id.as_bytes()) => id.clone(),
+        _ => {
+            let id = crate::access_log::new_request_id_bytes();
+            // Hex digits are a valid header value.
+            http::HeaderValue::from_bytes(&id).unwrap_or(http::HeaderValue::from_static("-"))
+        }
+    }
+}
+
 /// The instance a request went to: indices into the snapshot's groups and their instances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -96,35 +109,24 @@ impl Observation {
 
     /// Records the request: metrics, in-flight count, access log line.
     pub fn record(self) {
-        let metrics = &self.gateway.metrics;
-        let route = self.route.map(|r| self.snap.config.routes[r].name.as_str());
         let duration = self.started.elapsed();
-        let class = crate::metrics::status_class(self.status);
-        metrics
-            .requests
-            .with_label_values(&[&*self.listener, route.unwrap_or("none"), class])
-            .inc();
-        metrics
-            .request_duration
-            .with_label_values(&[&*self.listener, route.unwrap_or("none")])
-            .observe(duration.as_secs_f64());
+        let route = self.route.map(|r| self.snap.config.routes[r].name.as_str());
+        match self.route {
+            Some(r) => self.snap.route_metrics[r].observe(self.status, duration.as_secs_f64()),
+            None => self.record_unrouted(duration.as_secs_f64()),
+        }
         let instance = self.target.map(|t| {
-            let group = &self.snap.config.groups[t.group];
-            let instance = group.instances[t.instance].name.as_str();
+            let metrics = &self.snap.groups[t.group].metrics[t.instance];
             if let Some(outcome) = self.upstream_outcome {
-                metrics
-                    .upstream_requests
-                    .with_label_values(&[&group.name, instance, outcome])
-                    .inc();
+                metrics.outcome(outcome);
             }
             if let (Some(at), Some(_)) = (self.target_at, self.upstream_status) {
-                metrics
-                    .upstream_duration
-                    .with_label_values(&[&group.name, instance])
-                    .observe(at.elapsed().as_secs_f64());
+                metrics.duration(at.elapsed().as_secs_f64());
             }
             self.in_flight(t).fetch_sub(1, Ordering::Relaxed);
-            instance
+            self.snap.config.groups[t.group].instances[t.instance]
+                .name
+                .as_str()
         });
         if let Some(log) = self.gateway.access_log.load().as_ref() {
             log.write(&crate::access_log::Entry {
@@ -143,5 +145,19 @@ impl Observation {
                 webhook: self.webhook,
             });
         }
+    }
+
+    /// A request no route took (404 `route.not_found`, or refused before routing).
+    fn record_unrouted(&self, seconds: f64) {
+        let metrics = &self.gateway.metrics;
+        let class = crate::metrics::status_class(self.status);
+        metrics
+            .requests
+            .with_label_values(&[&*self.listener, "none", class])
+            .inc();
+        metrics
+            .request_duration
+            .with_label_values(&[&*self.listener, "none"])
+            .observe(seconds);
     }
 }
