@@ -56,13 +56,16 @@ fn watch_directory(path: &Path) -> Option<(RecommendedWatcher, mpsc::Receiver<()
     }
 }
 
-/// Whether a directory event may have changed a file: anything but reads, opens and closes
-/// without writing.
+/// Whether a directory event marks a finished change of a file: written and closed, created,
+/// renamed (editors and Kubernetes swap files in) or removed. Reads are not (the reload reads the
+/// file: every read would cause the next), nor writes still in progress (a file being written
+/// is read once it is closed, not half-written).
 fn changes_files(kind: &notify::EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode, EventKind};
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
     match kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_)) => false,
         _ => true,
     }
 }
@@ -118,10 +121,16 @@ mod tests {
     #[test]
     fn reading_the_file_is_not_a_change_but_writing_it_is() {
         // The reload reads the file: if that counted, every read would cause the next one.
-        assert!(!changes_files(&EventKind::Access(AccessKind::Open(AccessMode::Read))));
-        assert!(!changes_files(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!changes_files(&EventKind::Access(AccessKind::Open(
+            AccessMode::Read
+        ))));
+        assert!(!changes_files(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
         assert!(!changes_files(&EventKind::Access(AccessKind::Read)));
-        assert!(changes_files(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(changes_files(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
         assert!(changes_files(&EventKind::Modify(ModifyKind::Any)));
         assert!(changes_files(&EventKind::Create(CreateKind::File)));
     }

@@ -3,12 +3,11 @@
 //!
 //! [`Outgoing`] is either bytes already read (for routing or verification, sent byte for byte) or
 //! the client's body streamed through, counted against the route's `max_body`. [`Answer`] is a
-//! gateway-made body or the instance's, streamed; when the instance's body ends, its connection
-//! goes back to the pool and the [`Observation`] of the request is recorded (dropped bodies record
-//! too, so a client that goes away is still counted and logged).
+//! gateway-made body or the instance's, streamed; when it ends the [`Observation`] of the request
+//! is recorded (dropped bodies record too, so a client that goes away is still counted and logged).
 
 use super::observe::Observation;
-use super::upstream::Pooled;
+use super::upstream::UpstreamBody;
 use crate::errors::GatewayError;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
@@ -96,11 +95,8 @@ pub struct Answer {
 
 enum Source {
     Full(Option<Bytes>),
-    /// The instance's body; its connection is returned to the pool at the end.
-    Upstream {
-        inner: Incoming,
-        pooled: Option<Pooled>,
-    },
+    /// The instance's body (its connection returns to the pool when it ends).
+    Upstream(UpstreamBody),
 }
 
 impl Answer {
@@ -111,10 +107,10 @@ impl Answer {
         }
     }
 
-    /// The instance's body; `pooled` (its connection) is reused once the body ended.
-    pub fn upstream(inner: Incoming, pooled: Option<Pooled>) -> Self {
+    /// The instance's body.
+    pub fn upstream(inner: UpstreamBody) -> Self {
         Self {
-            source: Source::Upstream { inner, pooled },
+            source: Source::Upstream(inner),
             observation: None,
         }
     }
@@ -126,11 +122,6 @@ impl Answer {
     }
 
     fn finish(&mut self) {
-        if let Source::Upstream { pooled, .. } = &mut self.source {
-            if let Some(pooled) = pooled.take() {
-                pooled.release();
-            }
-        }
         if let Some(observation) = self.observation.take() {
             observation.record();
         }
@@ -139,16 +130,16 @@ impl Answer {
 
 impl Body for Answer {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
         let frame = match &mut this.source {
             Source::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
-            Source::Upstream { inner, .. } => ready!(Pin::new(inner).poll_frame(cx)),
+            Source::Upstream(inner) => ready!(Pin::new(inner).poll_frame(cx)),
         };
         match &frame {
             Some(Ok(f)) => {
@@ -160,10 +151,7 @@ impl Body for Answer {
                 }
             }
             Some(Err(_)) => {
-                // The instance broke off mid-answer: its connection is not reused.
-                if let Source::Upstream { pooled, .. } = &mut this.source {
-                    pooled.take();
-                }
+                // The instance broke off mid-answer (its connection is not reused).
                 if let Some(o) = this.observation.as_mut() {
                     o.upstream_broke();
                 }
@@ -176,7 +164,7 @@ impl Body for Answer {
     fn is_end_stream(&self) -> bool {
         match &self.source {
             Source::Full(bytes) => bytes.is_none(),
-            Source::Upstream { inner, .. } => inner.is_end_stream(),
+            Source::Upstream(inner) => inner.is_end_stream(),
         }
     }
 
@@ -185,18 +173,15 @@ impl Body for Answer {
             Source::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len()) as u64)
             }
-            Source::Upstream { inner, .. } => inner.size_hint(),
+            Source::Upstream(inner) => inner.size_hint(),
         }
     }
 }
 
 impl Drop for Answer {
     fn drop(&mut self) {
-        // A body dropped before its end (client gone): the connection is not reused (its answer
-        // was not read to the end), but the request is still recorded.
-        if let Source::Upstream { pooled, .. } = &mut self.source {
-            pooled.take();
-        }
+        // A body dropped before its end (client gone) is still recorded; the instance's
+        // connection, its answer not read to the end, is not reused (see `UpstreamBody`).
         if let Some(observation) = self.observation.take() {
             observation.record();
         }

@@ -21,6 +21,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::net::IpAddr;
 use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
 
 /// A request the gateway answers itself: the error, and whether to close the connection after
 /// (when the request's framing or body cannot be trusted or was left unread).
@@ -65,7 +66,7 @@ impl Prepared<'_> {
         };
         let mut request = Some(self.upstream_request(parts, body, upgrade, &obs.request_id));
         let route = &self.snap.config.routes[self.route];
-        let (resp, pooled) = loop {
+        let mut resp = loop {
             let target = obs.target().ok_or(GatewayError::Internal)?;
             let group = &self.snap.config.groups[target.group];
             let timeouts = Timeouts {
@@ -95,18 +96,20 @@ impl Prepared<'_> {
                 self.route,
             );
         }
-        let mut resp = resp;
         let upgraded = status == http::StatusCode::SWITCHING_PROTOCOLS;
         hygiene::remove_hop_by_hop(resp.headers_mut(), upgraded);
         if upgraded {
-            let Some(client) = client_upgrade else {
+            let (parts, body) = resp.into_parts();
+            let (Some(client), Some(instance)) = (client_upgrade, body.into_tunnel()) else {
                 return Err(GatewayError::UpstreamBroken.into());
             };
-            tunnel(client, hyper::upgrade::on(&mut resp));
-            // The connection now belongs to the tunnel.
-            return Ok(resp.map(|body| Answer::upstream(body, None)));
+            tunnel(client, instance);
+            return Ok(Response::from_parts(
+                parts,
+                Answer::full(bytes::Bytes::new()),
+            ));
         }
-        Ok(resp.map(|body| Answer::upstream(body, Some(pooled))))
+        Ok(resp.map(Answer::upstream))
     }
 
     /// A failed attempt: counted, the instance marked down on a connect error, and the request
@@ -225,13 +228,17 @@ fn origin_form(uri: &Uri) -> Uri {
         .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()))
 }
 
-/// Copies bytes both ways between the client and the instance once both sides switched.
-fn tunnel(client: OnUpgrade, instance: OnUpgrade) {
+/// Copies bytes both ways between the client and the instance once the client's side switched
+/// too (bytes the instance sent right after its `101` go first).
+fn tunnel(client: OnUpgrade, (mut instance, early): (tokio::net::TcpStream, bytes::BytesMut)) {
     tokio::spawn(async move {
-        let (Ok(client), Ok(instance)) = tokio::join!(client, instance) else {
+        let Ok(client) = client.await else {
             return;
         };
-        let (mut client, mut instance) = (TokioIo::new(client), TokioIo::new(instance));
+        let mut client = TokioIo::new(client);
+        if !early.is_empty() && client.write_all(&early).await.is_err() {
+            return;
+        }
         let _ = tokio::io::copy_bidirectional(&mut client, &mut instance).await;
     });
 }

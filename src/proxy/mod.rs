@@ -26,6 +26,7 @@
 mod body;
 mod forward;
 mod framing;
+mod h1;
 pub mod hygiene;
 mod locate;
 mod observe;

@@ -1,58 +1,91 @@
-//! The upstream client: HTTP/1.1 connections to instances, pooled per thread.
+//! The upstream client: HTTP/1.1 to instances, driven inside the request's own task, over
+//! connections pooled per thread.
 //!
-//! Each runtime thread keeps its own idle connections per instance address (a `thread_local`
-//! list, no lock, no watcher task): a request checks one out (newest first; one idle longer than
-//! the group's `idle_timeout` or already closed is dropped), sends on it, and the answer's body
-//! returns it when it ends ([`Pooled::release`]). A connection whose answer was not read to the
-//! end, that broke, or that switched protocols is never reused. Each connection has one driver
-//! task for its whole life, not one per request.
+//! There is no connection task and no channel: the request task writes the request head (and a
+//! body read before forwarding, in the same write), reads the response head ([`super::h1`]), and
+//! the answer's body ([`UpstreamBody`]) reads the rest from the socket as the client's connection
+//! asks for it. When that body ends, the connection goes back to this thread's idle list (a
+//! `thread_local`, no lock); one that broke, whose answer was not read to the end, that said
+//! `Connection: close`, or that switched protocols is never reused.
 //!
-//! A request that a pooled connection could not even start to send (it closed while idle) is
-//! sent again on a fresh connection: nothing reached the instance.
+//! Idle connections older than the group's `idle_timeout` are dropped at checkout. An instance
+//! may close an idle connection just as it is reused: a request that got no byte of answer on a
+//! reused connection is sent again on a fresh one when its body can be sent again (none, or read
+//! before forwarding); a streamed body is only sent on a connection checked to be open.
 
-use super::body::Outgoing;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use super::body::{Outgoing, OutgoingError};
+use super::h1::{self, Chunked, Decoded, Framing};
+use bytes::{Bytes, BytesMut};
+use http::{Response, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Idle connections kept per instance address, per thread.
 const MAX_IDLE: usize = 256;
+/// A body read before forwarding up to this size goes out in the same write as the head.
+const COALESCE: usize = 16 * 1024;
+const READ_RESERVE: usize = 8 * 1024;
 
 thread_local! {
     static IDLE: RefCell<HashMap<SocketAddr, Vec<Idle>>> = RefCell::new(HashMap::new());
 }
 
 struct Idle {
-    sender: SendRequest<Outgoing>,
+    conn: Conn,
     since: Instant,
 }
 
-/// A connection checked out for one request.
-pub struct Pooled {
-    sender: SendRequest<Outgoing>,
+/// One connection to an instance and what was read from it but not consumed.
+pub struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
     addr: SocketAddr,
 }
 
-impl Pooled {
-    /// Returns the connection to this thread's idle list (its answer was read to the end).
-    pub fn release(self) {
-        if self.sender.is_closed() {
-            return;
-        }
+impl Conn {
+    fn release(self) {
         IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
             let list = idle.entry(self.addr).or_default();
-            if list.len() < MAX_IDLE {
+            if list.len() < MAX_IDLE && self.buf.is_empty() {
                 list.push(Idle {
-                    sender: self.sender,
+                    conn: self,
                     since: Instant::now(),
                 });
             }
         });
+    }
+
+    /// Reads more bytes into the buffer; `Ok(0)` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.buf.reserve(READ_RESERVE);
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            match self.stream.try_read_buf(&mut self.buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// Whether an idle connection is still open and quiet (one `recv` when the socket is
+    /// marked readable: end of stream or bytes nobody asked for both mean drop it).
+    fn is_open(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if self.stream.poll_read_ready(&mut cx).is_pending() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
 
@@ -67,7 +100,7 @@ pub enum SendError {
     TooLarge,
     /// The client stopped sending the request body.
     ClientBody,
-    /// The connection failed while sending or answering.
+    /// The connection failed while sending or answering, or the answer was not HTTP.
     Broken(String),
 }
 
@@ -86,92 +119,214 @@ pub struct Failure {
     pub request: Option<http::Request<Outgoing>>,
 }
 
-/// Sends `req` to `addr`: the answer's head, and the connection to reuse once its body ended.
+/// Sends `req` to `addr` and reads the answer's head; its body streams from the connection.
 pub async fn send(
     addr: SocketAddr,
-    mut req: http::Request<Outgoing>,
+    req: http::Request<Outgoing>,
     timeouts: Timeouts,
-) -> Result<(http::Response<Incoming>, Pooled), Failure> {
-    let failed = |error| Failure {
-        error,
-        request: None,
+) -> Result<Response<UpstreamBody>, Failure> {
+    let (parts, mut body) = req.into_parts();
+    let streamed = matches!(body, Outgoing::Stream { .. });
+    let mut head = Vec::with_capacity(512);
+    let whole = match &body {
+        Outgoing::Full(bytes) => Some(bytes.as_ref().map_or(0, Bytes::len)),
+        Outgoing::Stream { .. } => None,
     };
-    while let Some(mut sender) = checkout(addr, timeouts.idle) {
-        if sender.ready().await.is_err() {
-            continue;
-        }
-        match exchange(&mut sender, req, timeouts.read).await {
-            Ok(resp) => return Ok((resp, Pooled { sender, addr })),
-            Err(Exchange::NotSent(back)) => req = *back,
-            Err(Exchange::Failed(e)) => return Err(failed(e)),
+    h1::encode_request(&mut head, &parts.method, &parts.uri, &parts.headers, whole);
+    // A streamed body keeps the client's framing: its length, or chunks; neither means none.
+    let chunked = whole.is_none() && parts.headers.contains_key(http::header::TRANSFER_ENCODING);
+    let framed = chunked || parts.headers.contains_key(http::header::CONTENT_LENGTH);
+    if whole.is_none() && !framed {
+        body = Outgoing::Full(None);
+    }
+    let streamed = streamed && framed;
+    let mut fresh_only = false;
+    loop {
+        let reused = if fresh_only {
+            None
+        } else {
+            checkout(addr, timeouts.idle, streamed)
+        };
+        let was_reused = reused.is_some();
+        let mut conn = match reused {
+            Some(conn) => conn,
+            None => match connect(addr, timeouts.connect).await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    let request = http::Request::from_parts(parts, body);
+                    return Err(Failure {
+                        error,
+                        request: Some(request),
+                    });
+                }
+            },
+        };
+        let exchanged = tokio::time::timeout(
+            timeouts.read,
+            exchange(&mut conn, &head, &mut body, chunked, &parts.method),
+        )
+        .await;
+        match exchanged {
+            Err(_) => return Err(failed(SendError::Timeout)),
+            Ok(Ok(answer)) => return Ok(answer.into_response(conn)),
+            Ok(Err(Exchange::Unanswered)) if was_reused && !streamed => fresh_only = true,
+            Ok(Err(Exchange::Unanswered)) => {
+                return Err(failed(SendError::Broken("closed before answering".into())))
+            }
+            Ok(Err(Exchange::Failed(e))) => return Err(failed(e)),
         }
     }
-    let mut sender = match connect(addr, timeouts.connect).await {
-        Ok(sender) => sender,
-        Err(error) => {
-            return Err(Failure {
-                error,
-                request: Some(req),
-            })
-        }
-    };
-    match exchange(&mut sender, req, timeouts.read).await {
-        Ok(resp) => Ok((resp, Pooled { sender, addr })),
-        Err(Exchange::NotSent(req)) => Err(Failure {
-            error: SendError::Broken("connection closed".into()),
-            request: Some(*req),
-        }),
-        Err(Exchange::Failed(e)) => Err(failed(e)),
+}
+
+fn failed(error: SendError) -> Failure {
+    Failure {
+        error,
+        request: None,
     }
 }
 
 enum Exchange {
-    /// The connection closed before the request started: it can go elsewhere unchanged.
-    NotSent(Box<http::Request<Outgoing>>),
+    /// The connection ended before any byte of an answer.
+    Unanswered,
     Failed(SendError),
 }
 
+/// A response head and how its body is framed.
+struct Answer {
+    head: h1::Head,
+    framing: Framing,
+}
+
+impl Answer {
+    fn into_response(self, conn: Conn) -> Response<UpstreamBody> {
+        let switching = self.head.status == http::StatusCode::SWITCHING_PROTOCOLS;
+        let reusable = !switching && h1::keeps_alive(&self.head);
+        let body = UpstreamBody {
+            conn: Some(conn),
+            framing: self.framing,
+            chunked: Chunked::default(),
+            reusable,
+            switching,
+        };
+        let mut resp = Response::new(body);
+        *resp.status_mut() = self.head.status;
+        *resp.version_mut() = Version::HTTP_11;
+        *resp.headers_mut() = self.head.headers;
+        resp
+    }
+}
+
 async fn exchange(
-    sender: &mut SendRequest<Outgoing>,
-    req: http::Request<Outgoing>,
-    read: Duration,
-) -> Result<http::Response<Incoming>, Exchange> {
-    match tokio::time::timeout(read, sender.try_send_request(req)).await {
-        Err(_) => Err(Exchange::Failed(SendError::Timeout)),
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(mut e)) => match e.take_message() {
-            Some(req) => Err(Exchange::NotSent(Box::new(req))),
-            None => Err(Exchange::Failed(classify(e.into_error()))),
-        },
+    conn: &mut Conn,
+    head: &[u8],
+    body: &mut Outgoing,
+    chunked: bool,
+    method: &http::Method,
+) -> Result<Answer, Exchange> {
+    let broken = |e: io::Error| Exchange::Failed(SendError::Broken(e.to_string()));
+    match body {
+        Outgoing::Full(Some(bytes)) if bytes.len() <= COALESCE => {
+            let mut out = Vec::with_capacity(head.len() + bytes.len());
+            out.extend_from_slice(head);
+            out.extend_from_slice(bytes);
+            conn.stream.write_all(&out).await.map_err(broken)?;
+        }
+        Outgoing::Full(Some(bytes)) => {
+            conn.stream.write_all(head).await.map_err(broken)?;
+            conn.stream.write_all(bytes).await.map_err(broken)?;
+        }
+        Outgoing::Full(None) => conn.stream.write_all(head).await.map_err(broken)?,
+        Outgoing::Stream { .. } => {
+            conn.stream.write_all(head).await.map_err(broken)?;
+            stream_body(conn, body, chunked).await?;
+        }
+    }
+    read_head(conn, method).await
+}
+
+/// Copies the client's body to the instance as it comes (re-chunked when it came chunked).
+async fn stream_body(conn: &mut Conn, body: &mut Outgoing, chunked: bool) -> Result<(), Exchange> {
+    let broken = |e: io::Error| Exchange::Failed(SendError::Broken(e.to_string()));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Exchange::Failed(match e {
+                OutgoingError::TooLarge => SendError::TooLarge,
+                OutgoingError::Read(_) => SendError::ClientBody,
+            })
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            conn.stream
+                .write_all(&h1::chunk_prefix(data.len()))
+                .await
+                .map_err(broken)?;
+        }
+        conn.stream.write_all(&data).await.map_err(broken)?;
+        if chunked {
+            conn.stream.write_all(b"\r\n").await.map_err(broken)?;
+        }
+    }
+    if chunked {
+        conn.stream.write_all(b"0\r\n\r\n").await.map_err(broken)?;
+    }
+    Ok(())
+}
+
+/// Reads until a final response head (informational ones, but `101`, are skipped).
+async fn read_head(conn: &mut Conn, method: &http::Method) -> Result<Answer, Exchange> {
+    let mut answered = !conn.buf.is_empty();
+    loop {
+        match h1::parse_response(&mut conn.buf) {
+            Ok(Some(head)) if head.status.is_informational() && head.status.as_u16() != 101 => {
+                continue
+            }
+            Ok(Some(head)) => {
+                let framing = h1::response_framing(method, &head)
+                    .map_err(|e| Exchange::Failed(SendError::Broken(e.to_string())))?;
+                return Ok(Answer { head, framing });
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Exchange::Failed(SendError::Broken(e.to_string()))),
+        }
+        conn.buf.reserve(READ_RESERVE);
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) if !answered => return Err(Exchange::Unanswered),
+            Err(e) if !answered && e.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(Exchange::Unanswered)
+            }
+            Ok(0) => {
+                return Err(Exchange::Failed(SendError::Broken(
+                    "closed mid-answer".into(),
+                )))
+            }
+            Err(e) => return Err(Exchange::Failed(SendError::Broken(e.to_string()))),
+            Ok(_) => answered = true,
+        }
     }
 }
 
-fn classify(e: hyper::Error) -> SendError {
-    use super::body::OutgoingError;
-    use std::error::Error as _;
-    match e.source().and_then(|s| s.downcast_ref::<OutgoingError>()) {
-        Some(OutgoingError::TooLarge) => SendError::TooLarge,
-        Some(OutgoingError::Read(_)) => SendError::ClientBody,
-        None => SendError::Broken(e.to_string()),
-    }
-}
-
-/// The newest idle connection to `addr` on this thread that is still fresh.
-fn checkout(addr: SocketAddr, idle_timeout: Duration) -> Option<SendRequest<Outgoing>> {
+/// The newest idle connection to `addr` on this thread that is still fresh (and, for a body
+/// that cannot be sent twice, checked to be open).
+fn checkout(addr: SocketAddr, idle_timeout: Duration, check: bool) -> Option<Conn> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
-        while let Some(conn) = list.pop() {
-            if conn.since.elapsed() < idle_timeout && !conn.sender.is_closed() {
-                return Some(conn.sender);
+        while let Some(mut idle) = list.pop() {
+            if idle.since.elapsed() < idle_timeout && (!check || idle.conn.is_open()) {
+                return Some(idle.conn);
             }
         }
         None
     })
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<SendRequest<Outgoing>, SendError> {
-    let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, SendError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => {
             return Err(SendError::Connect(format!(
                 "connect timed out after {timeout:?}"
@@ -181,12 +336,124 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<SendRequest<Outg
         Ok(Ok(stream)) => stream,
     };
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| SendError::Connect(format!("handshake: {e}")))?;
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
-    Ok(sender)
+    Ok(Conn {
+        stream,
+        buf: BytesMut::with_capacity(READ_RESERVE),
+        addr,
+    })
+}
+
+/// An instance's answer body, read from its connection as the client's side asks for it.
+pub struct UpstreamBody {
+    conn: Option<Conn>,
+    framing: Framing,
+    chunked: Chunked,
+    reusable: bool,
+    switching: bool,
+}
+
+impl UpstreamBody {
+    /// After a `101`: the connection and the bytes already read past the head, for the tunnel.
+    pub fn into_tunnel(mut self) -> Option<(TcpStream, BytesMut)> {
+        let conn = self.conn.take().filter(|_| self.switching)?;
+        Some((conn.stream, conn.buf))
+    }
+
+    /// The body ended as framed: the connection may serve another request.
+    fn finish(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if self.reusable {
+                conn.release();
+            }
+        }
+    }
+
+    fn next_data(&mut self) -> Result<Option<Option<Bytes>>, io::Error> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(Some(None));
+        };
+        match self.framing {
+            Framing::Empty | Framing::Length(0) => Ok(Some(None)),
+            Framing::Length(left) if !conn.buf.is_empty() => {
+                let n = left.min(conn.buf.len() as u64);
+                self.framing = Framing::Length(left - n);
+                Ok(Some(Some(conn.buf.split_to(n as usize).freeze())))
+            }
+            Framing::Chunked => match self.chunked.decode(&mut conn.buf) {
+                Ok(Decoded::Data(data)) => Ok(Some(Some(data))),
+                Ok(Decoded::End) => Ok(Some(None)),
+                Ok(Decoded::More) => Ok(None),
+                Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            },
+            Framing::Close if !conn.buf.is_empty() => Ok(Some(Some(conn.buf.split().freeze()))),
+            Framing::Length(_) | Framing::Close => Ok(None),
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // A body with nothing (left) to read is complete even if never polled (hyper does not
+        // poll a body that says it has ended).
+        if matches!(self.framing, Framing::Empty | Framing::Length(0)) {
+            self.finish();
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        loop {
+            match this.next_data() {
+                Ok(Some(Some(data))) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Some(None)) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Ok(None) => {}
+            }
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) if this.framing == Framing::Close => {
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    this.conn = None;
+                    let cut = io::Error::new(io::ErrorKind::UnexpectedEof, "answer cut short");
+                    return Poll::Ready(Some(Err(cut)));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.framing, Framing::Empty | Framing::Length(0))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Empty => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Chunked | Framing::Close => SizeHint::default(),
+        }
+    }
 }

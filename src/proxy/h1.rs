@@ -1,0 +1,286 @@
+//! HTTP/1.1 as the gateway speaks it to instances: the request head it writes, the response
+//! head it reads, and how the response body is framed. Pure functions over bytes (no I/O), so
+//! the upstream client ([`super::upstream`]) drives them inside the request's own task.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri};
+
+/// Response heads longer than this are refused (nginx's default `proxy_buffer_size` is 4–8 KiB;
+/// Node sends far less).
+pub const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
+
+/// Why a response could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("malformed response head")]
+    Head,
+    #[error("response head over {MAX_HEAD} bytes")]
+    TooLarge,
+    #[error("malformed chunked body")]
+    Chunk,
+}
+
+/// Writes the request head (request line, headers, framing, blank line) into `out`.
+/// `body_len` is the length of a body sent whole (`Content-Length` is set to it, any
+/// `Transfer-Encoding` dropped); `None` keeps the client's framing headers for a streamed body.
+pub fn encode_request(
+    out: &mut Vec<u8>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body_len: Option<usize>,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        let framing = name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING;
+        if framing && body_len.is_some() {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match body_len {
+        Some(0) if !needs_length(method) => {}
+        Some(len) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        None => {}
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Methods whose empty body is still announced (`Content-Length: 0`), as clients send them.
+fn needs_length(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// HTTP/1.1 (else 1.0).
+    pub http11: bool,
+}
+
+/// Parses a response head off the front of `buf` (consuming it) when complete.
+pub fn parse_response(buf: &mut BytesMut) -> Result<Option<Head>, ParseError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(ParseError::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(ParseError::Head),
+    };
+    let status = resp
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(ParseError::Head)?;
+    let http11 = resp.version == Some(1);
+    // Offsets into the head, so the values can share its bytes once frozen.
+    let base = buf.as_ptr() as usize;
+    let fields: Vec<(HeaderName, usize, usize)> = resp
+        .headers
+        .iter()
+        .map(|h| {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::Head)?;
+            let start = h.value.as_ptr() as usize - base;
+            Ok((name, start, start + h.value.len()))
+        })
+        .collect::<Result<_, ParseError>>()?;
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, start, end) in fields {
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(start..end)).map_err(|_| ParseError::Head)?;
+        headers.append(name, value);
+    }
+    Ok(Some(Head {
+        status,
+        headers,
+        http11,
+    }))
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the instance closes the connection.
+    Close,
+}
+
+/// The framing of a response to `method` (RFC 9112 §6.3).
+pub fn response_framing(method: &Method, head: &Head) -> Result<Framing, ParseError> {
+    let status = head.status.as_u16();
+    if *method == Method::HEAD || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(Framing::Empty);
+    }
+    if let Some(te) = last_value(&head.headers, &header::TRANSFER_ENCODING) {
+        let last = te.rsplit(|b| *b == b',').next().unwrap_or_default();
+        return Ok(match last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            true => Framing::Chunked,
+            false => Framing::Close,
+        });
+    }
+    let mut lengths = head.headers.get_all(header::CONTENT_LENGTH).iter();
+    match (lengths.next(), lengths.next()) {
+        (None, _) => Ok(Framing::Close),
+        (Some(len), None) => std::str::from_utf8(len.as_bytes())
+            .ok()
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse().ok())
+            .map(Framing::Length)
+            .ok_or(ParseError::Head),
+        // Several lengths: an instance that frames ambiguously is not trusted.
+        (Some(_), Some(_)) => Err(ParseError::Head),
+    }
+}
+
+fn last_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a [u8]> {
+    headers
+        .get_all(name)
+        .iter()
+        .next_back()
+        .map(HeaderValue::as_bytes)
+}
+
+/// Whether the connection can carry another request after this response.
+pub fn keeps_alive(head: &Head) -> bool {
+    let tokens = head
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|t| t.trim_ascii().to_ascii_lowercase());
+    let (mut close, mut keep) = (false, false);
+    for token in tokens {
+        close |= token == b"close";
+        keep |= token == b"keep-alive";
+    }
+    !close && (head.http11 || keep)
+}
+
+/// Decodes a chunked body incrementally from a read buffer.
+#[derive(Debug, Default)]
+pub struct Chunked {
+    /// Data bytes left in the current chunk; `None` between chunks.
+    left: Option<u64>,
+    done: bool,
+}
+
+/// What the decoder found in the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    Data(Bytes),
+    /// Needs more bytes.
+    More,
+    /// The last chunk and the trailers were read.
+    End,
+}
+
+impl Chunked {
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, ParseError> {
+        loop {
+            if self.done {
+                return Ok(Decoded::End);
+            }
+            match self.left {
+                Some(0) => {
+                    // The CRLF after a chunk's data.
+                    if buf.len() < 2 {
+                        return Ok(Decoded::More);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(ParseError::Chunk);
+                    }
+                    buf.advance(2);
+                    self.left = None;
+                }
+                Some(left) => {
+                    if buf.is_empty() {
+                        return Ok(Decoded::More);
+                    }
+                    let n = left.min(buf.len() as u64) as usize;
+                    self.left = Some(left - n as u64);
+                    return Ok(Decoded::Data(buf.split_to(n).freeze()));
+                }
+                None => {
+                    let Some(line) = buf.windows(2).position(|w| w == b"\r\n") else {
+                        return match buf.len() > 1024 {
+                            true => Err(ParseError::Chunk),
+                            false => Ok(Decoded::More),
+                        };
+                    };
+                    let size = chunk_size(&buf[..line])?;
+                    if size == 0 {
+                        return self.trailers(buf);
+                    }
+                    buf.advance(line + 2);
+                    self.left = Some(size);
+                }
+            }
+        }
+    }
+
+    /// After the last chunk's size line: skips trailers through the empty line.
+    fn trailers(&mut self, buf: &mut BytesMut) -> Result<Decoded, ParseError> {
+        // `0\r\n` then trailer lines, then `\r\n`: find the blank line after the size line.
+        let Some(size_end) = buf.windows(2).position(|w| w == b"\r\n") else {
+            return Ok(Decoded::More);
+        };
+        let rest = &buf[size_end + 2..];
+        let end = match rest.starts_with(b"\r\n") {
+            true => Some(size_end + 4),
+            false => rest
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|i| size_end + 2 + i + 4),
+        };
+        match end {
+            Some(end) => {
+                buf.advance(end);
+                self.done = true;
+                Ok(Decoded::End)
+            }
+            None if buf.len() > MAX_HEAD => Err(ParseError::Chunk),
+            None => Ok(Decoded::More),
+        }
+    }
+}
+
+/// A chunk-size line: hex digits, then optional extensions after `;`.
+fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {
+    let digits = line
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(ParseError::Chunk);
+    }
+    let text = std::str::from_utf8(digits).map_err(|_| ParseError::Chunk)?;
+    u64::from_str_radix(text, 16).map_err(|_| ParseError::Chunk)
+}
+
+/// One chunk of a streamed request body as written on the wire: size line, data, CRLF.
+pub fn chunk_prefix(len: usize) -> Vec<u8> {
+    format!("{len:x}\r\n").into_bytes()
+}
+
+#[cfg(test)]
+mod tests;
