@@ -125,7 +125,16 @@ pub async fn send(
     req: http::Request<Outgoing>,
     timeouts: Timeouts,
 ) -> Result<Response<UpstreamBody>, Failure> {
-    let (parts, mut body) = req.into_parts();
+    let (parts, body) = req.into_parts();
+    // A small body with a declared length is read first and sent with the head in one write,
+    // as nginx buffers request bodies: one system call, and a request that can be sent again.
+    let mut body = match super::hygiene::content_length(&parts.headers) {
+        Some(len) if len as usize <= COALESCE => match buffer(body).await {
+            Ok(body) => body,
+            Err(error) => return Err(failed(error)),
+        },
+        _ => body,
+    };
     let streamed = matches!(body, Outgoing::Stream { .. });
     let mut head = Vec::with_capacity(512);
     let whole = match &body {
@@ -175,6 +184,18 @@ pub async fn send(
             }
             Ok(Err(Exchange::Failed(e))) => return Err(failed(e)),
         }
+    }
+}
+
+/// A streamed body read whole (within its route's limit, which the stream enforces).
+async fn buffer(body: Outgoing) -> Result<Outgoing, SendError> {
+    if let Outgoing::Full(_) = body {
+        return Ok(body);
+    }
+    match body.collect().await {
+        Ok(collected) => Ok(Outgoing::Full(Some(collected.to_bytes()))),
+        Err(OutgoingError::TooLarge) => Err(SendError::TooLarge),
+        Err(OutgoingError::Read(_)) => Err(SendError::ClientBody),
     }
 }
 
