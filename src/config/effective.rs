@@ -113,7 +113,7 @@ fn group(g: &Group) -> Value {
             .collect();
         json!({
             "sources": r.sources.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            "header": r.header,
+            "header": r.header.as_str(),
             "body_limit": r.body_limit,
             "assign": debug_name(r.assign),
             "pins": pins,

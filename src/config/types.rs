@@ -168,8 +168,8 @@ impl std::fmt::Display for StatusMatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingConfig {
     pub sources: Vec<Source>,
-    /// Lower-case header name.
-    pub header: String,
+    /// The header carrying the workspace (header names are case-insensitive).
+    pub header: http::HeaderName,
     pub body_limit: usize,
     pub assign: Assign,
     /// Workspace → index into the group's instances.

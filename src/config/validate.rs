@@ -229,12 +229,13 @@ fn routing(p: &mut Problems, at: &str, raw: RawRouting, instances: &[Instance]) 
     let header = raw
         .header
         .unwrap_or_else(|| defaults::WORKSPACE_HEADER.to_string());
-    if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+    let header = http::HeaderName::from_bytes(header.as_bytes()).unwrap_or_else(|_| {
         p.push(
             format!("{at}.header"),
             format!("`{header}` is not a header name"),
         );
-    }
+        http::HeaderName::from_static(defaults::WORKSPACE_HEADER)
+    });
     let body_limit = p.size(
         format!("{at}.body_limit"),
         &raw.body_limit,
@@ -262,7 +263,7 @@ fn routing(p: &mut Problems, at: &str, raw: RawRouting, instances: &[Instance]) 
     };
     RoutingConfig {
         sources,
-        header: header.to_ascii_lowercase(),
+        header,
         body_limit: usize::try_from(body_limit).unwrap_or(usize::MAX),
         assign: p.choice(
             format!("{at}.assign"),

@@ -193,10 +193,7 @@ pub async fn locate(
 
 fn extract_from(parts: &http::request::Parts, rules: &RoutingConfig, body: Body<'_>) -> Outcome {
     let view = RequestView {
-        header: parts
-            .headers
-            .get(rules.header.as_str())
-            .map(|v| v.as_bytes()),
+        header: parts.headers.get(&rules.header).map(|v| v.as_bytes()),
         path: parts.uri.path(),
         query: parts.uri.query(),
         body,

@@ -133,7 +133,7 @@ impl ProxyApp {
     ) -> Response<Answer> {
         let (mut parts, body) = req.into_parts();
         let snap = self.gateway.snapshot();
-        let request_id = observe::request_id(parts.headers.get(REQUEST_ID));
+        let request_id = observe::request_id(parts.headers.get(&REQUEST_ID));
         let mut obs = Observation::new(
             self.gateway.clone(),
             snap.clone(),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The header carrying the request id, both ways.
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The request id to use: the client's `X-Request-Id` when well-formed (see
 /// [`crate::access_log::request_id`]), else a new one.

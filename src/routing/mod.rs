@@ -166,7 +166,7 @@ mod tests {
     fn rules(assign: Assign, down: DownPolicy) -> RoutingConfig {
         RoutingConfig {
             sources: vec![Source::Header],
-            header: defaults::WORKSPACE_HEADER.into(),
+            header: http::HeaderName::from_static(defaults::WORKSPACE_HEADER),
             body_limit: defaults::BODY_LIMIT,
             assign,
             pins: [(42, 3)].into_iter().collect(),
