@@ -9,7 +9,8 @@
 //! - [`publish`]: pure templates mapping verified webhooks to hub events.
 //! - [`health`]: instance health (active checks, passive marking).
 //! - [`state`]: the shared [`state::Gateway`]: config snapshot (`ArcSwap`), health, learned sessions.
-//! - [`proxy`]: the pingora `ProxyHttp` per listener, with request hygiene and JSON errors.
+//! - [`proxy`]: the HTTP data path per listener on hyper (admit → locate → verify → forward →
+//!   observe), with its own HTTP/1.1 upstream client, request hygiene and JSON errors.
 //! - [`errors`]: the gateway's own error answers and their stable codes.
 //! - [`metrics`]: every metric name.
 //! - [`access_log`]: JSON access log lines and request ids.
