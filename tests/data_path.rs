@@ -343,3 +343,58 @@ async fn a_thousand_websocket_tunnels_under_http_load_all_survive_a_second_of_id
     assert_eq!(torn, 0, "tunnels torn down\n{}", s.gw.log());
     assert!(served > 0, "the HTTP load ran alongside");
 }
+
+/// A raw instance that answers `413` as soon as it has a request head and closes without
+/// reading the body (as an app with a small body limit does).
+async fn early_413_instance() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large";
+                let _ = stream.write_all(answer.as_bytes()).await;
+                // Closing with unread bytes resets the connection: the gateway's writes fail.
+                drop(stream);
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_answers_before_taking_a_streamed_body_has_its_answer_relayed() {
+    let upstream = early_413_instance().await;
+    let (edge, admin) = (loopback(), loopback());
+    let yaml = format!(
+        "admin: {{ listen: {admin} }}\nlisteners:\n  edge: {{ listen: {edge} }}\nupstreams:\n  app:\n    instances: [{{ name: app, addr: {upstream} }}]\n    health: {{ path: /, interval: 1s }}\nroutes:\n  - {{ name: app, listener: edge, upstream: app }}\n"
+    );
+    let gw = Gateway::start(&yaml, admin, &[edge]).await;
+    let body = vec![b'x'; 8 << 20];
+    let mut stream = TcpStream::connect(edge).await.unwrap();
+    let request = format!(
+        "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // The client keeps sending; the gateway may stop reading and close once answered.
+    let upload = tokio::spawn(async move {
+        let _ = writer.write_all(&body).await;
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(DEADLINE, reader.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}\n{}", gw.log());
+    assert!(text.ends_with("too large"), "{text}");
+    upload.abort();
+    assert!(in_flight(&gw).await.iter().all(|n| *n == 0));
+}

@@ -216,12 +216,14 @@ enum Exchange {
 struct Answer {
     head: h1::Head,
     framing: Framing,
+    /// The request was not sent to its end: the connection cannot carry another.
+    unfinished: bool,
 }
 
 impl Answer {
     fn into_response(self, conn: Conn) -> Response<UpstreamBody> {
         let switching = self.head.status == http::StatusCode::SWITCHING_PROTOCOLS;
-        let reusable = !switching && h1::keeps_alive(&self.head);
+        let reusable = !switching && !self.unfinished && h1::keeps_alive(&self.head);
         let body = UpstreamBody {
             conn: Some(conn),
             framing: self.framing,
@@ -259,7 +261,17 @@ async fn exchange(
         Outgoing::Full(None) => conn.stream.write_all(head).await.map_err(broken)?,
         Outgoing::Stream { .. } => {
             conn.stream.write_all(head).await.map_err(broken)?;
-            stream_body(conn, body, chunked).await?;
+            let sent = stream_body(conn, body, chunked).await;
+            if let Err(Exchange::Failed(SendError::Broken(reason))) = sent {
+                // An instance may answer before taking the whole body (a 413, a 401) and close:
+                // its answer is relayed; the connection, its request unfinished, is not reused.
+                let mut answer = read_head(conn, method)
+                    .await
+                    .map_err(|_| Exchange::Failed(SendError::Broken(reason)))?;
+                answer.unfinished = true;
+                return Ok(answer);
+            }
+            sent?;
         }
     }
     read_head(conn, method).await
@@ -309,7 +321,11 @@ async fn read_head(conn: &mut Conn, method: &http::Method) -> Result<Answer, Exc
             Ok(Some(head)) => {
                 let framing = h1::response_framing(method, &head)
                     .map_err(|e| Exchange::Failed(SendError::Broken(e.to_string())))?;
-                return Ok(Answer { head, framing });
+                return Ok(Answer {
+                    head,
+                    framing,
+                    unfinished: false,
+                });
             }
             Ok(None) => {}
             Err(e) => return Err(Exchange::Failed(SendError::Broken(e.to_string()))),
