@@ -119,28 +119,26 @@ pub fn timestamp() -> String {
 }
 
 /// The request id to use: the client's `X-Request-Id` when it is 1–128 characters of
-/// `[A-Za-z0-9._:-]`, else a new one.
-pub fn request_id(incoming: Option<&[u8]>) -> String {
+/// `[A-Za-z0-9._:-]` (kept as is, no copy), else a new one.
+pub fn request_id(incoming: Option<&http::HeaderValue>) -> http::HeaderValue {
     match incoming {
-        Some(id) if is_valid_request_id(id) => String::from_utf8_lossy(id).into_owned(),
-        _ => new_request_id(),
+        Some(id) if is_valid_request_id(id.as_bytes()) => id.clone(),
+        // Hex digits are always a valid header value.
+        _ => http::HeaderValue::from_bytes(&new_request_id())
+            .unwrap_or(http::HeaderValue::from_static("-")),
     }
 }
 
-pub fn is_valid_request_id(id: &[u8]) -> bool {
+fn is_valid_request_id(id: &[u8]) -> bool {
     (1..=128).contains(&id.len())
         && id
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-fn new_request_id() -> String {
-    String::from_utf8_lossy(&new_request_id_bytes()).into_owned()
-}
-
 /// 32 hex digits: a per-process random half and a mixed counter, so ids never repeat within a
 /// process and collide across processes only by chance (1 in 2^64).
-pub fn new_request_id_bytes() -> [u8; 32] {
+fn new_request_id() -> [u8; 32] {
     static SEED: OnceLock<(u64, u64)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let &(process, key) = SEED.get_or_init(|| {
@@ -173,8 +171,9 @@ mod tests {
 
     #[test]
     fn request_ids_keep_safe_client_ids_and_replace_others() {
+        let value = |bytes: &[u8]| http::HeaderValue::from_bytes(bytes).unwrap();
         assert_eq!(
-            request_id(Some(b"laravel-7f3a.1:x_y")),
+            request_id(Some(&value(b"laravel-7f3a.1:x_y"))),
             "laravel-7f3a.1:x_y"
         );
         for bad in [
@@ -184,9 +183,9 @@ mod tests {
             &[b'a'; 129],
             "é".as_bytes(),
         ] {
-            let id = request_id(Some(bad));
+            let id = request_id(Some(&value(bad)));
             assert_eq!(id.len(), 32, "{bad:?} should be replaced");
-            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert!(id.as_bytes().iter().all(|b| b.is_ascii_hexdigit()));
         }
         let ids: std::collections::HashSet<_> = (0..1000).map(|_| request_id(None)).collect();
         assert_eq!(ids.len(), 1000);

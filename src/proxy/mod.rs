@@ -133,7 +133,7 @@ impl ProxyApp {
     ) -> Response<Answer> {
         let (mut parts, body) = req.into_parts();
         let snap = self.gateway.snapshot();
-        let request_id = observe::request_id(parts.headers.get(&REQUEST_ID));
+        let request_id = crate::access_log::request_id(parts.headers.get(&REQUEST_ID));
         let mut obs = Observation::new(
             self.gateway.clone(),
             snap.clone(),
@@ -141,7 +141,8 @@ impl ProxyApp {
             &parts,
             request_id,
         );
-        // A body the gateway refused before reading it is not read at all: the connection closes.
+        // A refused request that carried a body closes its connection: what of the body was not
+        // read is never parsed as a request.
         let has_body = body.size_hint().upper() != Some(0);
         let walked = match ambiguous.is_set() {
             true => Err(Refused {

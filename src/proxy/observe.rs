@@ -15,19 +15,6 @@ use std::time::Instant;
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
-/// The request id to use: the client's `X-Request-Id` when well-formed (see
-/// [`crate::access_log::request_id`]), else a new one.
-pub fn request_id(incoming: Option<&http::HeaderValue>) -> http::HeaderValue {
-    match incoming {
-        Some(id) if crate::access_log::is_valid_request_id(id.as_bytes()) => id.clone(),
-        _ => {
-            let id = crate::access_log::new_request_id_bytes();
-            // Hex digits are a valid header value.
-            http::HeaderValue::from_bytes(&id).unwrap_or(http::HeaderValue::from_static("-"))
-        }
-    }
-}
-
 /// The instance a request went to: indices into the snapshot's groups and their instances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Target {
