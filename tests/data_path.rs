@@ -210,8 +210,10 @@ async fn a_webhook_the_edge_refuses_is_answered_without_100_continue_or_reading_
     assert_eq!(s.laravel.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
-/// A raw instance that answers every request with an informational `103` before its `200`.
-async fn early_hints_instance() -> SocketAddr {
+/// A raw instance that, as soon as it has a request head, writes `answer` and closes (without
+/// reading a body: closing with unread bytes resets the connection, as a real app that refuses
+/// early does).
+async fn raw_instance(answer: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -225,7 +227,6 @@ async fn early_hints_instance() -> SocketAddr {
                         Ok(n) => seen.extend_from_slice(&buf[..n]),
                     }
                 }
-                let answer = "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal";
                 let _ = stream.write_all(answer.as_bytes()).await;
             });
         }
@@ -233,14 +234,22 @@ async fn early_hints_instance() -> SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_informational_answer_from_an_instance_is_never_taken_as_the_final_one() {
-    let upstream = early_hints_instance().await;
+/// A gateway with one balance route on `edge` to `upstream`.
+async fn edge_to(upstream: SocketAddr) -> (Gateway, SocketAddr) {
     let (edge, admin) = (loopback(), loopback());
     let yaml = format!(
         "admin: {{ listen: {admin} }}\nlisteners:\n  edge: {{ listen: {edge} }}\nupstreams:\n  app:\n    instances: [{{ name: app, addr: {upstream} }}]\n    health: {{ path: /, interval: 1s }}\nroutes:\n  - {{ name: app, listener: edge, upstream: app }}\n"
     );
-    let gw = Gateway::start(&yaml, admin, &[edge]).await;
+    (Gateway::start(&yaml, admin, &[edge]).await, edge)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_informational_answer_from_an_instance_is_never_taken_as_the_final_one() {
+    let upstream = raw_instance(
+        "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal",
+    )
+    .await;
+    let (gw, edge) = edge_to(upstream).await;
     for _ in 0..3 {
         let resp = send(edge, "GET", "/", &[], vec![]).await;
         assert_eq!((resp.status, &resp.body[..]), (200, &b"final"[..]));
@@ -344,40 +353,13 @@ async fn a_thousand_websocket_tunnels_under_http_load_all_survive_a_second_of_id
     assert!(served > 0, "the HTTP load ran alongside");
 }
 
-/// A raw instance that answers `413` as soon as it has a request head and closes without
-/// reading the body (as an app with a small body limit does).
-async fn early_413_instance() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let answer = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large";
-                let _ = stream.write_all(answer.as_bytes()).await;
-                // Closing with unread bytes resets the connection: the gateway's writes fail.
-                drop(stream);
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_answers_before_taking_a_streamed_body_has_its_answer_relayed() {
-    let upstream = early_413_instance().await;
-    let (edge, admin) = (loopback(), loopback());
-    let yaml = format!(
-        "admin: {{ listen: {admin} }}\nlisteners:\n  edge: {{ listen: {edge} }}\nupstreams:\n  app:\n    instances: [{{ name: app, addr: {upstream} }}]\n    health: {{ path: /, interval: 1s }}\nroutes:\n  - {{ name: app, listener: edge, upstream: app }}\n"
-    );
-    let gw = Gateway::start(&yaml, admin, &[edge]).await;
+    let upstream = raw_instance(
+        "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large",
+    )
+    .await;
+    let (gw, edge) = edge_to(upstream).await;
     let body = vec![b'x'; 8 << 20];
     let mut stream = TcpStream::connect(edge).await.unwrap();
     let request = format!(
@@ -397,4 +379,82 @@ async fn an_instance_that_answers_before_taking_a_streamed_body_has_its_answer_r
     assert!(text.ends_with("too large"), "{text}");
     upload.abort();
     assert!(in_flight(&gw).await.iter().all(|n| *n == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_request_body_reaches_the_instance_byte_for_byte() {
+    let s = stack().await;
+    let mut stream = TcpStream::connect(s.fleet).await.unwrap();
+    let head = "POST /api/messages/send-media HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 5\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let (mut sent, mut wire) = (Vec::new(), head.as_bytes().to_vec());
+    for (i, size) in [1usize, 300, 17, 512].into_iter().enumerate() {
+        let chunk = vec![b'a' + i as u8; size];
+        wire.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        wire.extend_from_slice(&chunk);
+        wire.extend_from_slice(b"\r\n");
+        sent.extend_from_slice(&chunk);
+    }
+    wire.extend_from_slice(b"0\r\n\r\n");
+    stream.write_all(&wire).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(json["instance"], "u2");
+    assert_eq!(json["body_len"], sent.len());
+    assert_eq!(json["body_sha256"], sha256_hex(&sent));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_answer_with_trailers_reaches_the_client_whole() {
+    let upstream = raw_instance(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    )
+    .await;
+    let (gw, edge) = edge_to(upstream).await;
+    let resp = send(edge, "GET", "/", &[], vec![]).await;
+    assert_eq!((resp.status, &resp.body[..]), (200, &b"hello world"[..]));
+    assert!(in_flight(&gw).await.iter().all(|n| *n == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_on_a_pooled_connection_the_instance_closed_goes_out_again_on_a_fresh_one() {
+    // idle_timeout above Node's 5 s keep-alive (a misconfiguration): the pool hands out
+    // connections Node has already closed. One thread, one pool: the idle one is reused.
+    let node = Upstream::node("u1").await;
+    let (fleet, admin) = (loopback(), loopback());
+    let yaml = format!(
+        "threads: 1\nadmin: {{ listen: {admin} }}\nlisteners:\n  fleet: {{ listen: {fleet} }}\nupstreams:\n  node:\n    instances: [{{ name: u1, addr: {} }}]\n    idle_timeout: 30s\n    health: {{ interval: 60s }}\n    routing: {{ assign: modulo }}\nroutes:\n  - {{ name: api, listener: fleet, upstream: node, treatment: workspace }}\n",
+        node.addr
+    );
+    let gw = Gateway::start(&yaml, admin, &[fleet]).await;
+    let ws = [("x-workspace-id", "1")];
+    assert_eq!(
+        send(fleet, "GET", "/api/sessions", &ws, vec![])
+            .await
+            .status,
+        200
+    );
+    // Idle past Node's keep-alive (the subject of the test, not a synchronisation).
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let json = br#"{"workspace_id": 1}"#.to_vec();
+    let headers = [
+        ("x-workspace-id", "1"),
+        ("content-type", "application/json"),
+    ];
+    let again = send(fleet, "POST", "/api/messages/send", &headers, json).await;
+    assert_eq!(
+        again.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert_eq!(again.json()["body_len"], 19);
+    let get = send(fleet, "GET", "/api/sessions", &ws, vec![]).await;
+    assert_eq!(get.status, 200, "{}", gw.log());
 }

@@ -277,9 +277,16 @@ fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {
     u64::from_str_radix(text, 16).map_err(|_| ParseError::Chunk)
 }
 
-/// One chunk of a streamed request body as written on the wire: size line, data, CRLF.
-pub fn chunk_prefix(len: usize) -> Vec<u8> {
-    format!("{len:x}\r\n").into_bytes()
+/// The size line of a chunk of `len` bytes (`{hex}\r\n`), in a buffer and its used length.
+pub fn chunk_prefix(len: usize) -> ([u8; 18], usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 18];
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, byte) in out[..digits].iter_mut().enumerate() {
+        *byte = DIGITS[(len >> (4 * (digits - 1 - i))) & 0xf];
+    }
+    out[digits..digits + 2].copy_from_slice(b"\r\n");
+    (out, digits + 2)
 }
 
 #[cfg(test)]

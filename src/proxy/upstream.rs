@@ -15,7 +15,7 @@
 
 use super::body::{Outgoing, OutgoingError};
 use super::h1::{self, Chunked, Decoded, Framing};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::{Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -31,7 +31,8 @@ use tokio::net::TcpStream;
 
 /// Idle connections kept per instance address, per thread.
 const MAX_IDLE: usize = 256;
-/// A body read before forwarding up to this size goes out in the same write as the head.
+/// A body read before forwarding up to this size goes out in the same write as the head (and
+/// a body with a declared length up to it is read first).
 const COALESCE: usize = 16 * 1024;
 const READ_RESERVE: usize = 8 * 1024;
 
@@ -142,6 +143,13 @@ pub async fn send(
         Outgoing::Stream { .. } => None,
     };
     h1::encode_request(&mut head, &parts.method, &parts.uri, &parts.headers, whole);
+    // A small body read before forwarding goes out in the same write as the head.
+    if let Outgoing::Full(Some(bytes)) = &body {
+        if bytes.len() <= COALESCE {
+            head.extend_from_slice(bytes);
+            body = Outgoing::Full(None);
+        }
+    }
     // A streamed body keeps the client's framing: its length, or chunks; neither means none.
     let chunked = whole.is_none() && parts.headers.contains_key(http::header::TRANSFER_ENCODING);
     let framed = chunked || parts.headers.contains_key(http::header::CONTENT_LENGTH);
@@ -248,12 +256,6 @@ async fn exchange(
 ) -> Result<Answer, Exchange> {
     let broken = |e: io::Error| Exchange::Failed(SendError::Broken(e.to_string()));
     match body {
-        Outgoing::Full(Some(bytes)) if bytes.len() <= COALESCE => {
-            let mut out = Vec::with_capacity(head.len() + bytes.len());
-            out.extend_from_slice(head);
-            out.extend_from_slice(bytes);
-            conn.stream.write_all(&out).await.map_err(broken)?;
-        }
         Outgoing::Full(Some(bytes)) => {
             conn.stream.write_all(head).await.map_err(broken)?;
             conn.stream.write_all(bytes).await.map_err(broken)?;
@@ -293,16 +295,16 @@ async fn stream_body(conn: &mut Conn, body: &mut Outgoing, chunked: bool) -> Res
         if data.is_empty() {
             continue;
         }
-        if chunked {
-            conn.stream
-                .write_all(&h1::chunk_prefix(data.len()))
-                .await
-                .map_err(broken)?;
-        }
-        conn.stream.write_all(&data).await.map_err(broken)?;
-        if chunked {
-            conn.stream.write_all(b"\r\n").await.map_err(broken)?;
-        }
+        let written = match chunked {
+            // Size line, data and line end in one vectored write.
+            true => {
+                let (prefix, len) = h1::chunk_prefix(data.len());
+                let mut chunk = Buf::chain(Buf::chain(&prefix[..len], &data[..]), &b"\r\n"[..]);
+                conn.stream.write_all_buf(&mut chunk).await
+            }
+            false => conn.stream.write_all(&data).await,
+        };
+        written.map_err(broken)?;
     }
     if chunked {
         conn.stream.write_all(b"0\r\n\r\n").await.map_err(broken)?;

@@ -10,6 +10,8 @@
 //!   health route); [`Upstream::laravel11`] adds Laravel 11's `GET /up`. Anything else gets
 //!   Laravel's 404 `{"message": "Not Found"}`.
 //!
+//! Idle keep-alive connections are closed as the apps close them (Node after 5 s).
+//!
 //! A route that exists answers 200 with what it received (method, path, query, headers, body
 //! length and SHA-256) plus its instance name, so tests can see where a request went and what
 //! arrived. Test-only knobs on those routes: the `x-stub-status` header picks the status, the
@@ -31,6 +33,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+/// Node's `server.keepAliveTimeout` default: idle connections are closed after 5 s.
+const NODE_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Laravel behind nginx (`keepalive_timeout 75s`) or php-fpm's built-in server.
+const LARAVEL_KEEP_ALIVE: Duration = Duration::from_secs(75);
 
 /// Which app a stand-in behaves like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,8 +155,16 @@ async fn serve(listener: TcpListener, stub: Stub) {
         while connections.try_join_next().is_some() {}
         let stub = stub.clone();
         connections.spawn(async move {
+            let keep_alive = match stub.kind {
+                Kind::Node => NODE_KEEP_ALIVE,
+                Kind::Laravel { .. } => LARAVEL_KEEP_ALIVE,
+            };
             let service = hyper::service::service_fn(move |req| handle(stub.clone(), req));
+            // hyper's head-read timer also runs while a kept-alive connection waits for its next
+            // request: the app's idle keep-alive limit.
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(keep_alive)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await;

@@ -134,3 +134,18 @@ fn chunked_bodies_decode_the_same_however_they_arrive() {
     );
     assert_eq!(decoder.decode(&mut no_crlf), Err(ParseError::Chunk));
 }
+
+#[test]
+fn chunk_size_lines_are_lower_case_hex() {
+    for (len, line) in [
+        (0, "0\r\n"),
+        (5, "5\r\n"),
+        (255, "ff\r\n"),
+        (4096, "1000\r\n"),
+    ] {
+        let (buf, used) = chunk_prefix(len);
+        assert_eq!(&buf[..used], line.as_bytes(), "{len}");
+    }
+    let (buf, used) = chunk_prefix(usize::MAX);
+    assert_eq!(&buf[..used], b"ffffffffffffffff\r\n");
+}
