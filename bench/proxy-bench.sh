@@ -17,8 +17,13 @@
 #          TARGETS="direct nginx" REPEATS=1 DURATION=3s bench/proxy-bench.sh
 # Knobs (env):
 #   TARGETS="direct nginx fleetgate"   any subset of direct nginx haproxy pingora hyper anchor-proxy
-#                    anchor-lean fleetgate, in this order of measurement
+#                    anchor-lean fleetgate fleetgate-log (access log on), in this order of measurement
 #   DURATION=10s WARMUP=2s CONNS=64 REPEATS=3 VARIANTS="get post"
+#                    a variant `X-slowloris` is X measured while bench/slowloris.py holds
+#                    ATTACK_CONNS (2000) connections that send a request head one byte per second
+#                    (started ATTACK_LEAD=3 s before wrk): the p99 of normal traffic under that
+#                    attack, and when each server closed the attacker's connections (attacks.txt;
+#                    nginx runs with client_header_timeout 10s, fleetgate's header_timeout default)
 #   ROUTE=map|hash   map: fixed table workspace N -> u((N mod 4)+1), unknown/missing -> u1
 #                         (fleetgate: assign modulo + one pin per workspace)
 #                    hash: consistent hash of the header value (fleetgate: assign rendezvous)
@@ -85,6 +90,8 @@ PINGORA_PORT=${PINGORA_PORT:-18092}
 PINGORA_BIN=${PINGORA_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/examples/bare_pingora}
 # `hyper` target: examples/bare_hyper.rs; anchors: shared/bench/anchors/* built in bench/.anchors/
 HYPER_PORT=${HYPER_PORT:-18093}
+# `fleetgate-log` target: the candidate again with its access log on (to $RUN/access.log)
+FLEETGATE_LOG_PORT=${FLEETGATE_LOG_PORT:-18096}
 HYPER_BIN=${HYPER_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/examples/bare_hyper}
 HAPROXY_PORT=${HAPROXY_PORT:-18082}
 ANCHOR_PROXY_PORT=${ANCHOR_PROXY_PORT:-18094}
@@ -106,12 +113,14 @@ anchor_bin() {
 
 for t in $TARGETS; do
   case $t in
-    direct | nginx | haproxy | pingora | hyper | anchor-proxy | anchor-lean | fleetgate) ;;
-    *) echo "unknown target '$t' (known: direct nginx haproxy pingora hyper anchor-proxy anchor-lean fleetgate)" >&2; exit 2 ;;
+    direct | nginx | haproxy | pingora | hyper | anchor-proxy | anchor-lean | fleetgate | fleetgate-log) ;;
+    *) echo "unknown target '$t' (known: direct nginx haproxy pingora hyper anchor-proxy anchor-lean fleetgate fleetgate-log)" >&2; exit 2 ;;
   esac
 done
+ATTACK_CONNS=${ATTACK_CONNS:-2000}
+ATTACK_LEAD=${ATTACK_LEAD:-3}
 for v in $VARIANTS; do
-  [[ -f $HERE/lua/$v.lua ]] || { echo "unknown variant '$v' (known: get post)" >&2; exit 2; }
+  [[ -f $HERE/lua/${v%-slowloris}.lua ]] || { echo "unknown variant '$v' (known: get post, each with -slowloris)" >&2; exit 2; }
 done
 [[ $ROUTE == map || $ROUTE == hash ]] || { echo "ROUTE must be map or hash" >&2; exit 2; }
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
@@ -134,7 +143,7 @@ has_target nginx && need+=(nginx)
 has_target haproxy && need+=(haproxy)
 ensure_tools "${need[@]}"
 build_upstream
-if has_target fleetgate; then build_fleetgate; fi
+if has_target fleetgate || has_target fleetgate-log; then build_fleetgate; fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 setup_out "$HERE/out/$(date +%Y%m%d-%H%M%S)-$ROUTE-pin$PIN"
@@ -181,6 +190,7 @@ sed -e "s|@THREADS@|$PROXY_WORKERS|g" -e "s|@PORT@|$HAPROXY_PORT|g" -e "s|@RUN@|
 ports=(3001 3002 3003 3004)
 has_target nginx && ports+=("$NGINX_PORT")
 has_target fleetgate && ports+=("$FLEETGATE_PORT")
+has_target fleetgate-log && ports+=("$FLEETGATE_LOG_PORT")
 has_target haproxy && ports+=("$HAPROXY_PORT")
 has_target hyper && ports+=("$HYPER_PORT")
 has_target anchor-proxy && ports+=("$ANCHOR_PROXY_PORT")
@@ -246,6 +256,14 @@ for t in $TARGETS; do
         PROXY_WORKERS="$PROXY_WORKERS" FLEETGATE_BIN="$FLEETGATE_BIN" FLEETGATE_CONFIG="$RUN/fleetgate.yaml" \
         bash -c "exec $FLEETGATE_CMD"
       PORT_OF[fleetgate]=$FLEETGATE_PORT ;;
+    fleetgate-log)
+      # The same candidate with its JSON access log on, to a file: the log's cost in the same run.
+      start_proc fleetgate-log "$SERVER_CPUS" INT env --default-signal=INT PORT="$FLEETGATE_LOG_PORT" LISTEN="127.0.0.1:$FLEETGATE_LOG_PORT" \
+        UPSTREAMS="127.0.0.1:3001,127.0.0.1:3002,127.0.0.1:3003,127.0.0.1:3004" \
+        WORKSPACE_MAP="$RUN/workspaces.tsv" ROUTE="$ROUTE" WEBHOOK_SECRET="$WEBHOOK_SECRET" \
+        PROXY_WORKERS="$PROXY_WORKERS" FLEETGATE_BIN="$FLEETGATE_BIN" FLEETGATE_CONFIG="$RUN/fleetgate-log.yaml" \
+        ACCESS_LOG="$RUN/access.log" bash -c "exec $FLEETGATE_CMD"
+      PORT_OF[fleetgate-log]=$FLEETGATE_LOG_PORT ;;
   esac
 done
 for t in $TARGETS; do [[ $t == direct ]] || wait_port "${PORT_OF[$t]}" "$t"; done
@@ -279,7 +297,20 @@ done
 
 # ---------------------------------------------------------------- load
 # measured with lib-run.sh's measure: other=N% is the machine's CPU not used by our processes
-run_wrk() { WRK_BODY=$BODY WRK_SIG=$SIG wrk_run "$@"; } # variant url duration outfile
+run_wrk() { WRK_BODY=$BODY WRK_SIG=$SIG wrk_run "${1%-slowloris}" "${@:2}"; } # variant url duration outfile
+ATTACKS=$OUT/attacks.txt
+# attack variant target rep: for an `X-slowloris` variant, starts the attacker (on the load CPUs)
+# for the lead time + the run + 4 s, and waits out the lead time so its connections are open.
+attack() {
+  [[ $1 == *-slowloris ]] || return 0
+  local secs=$((ATTACK_LEAD + $(to_secs "$DURATION") + 4))
+  local cmd=(python3 "$HERE/slowloris.py" "${PORT_OF[$2]}" "$ATTACK_CONNS" "$secs")
+  if [[ $PIN == 1 ]]; then cmd=(taskset -c "$LOAD_CPUS" "${cmd[@]}"); fi
+  { printf '%-10s #%s  ' "$2" "$3"; "${cmd[@]}"; } >>"$ATTACKS" 2>&1 &
+  ATTACKER=$!
+  sleep "$ATTACK_LEAD"
+}
+attack_done() { if [[ -n ${ATTACKER:-} ]]; then wait "$ATTACKER" || true; ATTACKER=; tail -n 1 "$ATTACKS"; fi; }
 
 RESULTS=$OUT/results.tsv
 printf 'variant\ttarget\trep\trps\tp50_us\tp90_us\tp99_us\tp999_us\terrors\tcpu\tother_load_pct\n' >"$RESULTS"
@@ -292,7 +323,10 @@ for variant in $VARIANTS; do
   for rep in $(seq 1 "$REPEATS"); do # round-robin over targets so drift hits all alike
     for t in $TARGETS; do
       f=$OUT/raw/$variant-$t-$rep.txt
+      [[ $t == direct && $variant == *-slowloris ]] && continue # the upstream has no header deadline
+      attack "$variant" "$t" "$rep"
       measure "$variant $t #$rep" : run_wrk "$variant" "http://127.0.0.1:${PORT_OF[$t]}/" "$DURATION" "$f"
+      attack_done
       read_result "$f" "$variant $t #$rep" || continue
       printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$t" "$rep" "$r_rps" "$r_p50_us" "$r_p90_us" \
         "$r_p99_us" "$r_p999_us" "$errs" "$cpu" "$other" >>"$RESULTS"
@@ -347,6 +381,20 @@ if [[ $PIN == 1 && $UPSTREAM_CPUS == "$SERVER_CPUS" ]]; then OVERHEAD_COL=1; fi
         print line
       }
       print ""
+      # 1b) a slowloris variant next to its clean one: p99 under the attack / p99 without
+      for (v = 1; v <= nv; v++) {
+        if (V[v] !~ /-slowloris$/) continue
+        base = V[v]; sub(/-slowloris$/, "", base)
+        print "| target | " base " p99 µs | under slowloris p99 µs | ratio | req/s ratio |"
+        print "|---|---:|---:|---:|---:|"
+        for (t = 1; t <= nt; t++) {
+          p0 = median(base SUBSEP T[t] SUBSEP "p99"); p1 = median(V[v] SUBSEP T[t] SUBSEP "p99")
+          r0 = median(base SUBSEP T[t] SUBSEP "rps"); r1 = median(V[v] SUBSEP T[t] SUBSEP "rps")
+          if (p0 < 0 || p1 < 0) continue
+          printf "| %s | %d | %d | %s | %s |\n", T[t], p0, p1, ratio(p1, p0), ratio(r1, r0)
+        }
+        print ""
+      }
       # 2) detail: one row per variant x target
       if (pin == 1) {
         print "| variant | target | req/s | p50 µs | p99 µs | errors | req/s vs nginx | p99 vs nginx | proxy CPU µs/req* | other load % (max) |"
@@ -378,6 +426,11 @@ if [[ $PIN == 1 && $UPSTREAM_CPUS == "$SERVER_CPUS" ]]; then OVERHEAD_COL=1; fi
   fi
   echo
   sed 's/^/    /' "$CHECKS"
+  if [[ -f $ATTACKS ]]; then
+    echo
+    echo "slowloris attacker ($ATTACK_CONNS connections, one header byte per second):"
+    sed 's/^/    /' "$ATTACKS"
+  fi
 } | tee "$SUMMARY"
 echo
 echo "raw outputs: $OUT"

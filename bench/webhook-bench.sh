@@ -14,6 +14,11 @@
 #        run (webhook_tool.py gen2k -> a Lua data file that lua/webhook.lua cycles through). The
 #        fleetgate route has `duplicates.capacity: 1`, so a body sent N_BODIES requests ago is not a
 #        duplicate anymore: this measures verify + forward, not the replay cache.
+#   spool  the spool (issue 14): the same 2 KB load for SPOOL_DURATION with the upstream (Laravel)
+#        stopped: webhooks/s into the spool (every answer 202, synced to disk before it); then the
+#        upstream is started and the drain is timed until the spool is empty (GET /admin/spool).
+#        The 2k part also measures `fleetgate-nospool` (the same route, `spool: { enabled: false }`)
+#        beside `fleetgate`, so the happy path's cost of the spool is a ratio from one run.
 #   big  BIG_MIB (50) MiB signed webhooks with curl: BIG_SEQ sequential requests, then BIG_INFLIGHT
 #        workers x BIG_PER requests in parallel. MB/s, req/s and peak RSS (VmHWM, summed over the
 #        process group: fleetgate is one process, nginx master + workers) plus VmRSS sampled during
@@ -27,7 +32,7 @@
 # Usage:   bench/webhook-bench.sh
 #          PARTS=2k REPEATS=1 DURATION=3s bench/webhook-bench.sh        # quick check
 # Knobs (env):
-#   PARTS="2k big"  DURATION=10s WARMUP=2s CONNS=64 REPEATS=3 N_BODIES=5000 BODY_BYTES=2048
+#   PARTS="2k spool big"  SPOOL_DURATION=5s ADMIN_PORT=18091 NOSPOOL_PORT=18097  DURATION=10s WARMUP=2s CONNS=64 REPEATS=3 N_BODIES=5000 BODY_BYTES=2048
 #   BIG_MIB=50 BIG_SEQ=10 BIG_INFLIGHT=4 BIG_PER=5 BIG_TIMEOUT=120 (seconds per request)
 #   SERVER_CPUS=0 LOAD_CPUS=1 PROXY_WORKERS (default: cpus in SERVER_CPUS) WRK_THREADS (cpus in LOAD_CPUS)
 #   UPSTREAM_PORT=3001 NGINX_PORT=18081 FLEETGATE_PORT=18090
@@ -48,7 +53,10 @@ REPO=$(cd "$HERE/.." && pwd)
 BENCH_NAME=webhook-bench # die's prefix
 # shellcheck source=lib-run.sh
 source "$HERE/lib-run.sh"
-PARTS=${PARTS:-"2k big"}
+PARTS=${PARTS:-"2k spool big"}
+SPOOL_DURATION=${SPOOL_DURATION:-5s}
+ADMIN_PORT=${ADMIN_PORT:-18091}
+NOSPOOL_PORT=${NOSPOOL_PORT:-18097}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNS=${CONNS:-64}
@@ -77,12 +85,12 @@ RETRY_NOISY=${RETRY_NOISY:-0}
 KEEP_INPUTS=${KEEP_INPUTS:-0}
 WH_PATH=/api/whatsapp/webhooks/webjs
 TOOL=$HERE/webhook_tool.py
-TARGETS="nginx fleetgate"
+TARGETS="nginx fleetgate fleetgate-nospool"
 PIN=1       # always pinned: upstream + proxy on SERVER_CPUS, wrk / curl on LOAD_CPUS
 WRK_SLACK=60 # wrk's safety-net timeout: duration + this
 
 has_part() { [[ " $PARTS " == *" $1 "* ]]; }
-for p in $PARTS; do [[ $p == 2k || $p == big ]] || die "unknown part '$p' (known: 2k big)"; done
+for p in $PARTS; do [[ $p == 2k || $p == spool || $p == big ]] || die "unknown part '$p' (known: 2k spool big)"; done
 [[ $(to_secs "$DURATION") =~ ^[0-9]+$ && $(to_secs "$WARMUP") =~ ^[0-9]+$ ]] || die "DURATION/WARMUP must look like 10, 10s, 2m"
 (($(to_secs "$DURATION") + $(to_secs "$WARMUP") < 200)) || die "DURATION must stay well inside the 300 s timestamp tolerance"
 for v in CONNS REPEATS N_BODIES BODY_BYTES BIG_MIB BIG_SEQ BIG_INFLIGHT BIG_PER BIG_TIMEOUT; do
@@ -96,7 +104,7 @@ PROXY_WORKERS=${PROXY_WORKERS:-$(count_cpus "$SERVER_CPUS")}
 WRK_THREADS=${WRK_THREADS:-$(count_cpus "$LOAD_CPUS")}
 
 # ---------------------------------------------------------------- tools (apt-get when missing), builds
-ensure_tools wrk nginx taskset setsid curl jq openssl ss awk timeout python3
+ensure_tools wrk nginx taskset setsid curl jq openssl ss awk timeout python3 bc
 build_upstream
 build_fleetgate
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -114,20 +122,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-declare -A PORT_OF=([nginx]=$NGINX_PORT [fleetgate]=$FLEETGATE_PORT)
-start_target() { # nginx|fleetgate
+declare -A PORT_OF=([nginx]=$NGINX_PORT [fleetgate]=$FLEETGATE_PORT [fleetgate-nospool]=$NOSPOOL_PORT)
+start_target() { # nginx|fleetgate|fleetgate-nospool
   case $1 in
     nginx) start_proc nginx "$SERVER_CPUS" TERM nginx -c "$RUN/nginx.conf" -e "$RUN/nginx-error.log" ;;
     # SIGINT: pingora's fast shutdown; a background job starts with SIGINT ignored, --default-signal undoes it
-    fleetgate) start_proc fleetgate "$SERVER_CPUS" INT env --default-signal=INT "$FLEETGATE_BIN" run -c "$RUN/fleetgate.yaml" ;;
+    fleetgate | fleetgate-nospool)
+      start_proc "$1" "$SERVER_CPUS" INT env --default-signal=INT "$FLEETGATE_BIN" run -c "$RUN/$1.yaml" --upgrade-socket "$RUN/$1-upgrade.sock" ;;
   esac
   wait_port "${PORT_OF[$1]}" "$1"
 }
 restart_target() { stop_proc "$1"; wait_port_free "${PORT_OF[$1]}"; start_target "$1"; }
 
 # ---------------------------------------------------------------- pre-flight: ports, configs
-refuse_busy_ports "free them or pick other ports (UPSTREAM_PORT, NGINX_PORT, FLEETGATE_PORT); is another benchmark running?" \
-  "$UPSTREAM_PORT" "$NGINX_PORT" "$FLEETGATE_PORT"
+refuse_busy_ports "free them or pick other ports (UPSTREAM_PORT, NGINX_PORT, FLEETGATE_PORT, NOSPOOL_PORT, ADMIN_PORT); is another benchmark running?" \
+  "$UPSTREAM_PORT" "$NGINX_PORT" "$FLEETGATE_PORT" "$NOSPOOL_PORT" "$ADMIN_PORT"
 
 cat >"$RUN/fleetgate.yaml" <<EOF
 # generated by bench/webhook-bench.sh — verified webhook route in front of one upstream.
@@ -135,6 +144,8 @@ cat >"$RUN/fleetgate.yaml" <<EOF
 # verify + forward, not the replay cache.
 threads: $PROXY_WORKERS
 shutdown: { drain_delay: 0s, grace_period: 1s }
+admin: { listen: 127.0.0.1:$ADMIN_PORT }
+spool: { dir: "$RUN/spool" }
 listeners:
   edge:
     listen: 127.0.0.1:$FLEETGATE_PORT
@@ -142,6 +153,7 @@ upstreams:
   laravel:
     instances:
       - { name: laravel, addr: 127.0.0.1:$UPSTREAM_PORT }
+    health: { path: /, expect: any, interval: 500ms, timeout: 250ms }
 routes:
   - name: webhooks
     listener: edge
@@ -154,8 +166,13 @@ routes:
       secrets: ["\${BENCH_SECRET}"]
       duplicates: { ttl: 600s, capacity: 1 }
 EOF
-"$FLEETGATE_BIN" validate -c "$RUN/fleetgate.yaml" >"$RUN/fleetgate-validate.log" 2>&1 ||
-  { cat "$RUN/fleetgate-validate.log" >&2; die "fleetgate validate failed for $RUN/fleetgate.yaml"; }
+# The same route without the spool (and without an admin listener): the happy path's reference.
+sed -e "s|^admin: .*|# no admin listener|" -e "s|^spool: .*|spool: { enabled: false }|" \
+  -e "s|127.0.0.1:$FLEETGATE_PORT|127.0.0.1:$NOSPOOL_PORT|" "$RUN/fleetgate.yaml" >"$RUN/fleetgate-nospool.yaml"
+for c in fleetgate fleetgate-nospool; do
+  "$FLEETGATE_BIN" validate -c "$RUN/$c.yaml" >"$RUN/$c-validate.log" 2>&1 ||
+    { cat "$RUN/$c-validate.log" >&2; die "fleetgate validate failed for $RUN/$c.yaml"; }
+done
 sed -e "s|@WORKERS@|$PROXY_WORKERS|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@RUN@|$RUN|g" \
   -e "s|@UPSTREAM@|127.0.0.1:$UPSTREAM_PORT|g" -e "s|@REQBUF@|$NGINX_REQUEST_BUFFERING|g" \
   "$HERE/conf/nginx-webhook.conf.tmpl" >"$RUN/nginx.conf"
@@ -196,6 +213,9 @@ RESP_BYTES[fleetgate]=$((sh + sd))
 read -r bad _ _ <<<"$(post_one fleetgate "$RUN/tampered.json" "$RUN/one.headers")"
 dup=$(curl -s -m 5 -D - -o /dev/null -X POST -H 'Content-Type: application/json' -H @"$RUN/one.headers" \
   --data-binary @"$RUN/one.json" "$(URL fleetgate)" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-fleetgate-duplicate" { print $2 }' || true)
+read -r scode sh sd <<<"$(post_one fleetgate-nospool "$RUN/one.json" "$RUN/one.headers")"
+RESP_BYTES[fleetgate-nospool]=$((sh + sd))
+[[ $scode == 200 ]] || die "fleetgate-nospool did not answer 200: see $RUN/fleetgate-nospool.log"
 read -r ncode sh sd <<<"$(post_one nginx "$RUN/one.json" "$RUN/one.headers")"
 RESP_BYTES[nginx]=$((sh + sd))
 printf '  fleetgate: signed 2 KB delivery -> %s (want 200), tampered body -> %s (want 401), same delivery again -> X-Fleetgate-Duplicate: %s (capacity 1: the last one is remembered)\n' \
@@ -234,6 +254,37 @@ if has_part 2k; then
   done
 fi
 
+# ---------------------------------------------------------------- part: the spool (Laravel away, then back)
+SPOOLED=$OUT/results-spool.tsv
+spool_depth() { curl -s -m 2 "http://127.0.0.1:$ADMIN_PORT/admin/spool" | jq '[.routes[].depth] | add // 0'; }
+if has_part spool; then
+  echo
+  echo "spool: 2 KB verified webhooks with the upstream stopped (wrk -t$WRK_THREADS -c$CONNS -d$SPOOL_DURATION), then the drain once it is back"
+  restart_target fleetgate
+  stop_proc upstream
+  # The health check notices the upstream is gone (interval 500 ms); the first requests find out themselves.
+  gen_data
+  f=$OUT/raw/spool-in.txt
+  measure "spool in" : run_wrk fleetgate "$SPOOL_DURATION" "$f"
+  read_result "$f" "spool in" || die "no wrk result for the spool part"
+  in_rps=$r_rps in_p99=$r_p99_us in_errs=$errs in_reqs=$r_reqs
+  depth=$(spool_depth)
+  printf '  into the spool: %.0f webhooks/s  p99 %d us  errors %d (non-2xx included)  queued %s of %s answered  %s other=%d%%\n' \
+    "$in_rps" "$in_p99" "$in_errs" "$depth" "$in_reqs" "$cpu" "$other"
+  start_proc upstream "$SERVER_CPUS" TERM "$UPSTREAM_BIN" "$UPSTREAM_PORT" laravel 1
+  wait_port "$UPSTREAM_PORT" upstream
+  t0=$(date +%s.%N)
+  while (($(spool_depth) > 0)); do
+    (($(echo "$(date +%s.%N) - $t0 > 600" | bc) == 0)) || die "the spool did not drain within 600 s"
+    sleep 0.1
+  done
+  drain_s=$(echo "$(date +%s.%N) - $t0" | bc)
+  drain_rps=$(echo "$depth / $drain_s" | bc -l)
+  printf '  drained %s webhooks in %.1f s: %.0f webhooks/s to the upstream (one at a time, in order, each signed again)\n' "$depth" "$drain_s" "$drain_rps"
+  printf 'in_rps\tin_p99_us\tin_errors\tqueued\tdrain_s\tdrain_rps\n%s\t%s\t%s\t%s\t%s\t%s\n' \
+    "$in_rps" "$in_p99" "$in_errs" "$depth" "$drain_s" "$drain_rps" >"$SPOOLED"
+fi
+
 # ---------------------------------------------------------------- part 2: 50 MiB bodies (curl), RSS
 BIG=$OUT/results-big.tsv
 if has_part big; then
@@ -244,7 +295,7 @@ if has_part big; then
   echo "${BIG_MIB} MiB signed webhooks (curl on cpu $LOAD_CPUS; each target freshly started per mode; RSS summed over its process group)"
   for mode in seq conc; do
     if [[ $mode == seq ]]; then inflight=1; per=$BIG_SEQ; else inflight=$BIG_INFLIGHT; per=$BIG_PER; fi
-    for t in $TARGETS; do
+    for t in nginx fleetgate; do
       restart_target "$t"
       # one small delivery first: connections and buffers in place before the baseline RSS
       python3 "$TOOL" one "$RUN" "$BODY_BYTES"
@@ -285,9 +336,10 @@ SUMMARY=$OUT/summary.md
       END {
         print "| target | req/s | p50 µs | p99 µs | errors | other load % (max) |"
         print "|---|---:|---:|---:|---:|---:|"
-        split("nginx fleetgate", T, " ")
+        split("nginx fleetgate fleetgate-nospool", T, " ")
         label["nginx"] = "nginx (proxy only, no verification)"; label["fleetgate"] = "fleetgate (verify + replay check + forward)"
-        for (k = 1; k <= 2; k++) { t = T[k]; r[t] = median(rps[t])
+        label["fleetgate-nospool"] = "fleetgate, spool off"
+        for (k = 1; k <= 3; k++) { t = T[k]; r[t] = median(rps[t])
           printf "| %s | %.0f | %d | %d | %d | %d |\n", label[t], r[t], median(p50[t]), median(p99[t]), err[t], oth[t] }
         print ""
         if (r["nginx"] > 0 && r["fleetgate"] > 0) {
@@ -295,10 +347,22 @@ SUMMARY=$OUT/summary.md
           printf "fleetgate / nginx req/s = **%.2fx** (goal: >= %.1fx nginx) — %s\n", ratio, goal, (ratio >= goal ? "goal met" : "goal NOT met")
           printf "fleetgate / nginx p99   = %.2fx\n", median(p99["fleetgate"]) / (median(p99["nginx"]) > 0 ? median(p99["nginx"]) : 1)
         }
+        if (r["fleetgate-nospool"] > 0 && r["fleetgate"] > 0) {
+          ratio = r["fleetgate"] / r["fleetgate-nospool"]
+          printf "happy path with the spool on / off req/s = **%.3fx** (goal: within 5 %%) — %s\n", ratio, (ratio >= 0.95 ? "goal met" : "goal NOT met")
+        }
       }' "$RESULTS"
     echo
     echo "Each request is a distinct delivery ($N_BODIES signed 2 KB bodies, fresh X-Timestamp per run); the"
     echo "fleetgate route has duplicates.capacity: 1, so this measures verify + forward, not the replay cache."
+  fi
+  if has_part spool && [[ -f $SPOOLED ]]; then
+    echo
+    echo "### The spool: 2 KB verified webhooks with the upstream stopped (wrk -t$WRK_THREADS -c$CONNS -d$SPOOL_DURATION), then its drain"
+    echo
+    echo "| into the spool webhooks/s | p99 µs | non-2xx | queued | drain s | drain webhooks/s |"
+    echo "|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' 'NR > 1 { printf "| %.0f | %d | %d | %d | %.1f | %.0f |\n", $1, $2, $3, $4, $5, $6 }' "$SPOOLED"
   fi
   if has_part big; then
     echo

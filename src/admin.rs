@@ -67,6 +67,43 @@ impl AdminApp {
 }
 
 impl AdminApp {
+    /// `POST /admin/spool/replay` or `/purge` (`?route=NAME`, else every route): the dead letters
+    /// go back to the end of their queue, or are deleted.
+    async fn spool_action(&self, replay: bool, route: Option<&str>) -> Response<Vec<u8>> {
+        let Some(spool) = &self.gateway.spool else {
+            return spool_off();
+        };
+        let routes: Vec<String> = match route {
+            Some(route) => vec![route.to_string()],
+            None => spool.queues().iter().map(|q| q.route.clone()).collect(),
+        };
+        let mut done = 0;
+        for route in &routes {
+            let result = match replay {
+                true => spool.replay(route).await,
+                false => spool.purge(route).await,
+            };
+            match result {
+                Ok(n) => done += n,
+                Err(e) => {
+                    let body = json!({"error": {"code": "admin.spool_failed", "message": e.to_string(), "fault": "gateway"}});
+                    return reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "application/json",
+                        body.to_string().into_bytes(),
+                    );
+                }
+            }
+        }
+        let key = if replay { "replayed" } else { "purged" };
+        let body = json!({ key: done, "routes": routes });
+        reply(
+            StatusCode::OK,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+    }
+
     fn reload(&self) -> Response<Vec<u8>> {
         let json_type = "application/json";
         match self.gateway.reload() {
@@ -95,6 +132,24 @@ impl AdminApp {
             }
         }
     }
+}
+
+/// 404 `admin.spool_off`: `spool.enabled: false`.
+fn spool_off() -> Response<Vec<u8>> {
+    let body = json!({"error": {"code": "admin.spool_off", "message": "the spool is off (spool.enabled: false)", "fault": "client"}});
+    reply(
+        StatusCode::NOT_FOUND,
+        "application/json",
+        body.to_string().into_bytes(),
+    )
+}
+
+/// One `name=value` of a query string (no decoding: route names are plain words).
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .map(str::to_string)
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -143,6 +198,19 @@ impl ServeHttp for AdminApp {
                 self.upstreams().to_string().into_bytes(),
             ),
             ("POST", "/admin/reload") => self.reload(),
+            ("GET", "/admin/spool") => match &self.gateway.spool {
+                Some(spool) => reply(
+                    StatusCode::OK,
+                    json_type,
+                    spool.summary().to_string().into_bytes(),
+                ),
+                None => spool_off(),
+            },
+            ("POST", "/admin/spool/replay" | "/admin/spool/purge") => {
+                let replay = req.uri.path().ends_with("replay");
+                let route = query_param(req.uri.query(), "route");
+                self.spool_action(replay, route.as_deref()).await
+            }
             _ => {
                 let body = json!({"error": {"code": "admin.not_found", "message": "no such admin endpoint", "fault": "client"}});
                 reply(

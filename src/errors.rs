@@ -27,14 +27,45 @@ impl Fault {
 pub enum GatewayError {
     #[error("the request is malformed: {0}")]
     BadRequest(&'static str),
+    /// A path whose meaning depends on who decodes it: encoded slashes or backslashes, dot
+    /// segments above the root, broken percent-encoding.
+    #[error("the request path is not canonical: {0}")]
+    BadPath(&'static str),
+    #[error("the client paused sending the request body longer than this route waits")]
+    BodyTimeout,
+    /// A connection over the listener's `max_connections` (or `max_connections_per_ip`).
+    #[error("too many connections ({0})")]
+    TooManyConnections(&'static str),
+    #[error("the request target is longer than the gateway accepts")]
+    UriTooLong,
+    #[error("the request head is larger than the gateway accepts")]
+    HeadTooLarge,
+    /// The request head did not arrive whole within the listener's `header_timeout`: the
+    /// connection is closed without an answer (the code is for the access log, as nginx's 408).
+    #[error("the request head did not arrive in time")]
+    HeaderTimeout,
+    /// The connection did not start with a valid PROXY protocol header: closed without an answer.
+    #[error("the connection did not start with a valid PROXY protocol header")]
+    BadProxyProtocol,
     #[error("no route for this path")]
     RouteNotFound,
+    /// The route requires a static token and none came.
+    #[error("this path requires a token")]
+    TokenMissing,
+    #[error("the token is not valid for this path")]
+    TokenInvalid,
+    /// The route's `allow_from` does not include the client's address.
+    #[error("this path is not reachable from this address")]
+    ClientNotAllowed,
     #[error("this path is not reachable through the gateway")]
     RouteDenied,
     #[error("the request body is larger than this route accepts")]
     BodyTooLarge,
     #[error("no workspace found in the request (header, session id, query or JSON body)")]
     NoWorkspace,
+    /// The workspace is over its `routing.workspace_limits`.
+    #[error("this workspace is over its request budget")]
+    WorkspaceRateLimited { retry_after_secs: u64 },
     #[error("the instance that holds this workspace is down")]
     InstanceDown { retry_after_secs: u64 },
     #[error("no healthy instance is available")]
@@ -60,6 +91,10 @@ pub enum GatewayError {
     /// retries (re-signed, after 1, 2, 4 s); any 5xx would make it drop the event.
     #[error("Too many requests")]
     WebhookDeferred { retry_after_secs: u64 },
+    /// A verified webhook Laravel could not take, and the spool could not keep (full, or its
+    /// disk failing): 429, which the sender retries.
+    #[error("Too many requests")]
+    SpoolFull,
 }
 
 impl GatewayError {
@@ -68,10 +103,21 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             BadRequest(_) => (400, "request.malformed", Fault::Client),
+            BadPath(_) => (400, "request.bad_path", Fault::Client),
+            BodyTimeout => (408, "request.body_timeout", Fault::Client),
+            TooManyConnections(_) => (503, "listener.too_many_connections", Fault::Client),
+            UriTooLong => (414, "request.uri_too_long", Fault::Client),
+            HeadTooLarge => (431, "request.header_too_large", Fault::Client),
+            HeaderTimeout => (408, "request.header_timeout", Fault::Client),
+            BadProxyProtocol => (400, "request.bad_proxy_protocol", Fault::Client),
             RouteNotFound => (404, "route.not_found", Fault::Client),
+            TokenMissing => (401, "auth.missing_token", Fault::Client),
+            TokenInvalid => (401, "auth.invalid_token", Fault::Client),
+            ClientNotAllowed => (403, "route.client_not_allowed", Fault::Client),
             RouteDenied => (403, "route.denied", Fault::Client),
             BodyTooLarge => (413, "request.body_too_large", Fault::Client),
             NoWorkspace => (400, "routing.no_workspace", Fault::Client),
+            WorkspaceRateLimited { .. } => (429, "routing.workspace_rate_limited", Fault::Client),
             InstanceDown { .. } => (503, "routing.instance_down", Fault::Upstream),
             NoHealthyInstance { .. } => (503, "upstream.no_healthy_instance", Fault::Upstream),
             UpstreamConnect => (502, "upstream.connect_failed", Fault::Upstream),
@@ -83,6 +129,7 @@ impl GatewayError {
             WebhookMismatch => (401, "webhook.signature_mismatch", Fault::Client),
             WebhookMalformed => (400, "webhook.malformed_signature", Fault::Client),
             WebhookDeferred { .. } => (429, "webhook.upstream_unavailable", Fault::Upstream),
+            SpoolFull => (429, "webhook.spool_full", Fault::Gateway),
         }
     }
 
@@ -94,7 +141,11 @@ impl GatewayError {
         match self {
             GatewayError::InstanceDown { retry_after_secs }
             | GatewayError::NoHealthyInstance { retry_after_secs }
-            | GatewayError::WebhookDeferred { retry_after_secs } => Some(*retry_after_secs),
+            | GatewayError::WebhookDeferred { retry_after_secs }
+            | GatewayError::WorkspaceRateLimited { retry_after_secs } => Some(*retry_after_secs),
+            // A place frees up as soon as any connection closes.
+            GatewayError::TooManyConnections(_) => Some(1),
+            GatewayError::SpoolFull => Some(5),
             _ => None,
         }
     }
@@ -123,6 +174,30 @@ impl GatewayError {
         }
         builder.body(self.body()).unwrap_or_default()
     }
+
+    /// The answer as bytes on the wire, for a connection closed right after it (written below
+    /// hyper: an over-limit connection, a head hyper's parser refused).
+    pub fn wire_answer(&self) -> Vec<u8> {
+        let response = self.http_response();
+        let status = response.status();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        );
+        for (name, value) in response.headers() {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let body = response.into_body();
+        out.push_str(&format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        ));
+        let mut out = out.into_bytes();
+        out.extend_from_slice(&body);
+        out
+    }
 }
 
 /// A JSON response header with `Content-Length` and, when given, `Retry-After`.
@@ -150,10 +225,38 @@ mod tests {
         use GatewayError::*;
         let table = [
             (BadRequest("x"), 400, "request.malformed", "client"),
+            (BadPath("x"), 400, "request.bad_path", "client"),
+            (BodyTimeout, 408, "request.body_timeout", "client"),
+            (
+                TooManyConnections("max_connections"),
+                503,
+                "listener.too_many_connections",
+                "client",
+            ),
+            (UriTooLong, 414, "request.uri_too_long", "client"),
+            (HeadTooLarge, 431, "request.header_too_large", "client"),
+            (HeaderTimeout, 408, "request.header_timeout", "client"),
+            (
+                BadProxyProtocol,
+                400,
+                "request.bad_proxy_protocol",
+                "client",
+            ),
             (RouteNotFound, 404, "route.not_found", "client"),
+            (TokenMissing, 401, "auth.missing_token", "client"),
+            (TokenInvalid, 401, "auth.invalid_token", "client"),
+            (ClientNotAllowed, 403, "route.client_not_allowed", "client"),
             (RouteDenied, 403, "route.denied", "client"),
             (BodyTooLarge, 413, "request.body_too_large", "client"),
             (NoWorkspace, 400, "routing.no_workspace", "client"),
+            (
+                WorkspaceRateLimited {
+                    retry_after_secs: 1,
+                },
+                429,
+                "routing.workspace_rate_limited",
+                "client",
+            ),
             (
                 InstanceDown {
                     retry_after_secs: 5,

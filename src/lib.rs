@@ -16,17 +16,22 @@
 //! - [`access_log`]: JSON access log lines and request ids.
 //! - [`admin`]: the operators' listener.
 //! - [`cluster`]: several nodes sharing hub traffic and learned sessions through Redis.
+//! - [`spool`]: verified webhooks Laravel could not take, kept on disk and delivered later.
 //! - [`reload`]: reload triggers (SIGHUP, `gateway.yaml` changing on disk).
 //! - [`tls`]: TLS certificates from a directory, chosen by SNI, replaced live.
 //! - [`server`]: assembles the pingora server.
+//! - `fuzz`: the fuzz targets' entry points and the properties they check (`fuzz/`).
 #![forbid(unsafe_code)]
 
 pub mod access_log;
 pub mod admin;
+pub mod admission;
 pub mod cluster;
 pub mod config;
 pub mod dedupe;
 pub mod errors;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod health;
 pub mod hub;
 pub mod metrics;
@@ -36,5 +41,6 @@ pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod signing;
+pub mod spool;
 pub mod state;
 pub mod tls;

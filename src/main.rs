@@ -45,6 +45,18 @@ enum Command {
     },
     /// Sign a webhook body as a sender would; prints the headers for `curl -H`.
     Sign(SignArgs),
+    /// The running gateway's webhook spool, through its admin listener: `ls` (depth, bytes,
+    /// oldest age and dead letters per route), `replay` (dead letters back in the queue),
+    /// `purge` (dead letters deleted).
+    Spool {
+        #[arg(value_parser = ["ls", "replay", "purge"])]
+        action: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// One route (default: every route).
+        #[arg(long)]
+        route: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -105,6 +117,11 @@ fn main() -> ExitCode {
             group,
         }) => route(&config, workspace, group.as_deref()),
         Some(Command::Sign(args)) => sign(&args),
+        Some(Command::Spool {
+            action,
+            config,
+            route,
+        }) => spool(&action, &config, route.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -136,12 +153,28 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
+    raise_open_file_limit();
     let options = fleetgate::server::Options {
         upgrade: args.upgrade,
         upgrade_socket: args.upgrade_socket,
     };
     fleetgate::server::run(config, args.config.path, options).context("starting the gateway")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the soft limit on open descriptors to the hard one (as nginx's
+/// `worker_rlimit_nofile` would be set by hand): every client connection, upstream connection
+/// and hub client is a descriptor, and the soft limit is often a fraction of the hard one.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "open file limit raised"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "open file limit could not be raised"),
+        },
+        Ok((soft, _)) => tracing::info!(limit = soft, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "open file limit unknown"),
+    }
 }
 
 /// Checks the file, then loads every TLS listener's certificates as `run` would.
@@ -307,4 +340,44 @@ fn read_body(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 /// `text` as one single-quoted shell word.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `fleetgate spool ls|replay|purge`: asks the running gateway's admin listener.
+fn spool(action: &str, arg: &ConfigArg, route: Option<&str>) -> anyhow::Result<ExitCode> {
+    use std::io::{Read, Write};
+    let config = match load(arg) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    let admin = config
+        .admin
+        .context("the spool is reached through the admin listener: set admin.listen")?;
+    let query = route.map(|r| format!("?route={r}")).unwrap_or_default();
+    let request = match action {
+        "ls" => "GET /admin/spool".to_string(),
+        other => format!("POST /admin/spool/{other}{query}"),
+    };
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(2))
+            .with_context(|| format!("no gateway answers on its admin listener {admin}"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{request} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let ok = head.starts_with("HTTP/1.1 200");
+    let shown = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| body.to_string());
+    println!("{shown}");
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

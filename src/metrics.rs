@@ -60,13 +60,19 @@ pub struct Metrics {
     /// 1 while an instance is healthy, 0 while it is down.
     pub instance_healthy: IntGaugeVec,
     /// Routing decisions by source (header, session, query, body, none) and kind.
-    pub routing_decisions: IntCounterVec,
+    pub routing_decisions: RoutingDecisions,
     /// Sessions in the learned session table, by group (set when scraped).
     pub learned_sessions: IntGaugeVec,
     /// Webhook verifications by route and result ([`WEBHOOK_RESULTS`]).
     pub webhook_verifications: IntCounterVec,
     /// Verified webhooks mapped to hub events, by route and result (published, too_large, unmapped).
     pub webhook_publishes: IntCounterVec,
+    /// Client connections the gateway closed by itself, by listener and reason
+    /// (`max_connections`, `max_connections_per_ip`, `header_timeout`, `write_timeout`,
+    /// `proxy_protocol`).
+    pub connections_closed: IntCounterVec,
+    /// Open client connections per fleet or edge listener.
+    pub open_connections: IntGaugeVec,
     /// Configuration reloads by result ([`RELOAD_RESULTS`]).
     pub config_reloads: IntCounterVec,
     /// Unix time of the last configuration that was applied (start or reload).
@@ -77,8 +83,69 @@ pub struct Metrics {
     pub access_log_dropped: IntCounter,
     pub hub: HubMetrics,
     pub cluster: ClusterMetrics,
+    pub spool: SpoolMetrics,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
+}
+
+/// The webhook spool's metrics, labelled by route.
+#[derive(Clone)]
+pub struct SpoolMetrics {
+    /// Webhooks waiting (set when scraped).
+    pub depth: IntGaugeVec,
+    /// Their bytes on disk (set when scraped).
+    pub bytes: IntGaugeVec,
+    /// Age of the oldest waiting webhook, in seconds (set when scraped; 0 when none waits).
+    pub oldest_age: IntGaugeVec,
+    /// Webhooks in the dead letters (set when scraped).
+    pub dead: IntGaugeVec,
+    pub enqueued: IntCounterVec,
+    pub delivered: IntCounterVec,
+    /// Webhooks moved to the dead letters.
+    pub buried: IntCounterVec,
+}
+
+impl SpoolMetrics {
+    fn new(b: &Builder<'_>) -> Result<Self, prometheus::Error> {
+        let route = &["route"];
+        Ok(Self {
+            depth: b.gauge(
+                "fleetgate_spool_depth",
+                "Spooled webhooks waiting for Laravel, by route.",
+                route,
+            )?,
+            bytes: b.gauge(
+                "fleetgate_spool_bytes",
+                "Bytes of spooled webhooks on disk, by route.",
+                route,
+            )?,
+            oldest_age: b.gauge(
+                "fleetgate_spool_oldest_age_seconds",
+                "Age of the oldest spooled webhook, by route (0 when none waits).",
+                route,
+            )?,
+            dead: b.gauge(
+                "fleetgate_spool_dead",
+                "Webhooks in the dead letters, by route.",
+                route,
+            )?,
+            enqueued: b.counter(
+                "fleetgate_spool_enqueued_total",
+                "Verified webhooks spooled because Laravel could not take them, by route.",
+                route,
+            )?,
+            delivered: b.counter(
+                "fleetgate_spool_delivered_total",
+                "Spooled webhooks Laravel accepted, by route.",
+                route,
+            )?,
+            buried: b.counter(
+                "fleetgate_spool_dead_total",
+                "Spooled webhooks moved to the dead letters, by route.",
+                route,
+            )?,
+        })
+    }
 }
 
 /// The hub's metrics, labelled by app id.
@@ -206,11 +273,11 @@ impl Metrics {
                 "1 while the instance passes health checks, else 0.",
                 &["group", "instance_name"],
             )?,
-            routing_decisions: b.counter(
+            routing_decisions: RoutingDecisions::new(b.counter(
                 "fleetgate_routing_decisions_total",
                 "Workspace routing decisions by source and kind.",
                 &["source", "kind"],
-            )?,
+            )?),
             learned_sessions: b.gauge(
                 "fleetgate_learned_sessions",
                 "Sessions in the learned session table.",
@@ -225,6 +292,16 @@ impl Metrics {
                 "fleetgate_webhook_publishes_total",
                 "Verified webhooks mapped to hub events, by route and result.",
                 &["route", "result"],
+            )?,
+            connections_closed: b.counter(
+                "fleetgate_connections_closed_total",
+                "Client connections closed by the gateway's limits, by listener and reason.",
+                &["listener", "reason"],
+            )?,
+            open_connections: b.gauge(
+                "fleetgate_open_connections",
+                "Open client connections, by listener (fleet and edge listeners).",
+                &["listener"],
             )?,
             config_reloads: b.counter(
                 "fleetgate_config_reloads_total",
@@ -245,6 +322,7 @@ impl Metrics {
                 "Access log lines dropped because the log writer could not keep up.",
             )?)?,
             hub: HubMetrics::new(&b)?,
+            spool: SpoolMetrics::new(&b)?,
             cluster: ClusterMetrics {
                 link_up: b.register(IntGauge::new(
                     "fleetgate_cluster_link_up",
@@ -388,6 +466,45 @@ impl HubMetrics {
 }
 
 /// `2xx`, `4xx`…: the bounded label for a status code.
+/// `fleetgate_routing_decisions_total`, each series resolved on first use so a request does no
+/// label lookup.
+pub struct RoutingDecisions {
+    vec: IntCounterVec,
+    series: [[OnceLock<IntCounter>; DECISION_KINDS.len()]; DECISION_SOURCES.len()],
+}
+
+const DECISION_SOURCES: [&str; 5] = ["header", "session", "query", "body", "none"];
+const DECISION_KINDS: [&str; 7] = [
+    "learned",
+    "pin",
+    "modulo",
+    "rendezvous",
+    "reassigned",
+    "any",
+    "rejected",
+];
+
+impl RoutingDecisions {
+    fn new(vec: IntCounterVec) -> Self {
+        Self {
+            vec,
+            series: Default::default(),
+        }
+    }
+
+    /// Counts one decision.
+    pub fn inc(&self, source: &str, kind: &str) {
+        let source_at = DECISION_SOURCES.iter().position(|s| *s == source);
+        let kind_at = DECISION_KINDS.iter().position(|k| *k == kind);
+        match (source_at, kind_at) {
+            (Some(s), Some(k)) => self.series[s][k]
+                .get_or_init(|| self.vec.with_label_values(&[source, kind]))
+                .inc(),
+            _ => self.vec.with_label_values(&[source, kind]).inc(),
+        }
+    }
+}
+
 /// One route's request metrics, resolved once per configuration so a request does no label
 /// lookup. Series are created on first use, as `with_label_values` would.
 pub struct RouteMetrics {

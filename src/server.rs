@@ -15,6 +15,7 @@ use crate::state::Gateway;
 use crate::tls::{CertWatcher, SniResolver};
 use anyhow::Context;
 use async_trait::async_trait;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -61,7 +62,11 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
             let Some(hub) = gateway.hub.clone() else {
                 continue;
             };
-            let app = HubApp { hub };
+            let app = HubApp {
+                hub,
+                gateway: gateway.clone(),
+                listener: listener.name.clone(),
+            };
             let mut service =
                 pingora::services::listening::Service::new(listener.name.clone(), app);
             add_endpoint(&mut service, listener, &resolvers)?;
@@ -83,6 +88,13 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
             hub: gateway.hub.clone(),
         };
         server.add_service(background_service("cluster", link));
+    }
+    if let Some(spool) = gateway.spool.clone() {
+        let service = crate::spool::deliver::SpoolService {
+            gateway: gateway.clone(),
+            spool,
+        };
+        server.add_service(background_service("spool", service));
     }
     server.add_service(background_service(
         "health",
@@ -165,7 +177,10 @@ fn add_endpoint<A>(
                 .map_err(|e| anyhow::anyhow!("listener `{}`: {e}", listener.name))?;
             service.add_tls_with_settings(&addr, None, settings);
         }
-        _ => service.add_tcp(&addr),
+        // hyper and the hub buffer on their own: pingora's 64 KiB read buffer and 1,460-byte
+        // write buffer in front of them only copy every byte once more.
+        _ => service
+            .add_listener(ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::unbuffered())),
     }
     Ok(())
 }

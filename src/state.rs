@@ -31,6 +31,8 @@ pub struct Gateway {
     learned: DashMap<String, Arc<LearnedSessions>>,
     /// Seen deliveries per webhook route name.
     seen: DashMap<String, Arc<SeenDeliveries>>,
+    /// Per-workspace budgets (`routing.workspace_limits`).
+    pub budgets: Arc<crate::routing::budget::Budgets>,
     /// Where the configuration was read from (for reloads).
     config_path: Option<PathBuf>,
     /// Serialises reloads so two never interleave.
@@ -43,6 +45,8 @@ pub struct Gateway {
     draining: AtomicBool,
     /// The access log writer for the current `access_log` setting (`None` when off).
     pub access_log: arc_swap::ArcSwapOption<AccessLog>,
+    /// Verified webhooks waiting for Laravel (`None`: `spool.enabled: false`).
+    pub spool: Option<Arc<crate::spool::Spool>>,
 }
 
 /// What `/readyz` reports.
@@ -98,14 +102,35 @@ impl Gateway {
                 cluster.clone(),
             ))
         });
+        let webhook_routes = config
+            .routes
+            .iter()
+            .filter(|r| r.webhook.is_some())
+            .map(|r| r.name.clone());
+        let spool = match &config.spool {
+            Some(conf) => Some(
+                crate::spool::Spool::open(conf.clone(), metrics.spool.clone())
+                    .map_err(|e| anyhow::anyhow!("spool.dir {}: {e}", conf.dir.display()))?,
+            ),
+            None => None,
+        };
+        if let Some(spool) = &spool {
+            for route in webhook_routes {
+                spool
+                    .queue(&route)
+                    .map_err(|e| anyhow::anyhow!("spool.dir, route {route}: {e}"))?;
+            }
+        }
         let gateway = Self {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
+            spool,
             metrics,
             hub,
             cluster,
             health: DashMap::new(),
             learned: DashMap::new(),
             seen: DashMap::new(),
+            budgets: Arc::default(),
             config_path,
             reloading: Mutex::new(()),
             tried: Mutex::new(tried),
@@ -152,6 +177,9 @@ impl Gateway {
     pub fn render_metrics(&self) -> Vec<u8> {
         if let Some(hub) = &self.hub {
             hub.export_gauges();
+        }
+        if let Some(spool) = &self.spool {
+            spool.export_gauges();
         }
         let snap = self.snapshot();
         for (group, state) in snap.config.groups.iter().zip(&snap.groups) {
@@ -403,6 +431,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<(&'static str, &'static 
             "cluster",
             "the cluster settings",
         ),
+        (running.spool != new.spool, "spool", "the spool settings"),
         (
             running.shutdown.grace_period != new.shutdown.grace_period,
             "shutdown.grace_period",
@@ -457,6 +486,7 @@ impl Snapshot {
                     drain_delay: defaults::DRAIN_DELAY,
                     grace_period: defaults::GRACE_PERIOD,
                 },
+                spool: None,
             },
             groups: vec![],
             routes_by_listener: HashMap::new(),

@@ -810,3 +810,15 @@ fn modulo_is_workspace_id_mod_n_over_the_configured_order() {
         }
     }
 }
+
+#[test]
+fn connection_counts_on_the_hubs_listener_point_to_the_hub_apps_settings() {
+    let text = "listeners:\n  hub: { listen: 127.0.0.1:8080, max_connections: 5, max_connections_per_ip: 2, header_timeout: 5s }\nhub:\n  listener: hub\n  apps:\n    - { id: a, key: k, secret: s }\n";
+    let error = parse_err(text, &no_vars);
+    let problems = problems_by_path(&error);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    for key in ["max_connections", "max_connections_per_ip"] {
+        let problem = problems[format!("listeners.hub.{key}").as_str()].join(" ");
+        assert!(problem.contains(&format!("hub.apps[].{key}")), "{problem}");
+    }
+}

@@ -458,3 +458,30 @@ async fn a_request_on_a_pooled_connection_the_instance_closed_goes_out_again_on_
     let get = send(fleet, "GET", "/api/sessions", &ws, vec![]).await;
     assert_eq!(get.status, 200, "{}", gw.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_a_refused_body_reads_the_answer_not_a_reset() {
+    let s = stack().await;
+    let mut stream = TcpStream::connect(s.fleet).await.unwrap();
+    let head_text = "POST /api/messages/send-media HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\n\
+                     Content-Type: application/octet-stream\r\nContent-Length: 8388608\r\n\r\n";
+    stream.write_all(head_text.as_bytes()).await.unwrap();
+    // The gateway refuses by Content-Length (route max_body 1KiB) and closes while the client is
+    // still sending, as curl or an HTTP client library would. Without a lingering close the
+    // unread bytes make the close a reset: the client's writes fail and the reset destroys the
+    // answer waiting in its receive queue.
+    let chunk = vec![b'x'; 64 * 1024];
+    for sent in 0..128 {
+        let written = stream.write_all(&chunk).await;
+        assert!(written.is_ok(), "write {sent}: {written:?}");
+    }
+    stream.shutdown().await.unwrap();
+    let (status, text) = head(&mut stream).await;
+    assert_eq!(status, 413, "{text}");
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(end, Ok(Ok(_))),
+        "the connection ends cleanly: {end:?}"
+    );
+}

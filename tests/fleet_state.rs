@@ -92,32 +92,145 @@ async fn a_failing_health_check_takes_an_instance_out_and_a_passing_one_brings_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_reassign_a_down_instances_workspace_moves_to_a_healthy_one_without_errors() {
     let (mut stubs, _gw, fleet) = fleet("when_instance_down: reassign", "").await;
-    assert_eq!(
-        send(
-            fleet,
-            "GET",
-            "/api/sessions",
-            &[("x-workspace-id", "1")],
-            vec![]
-        )
-        .await
-        .instance(),
-        "u2"
-    );
+    assert_eq!(sessions(fleet, "1").await.instance(), "u2");
     stubs[1].stop();
     // Even the request that discovers the death succeeds: the connect failed, so it is retried.
     for _ in 0..5 {
-        let r = send(
-            fleet,
-            "GET",
-            "/api/sessions",
-            &[("x-workspace-id", "1")],
-            vec![],
-        )
-        .await;
+        let r = sessions(fleet, "1").await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_ne!(r.instance(), "u2");
     }
+}
+
+/// The fleet with `when_instance_down: reassign`, health checked once at start only, and `u2`
+/// (workspace 1's instance under `ws % 4`) at `u2`.
+async fn reassigning_fleet(stubs: &[Upstream], u2: SocketAddr) -> (Gateway, SocketAddr) {
+    let fleet: SocketAddr = loopback();
+    let admin: SocketAddr = loopback();
+    let yaml = fleet_yaml(
+        fleet,
+        admin,
+        &stubs.iter().collect::<Vec<_>>(),
+        "when_instance_down: reassign",
+        "",
+    )
+    .replace("interval: 300ms", "interval: 1h")
+    .replace(&stubs[1].addr.to_string(), &u2.to_string());
+    let gw = Gateway::start(&yaml, admin, &[fleet]).await;
+    // The one check at start is done (it would otherwise undo, or make, a later marking).
+    wait_for("every instance's first health check", DEADLINE, || async {
+        let upstreams = gw.upstreams().await;
+        let instances = upstreams["groups"][0]["instances"].as_array().cloned();
+        instances
+            .filter(|all| all.iter().all(|i| i["last_check_status"] == 200))
+            .map(|_| ())
+    })
+    .await;
+    (gw, fleet)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reassigned_request_keeps_its_body() {
+    let mut stubs = nodes(4).await;
+    let u2 = stubs[1].addr;
+    let (gw, fleet) = reassigning_fleet(&stubs, u2).await;
+    stubs[1].stop();
+    wait_for("u2 to refuse connections", DEADLINE, || async {
+        tokio::net::TcpStream::connect(u2)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+
+    let body = br#"{"workspace_id":1,"session_id":"s","to":"628123","message":"hello"}"#.to_vec();
+    let r = send(
+        fleet,
+        "POST",
+        "/api/messages/send",
+        &[
+            ("x-workspace-id", "1"),
+            ("content-type", "application/json"),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_ne!(r.instance(), "u2");
+    assert_eq!(r.json()["body_len"], body.len());
+    assert_eq!(r.json()["body_sha256"], sha256_hex(&body));
+    // It was the refused connect that moved it (health is checked once an hour here).
+    let refused = r#"fleetgate_upstream_requests_total{group="node",instance_name="u2",outcome="connect_error"}"#;
+    assert_eq!(gw.sample(refused).await, 1.0);
+}
+
+/// An instance that dies mid-request: it answers its health check, but takes every other
+/// request's head and closes the connection without a word. Counts the requests it took.
+async fn dropper() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let taken = Arc::new(AtomicUsize::new(0));
+    let count = taken.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if head.starts_with(b"GET /health ") {
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                    let _ = stream.write_all(ok).await;
+                    return;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, taken, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_drops_a_fresh_connection_is_marked_down_and_only_idempotent_requests_move(
+) {
+    let stubs = nodes(4).await;
+    let (u2, taken, task) = dropper().await;
+    let (gw, fleet) = reassigning_fleet(&stubs, u2).await;
+    let ws1 = [("x-workspace-id", "1")];
+
+    // A GET may be sent twice: it moves on to a healthy instance.
+    let r = send(fleet, "GET", "/api/sessions", &ws1, vec![]).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_ne!(r.instance(), "u2");
+    assert_eq!(taken.load(Ordering::SeqCst), 1);
+    let dropped =
+        r#"fleetgate_upstream_requests_total{group="node",instance_name="u2",outcome="reset"}"#;
+    assert_eq!(gw.sample(dropped).await, 1.0);
+    assert_eq!(
+        gw.upstreams().await["groups"][0]["instances"][1]["healthy"],
+        false
+    );
+
+    // A POST that an instance took and dropped may have been acted on: it is not sent again
+    // (a new gateway, to which u2 looks healthy again).
+    drop(gw);
+    let (_gw, fleet) = reassigning_fleet(&stubs, u2).await;
+    let r = send(fleet, "POST", "/api/messages/send", &ws1, b"{}".to_vec()).await;
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.error_code(), "upstream.broken");
+    assert_eq!(taken.load(Ordering::SeqCst), 2, "the POST was taken once");
+    assert_eq!(
+        total_hits(&stubs),
+        1,
+        "only the GET reached a healthy instance"
+    );
+    task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 mod common;
 use common::pusher::*;
 use common::*;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -507,4 +507,225 @@ async fn on_shutdown_hub_clients_are_closed_with_4200_so_they_reconnect_at_once(
     let (mut ws, _) = established(h.addr).await;
     h.gw.terminate();
     assert_eq!(close_code(&mut ws).await, Some(4200));
+}
+
+/// A WebSocket to the hub from the loopback address `from` (another client address).
+async fn connect_from(addr: SocketAddr, from: &str) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/app/{KEY}?protocol=7&client=js&version=8.4.0");
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    tokio_tungstenite::client_async(url, stream)
+        .await
+        .unwrap()
+        .0
+}
+
+/// The hub with `app_extra` keys, trusting no proxy (loopback clients count per address).
+async fn hub_trusting_nobody(app_extra: &str) -> Hub {
+    hub_with_listener("trusted_proxies: []", app_extra).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_only_its_share_of_the_apps_connections() {
+    let h = hub_trusting_nobody("      max_connections_per_ip: 3\n").await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(established(h.addr).await.0);
+    }
+    let mut fourth = connect(h.addr, KEY).await;
+    assert_eq!(close_code(&mut fourth).await, Some(4004));
+    let mut other = connect_from(h.addr, "127.0.0.2").await;
+    assert_eq!(
+        next(&mut other).await["event"],
+        "pusher:connection_established"
+    );
+    // A place comes back when a connection ends.
+    held.pop();
+    wait_for("a place from 127.0.0.1 to come back", DEADLINE, || async {
+        let mut ws = connect(h.addr, KEY).await;
+        let first = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+        matches!(first, Ok(Some(Ok(Message::Text(_))))).then_some(())
+    })
+    .await;
+    // A trusted proxy (loopback, by default) carries many clients: no per-address limit.
+    let trusting = hub("      max_connections_per_ip: 3\n").await;
+    let mut many = Vec::new();
+    for _ in 0..6 {
+        many.push(established(trusting.addr).await.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_subscribes_to_at_most_max_channels() {
+    let h = hub("      max_channels: 2\n").await;
+    let (mut ws, _) = established(h.addr).await;
+    for channel in ["room-1", "room-2"] {
+        let ok = subscribe(&mut ws, channel, None, None).await;
+        assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    }
+    let refused = subscribe(&mut ws, "room-3", None, None).await;
+    assert_eq!(refused["event"], "pusher:subscription_error", "{refused}");
+    let data: Value = serde_json::from_str(refused["data"].as_str().unwrap_or("{}"))
+        .unwrap_or_else(|_| refused["data"].clone());
+    assert_eq!(data["type"], "LimitReached", "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_churn_beyond_the_rate_closes_with_4301() {
+    // The default: 50 subscribes and unsubscribes per second.
+    let h = hub("").await;
+    let (mut watcher, _) = established(h.addr).await;
+    subscribe(&mut watcher, "room", None, None).await;
+    let (mut churner, _) = established(h.addr).await;
+    for i in 0..200 {
+        let event = if i % 2 == 0 {
+            "pusher:subscribe"
+        } else {
+            "pusher:unsubscribe"
+        };
+        let frame = json!({"event": event, "data": {"channel": "room"}});
+        if churner
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut churner).await, Some(4301));
+    // The watcher is unaffected.
+    send_frame(&mut watcher, json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(next(&mut watcher).await["event"], "pusher:pong");
+}
+
+/// Whether the hub still holds an established connection to the client at `peer`.
+fn hub_holds(hub: SocketAddr, peer: SocketAddr) -> bool {
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => unreachable!("IPv4 loopback only"),
+    };
+    let (local, remote) = (hex(hub), hex(peer));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f[1] == local && f[2] == remote && f[3] == "01"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_loses_its_socket_at_the_write_deadline() {
+    let h = hub("      write_timeout: 1s\n").await;
+    let (mut stalled, _) = established(h.addr).await;
+    subscribe(&mut stalled, "feed", None, None).await;
+    let peer = match stalled.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => s.local_addr().unwrap(),
+        _ => unreachable!("plain"),
+    };
+    // From now on the client reads nothing: events pile up in both socket buffers.
+    let data = "x".repeat(9 * 1024);
+    let mut published = 0;
+    while hub_holds(h.addr, peer) && published < 5_000 {
+        let r = publish(
+            h.addr,
+            json!({"name": "e", "channel": "feed", "data": data}),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        published += 1;
+    }
+    assert!(
+        !hub_holds(h.addr, peer),
+        "still held after {published} events"
+    );
+}
+
+/// A hub whose listener has `keys` (YAML flow-mapping entries, e.g. `header_timeout: 1s`) and
+/// whose app has `app_extra` keys.
+async fn hub_with_listener(keys: &str, app_extra: &str) -> Hub {
+    let (addr, admin) = (loopback(), loopback());
+    let apps = format!("    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n{app_extra}");
+    let yaml = hub_yaml(addr, admin, &apps).replace(
+        &format!("hub: {{ listen: {addr} }}"),
+        &format!("hub: {{ listen: {addr}, {keys} }}"),
+    );
+    let gw = Gateway::start(&yaml, admin, &[addr]).await;
+    Hub { gw, addr }
+}
+
+fn hub_closed(reason: &str) -> String {
+    format!(r#"fleetgate_connections_closed_total{{listener="hub",reason="{reason}"}}"#)
+}
+
+/// The hub listener faces the internet too: a head sent a byte at a time is cut off at
+/// `header_timeout`, a kept-alive API connection is closed after `idle_timeout`, and an
+/// oversized head gets 431 with the gateway's code, while upgrades go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_listener_keeps_head_deadlines_idle_time_and_head_limits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let keys = "header_timeout: 1s, idle_timeout: 1s, max_head_size: 4KiB";
+    let h = hub_with_listener(keys, "").await;
+    let dripping = drip_head(h.addr, b"GET /apps/app-1/channels HTTP/1.1\r\nHost: a\r\n").await;
+    // Meanwhile a client connects and is established.
+    let (_ws, _socket) = established(h.addr).await;
+    assert!(
+        dripping.await.unwrap() < 100,
+        "the slow head was never cut off"
+    );
+    wait_for("the slow head to be counted", DEADLINE, || async {
+        (h.gw.sample(&hub_closed("header_timeout")).await == 1.0).then_some(())
+    })
+    .await;
+
+    // API requests on a kept-alive connection: a second one is answered on it, then it idles
+    // past 1 s and is closed.
+    let mut kept = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let request = b"GET /apps/app-1/channels HTTP/1.1\r\nHost: a\r\n\r\n";
+    for n in 1..=2 {
+        kept.write_all(request).await.unwrap();
+        let mut buf = Vec::new();
+        let status = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut head = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(len) = head.parse(&buf).unwrap() {
+                let length: usize = head
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+                    .unwrap();
+                if buf.len() == len + length {
+                    break head.code.unwrap();
+                }
+            }
+            let mut chunk = [0; 4096];
+            let read = tokio::time::timeout(DEADLINE, kept.read(&mut chunk)).await;
+            let got = read.expect("an answer").unwrap();
+            assert!(got > 0, "closed before answer {n}");
+            buf.extend_from_slice(&chunk[..got]);
+        };
+        assert_eq!(status, 401, "answer {n}");
+    }
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(DEADLINE, kept.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle connection was kept open");
+
+    // A head over max_head_size.
+    let big = format!(
+        "GET /apps/app-1/channels HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(8192)
+    );
+    let (answer, closed) = raw(h.addr, big.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer:.300}");
+    assert!(
+        answer.contains(r#""code":"request.header_too_large""#),
+        "{answer}"
+    );
+    assert!(closed);
+    assert_eq!(h.gw.sample(&hub_closed("header_too_large")).await, 1.0);
 }

@@ -201,6 +201,101 @@ async fn denied_paths_get_403_however_they_are_spelled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_segments_and_encoded_slashes_never_reach_an_instance_under_a_denied_path() {
+    let (stubs, _gw, fleet) = fleet("", "").await;
+    let ws = [("x-workspace-id", "1")];
+    // Resolved before routing: what reaches the instance is the canonical path.
+    for (path, reaches) in [
+        ("/cleanup/..", "/"),
+        ("/cleanup/%2e%2e/all", "/all"),
+        ("/remoteauth/..", "/"),
+        ("/api/internal/%2E%2E", "/api/"),
+        ("/api/%73essions", "/api/sessions"),
+    ] {
+        let resp = send(fleet, "GET", path, &ws, vec![]).await;
+        assert_ne!(resp.status, 403, "{path}");
+        assert_eq!(
+            stubs[1].paths.lock().unwrap().last().map(String::as_str),
+            Some(reaches),
+            "{path}"
+        );
+    }
+    // Meaning depends on who decodes it: refused.
+    for path in [
+        "/api%2Finternal/x",
+        "/api%2finternal/x",
+        "/api%5Cinternal",
+        "/..",
+        "/api/../../cleanup/x",
+        "/api/sessions%zz",
+    ] {
+        let resp = send(fleet, "GET", path, &ws, vec![]).await;
+        assert_eq!(
+            (resp.status, resp.error_code()),
+            (400, "request.bad_path".to_string()),
+            "{path}"
+        );
+    }
+    let (answer, _) = raw(
+        fleet,
+        b"GET /api\\internal/x HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let reached = stubs.iter().flat_map(|s| s.paths.lock().unwrap().clone());
+    for path in reached {
+        for denied in ["/cleanup", "/remoteauth", "/api/internal"] {
+            assert!(!path.to_ascii_lowercase().starts_with(denied), "{path}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_heads_get_431_and_long_targets_414_and_the_connection_is_closed() {
+    let (stubs, _gw, fleet) = fleet("", "").await;
+    let get = |target: &str, extra: &str| {
+        format!("GET {target} HTTP/1.1\r\nHost: a\r\nX-Workspace-Id: 1\r\n{extra}\r\n")
+    };
+    let big = |n: usize| format!("X-Big: {}\r\n", "a".repeat(n));
+    let many: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let long_target = format!("/api/sessions?q={}", "a".repeat(9 * 1024));
+    for (request, status, code) in [
+        (
+            get("/api/sessions", &big(20 * 1024)),
+            431,
+            Some("request.header_too_large"),
+        ),
+        (get(&long_target, ""), 414, Some("request.uri_too_long")),
+        // Beyond what the gateway parses at all (64 KiB, 100 fields): hyper's own 431.
+        (get("/api/sessions", &big(80 * 1024)), 431, None),
+        (get("/api/sessions", &many), 431, None),
+    ] {
+        let (answer, closed) = raw(fleet, request.as_bytes()).await;
+        let status_line = format!("HTTP/1.1 {status} ");
+        assert!(answer.starts_with(&status_line), "{answer:.200}");
+        if let Some(code) = code {
+            assert!(
+                answer.contains(&format!(r#""code":"{code}""#)),
+                "{answer:.300}"
+            );
+        }
+        assert!(closed, "the connection is closed after {status}");
+    }
+    assert_eq!(total_hits(&stubs), 0);
+    // Just under the limits: served.
+    let (answer, _) = raw(
+        fleet,
+        get(
+            "/api/sessions",
+            &format!("{}Connection: close\r\n", big(15 * 1024)),
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:.200}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_framing_gets_400_and_the_connection_is_closed() {
     let (stubs, _gw, fleet) = fleet("", "").await;
     let requests = [

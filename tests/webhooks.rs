@@ -54,6 +54,11 @@ async fn edge(route_extra: &str) -> Edge {
 }
 
 async fn edge_with(scheme: &str, secrets: &str, route_extra: &str) -> Edge {
+    edge_top(scheme, secrets, route_extra, "").await
+}
+
+/// [`edge_with`] with top-level keys appended to the file.
+async fn edge_top(scheme: &str, secrets: &str, route_extra: &str, top: &str) -> Edge {
     let node = nodes(4).await;
     let laravel = Upstream::laravel("laravel").await;
     let (edge, fleet, admin) = (loopback(), loopback(), loopback());
@@ -85,7 +90,7 @@ routes:
       instances: {{ group: node, public_url: "http://{fleet}" }}
 {route_extra}
   - {{ name: laravel, listener: edge, upstream: laravel }}
-"#,
+{top}"#,
         laravel = laravel.addr,
     );
     let gw = Gateway::start(&yaml, admin, &[edge, fleet]).await;
@@ -108,6 +113,96 @@ async fn post(addr: SocketAddr, headers: &[(String, String)], body: Vec<u8>) -> 
 
 fn laravel_hits(e: &Edge) -> usize {
     e.laravel.hits.load(Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_uploads_declaring_large_bodies_cost_the_bytes_received_not_the_declared_length() {
+    use tokio::io::AsyncWriteExt;
+    let e = edge("").await;
+    // Warm: one delivery through, so the idle figure includes what a first request allocates.
+    let body = br#"{"event":"session_ready","data":{"workspace_id":1}}"#.to_vec();
+    assert_eq!(
+        post(e.edge, &signed(SECRET, now(), &body), body)
+            .await
+            .status,
+        200
+    );
+    let (rss, size) = (e.gw.status_kib("VmRSS"), e.gw.status_kib("VmSize"));
+
+    // 16 senders with well-formed signature headers declare 32 MiB each and send 256 KiB.
+    const SENT: usize = 262144;
+    let mut uploads = Vec::new();
+    for _ in 0..16 {
+        let mut stream = tokio::net::TcpStream::connect(e.edge).await.unwrap();
+        let head = format!(
+            "POST {PATH} HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nX-Timestamp: {}\r\nX-HMAC-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+            now(),
+            "ab".repeat(32),
+            32 << 20
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&vec![b' '; SENT]).await.unwrap();
+        uploads.push(stream);
+    }
+    wait_for("the gateway to read what was sent", DEADLINE, || async {
+        (unread_on(e.edge) == (16, 0)).then_some(())
+    })
+    .await;
+    let rss_growth = e.gw.status_kib("VmRSS").saturating_sub(rss);
+    let size_growth = e.gw.status_kib("VmSize").saturating_sub(size);
+    assert!(rss_growth < 16 * 1024, "RSS grew {rss_growth} KiB");
+    // 16 × 32 MiB reserved up front would be 512 MiB of address space.
+    assert!(
+        size_growth < 64 * 1024,
+        "virtual size grew {size_growth} KiB"
+    );
+    drop(uploads);
+    assert_eq!(laravel_hits(&e), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_spelling_of_the_webhook_path_is_verified_or_refused_never_passed_through() {
+    let e = edge("").await;
+    let body = br#"{"event":"session_ready","data":{"workspace_id":1}}"#.to_vec();
+    let unsigned = [("content-type", "application/json")];
+    // Verified as the webhook it is, or refused when its meaning depends on the decoder.
+    let (unsigned_webhook, bad_path) = (
+        (401, "webhook.missing_signature"),
+        (400, "request.bad_path"),
+    );
+    for (path, (status, code)) in [
+        ("/api/whatsapp/webhooks/webj%73", unsigned_webhook),
+        ("//api/whatsapp/webhooks/webjs", unsigned_webhook),
+        ("/api/whatsapp/./webhooks/webjs", unsigned_webhook),
+        ("/api/whatsapp/x/../webhooks/webjs", unsigned_webhook),
+        ("/api/whatsapp/webhooks%2Fwebjs", bad_path),
+        ("/api/whatsapp%2fwebhooks/webjs", bad_path),
+    ] {
+        let resp = send(e.edge, "POST", path, &unsigned, body.clone()).await;
+        assert_eq!(
+            (resp.status, resp.error_code()),
+            (status, code.to_string()),
+            "{path}"
+        );
+    }
+    assert_eq!(laravel_hits(&e), 0, "nothing unverified reached Laravel");
+    // Signed, another spelling is the webhook route: verified, and Laravel gets the canonical path.
+    let ts = now();
+    let refs = signed(SECRET, ts, &body);
+    let refs: Vec<(&str, &str)> = refs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let resp = send(
+        e.edge,
+        "POST",
+        "//api/whatsapp/webhooks/webj%73",
+        &refs,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(
+        e.laravel.paths.lock().unwrap().as_slice(),
+        [PATH.to_string()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,9 +410,18 @@ async fn x_instance_url_teaches_the_session_table_and_laravel_sees_the_gateways_
     assert_eq!(routed.instance(), "u4");
 }
 
+/// With the spool off, a delivery Laravel cannot take is answered 429 (the one answer the Node
+/// sender retries); with it on (the default), it is spooled (tests/spool.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_verified_webhook_is_deferred_with_429_when_laravel_is_down_so_the_sender_retries() {
-    let mut e = edge("").await;
+async fn without_the_spool_a_verified_webhook_is_deferred_with_429_when_laravel_is_down() {
+    let secrets = format!(r#"["{SECRET}", "{OLD_SECRET}"]"#);
+    let mut e = edge_top(
+        "hex-timestamp-body",
+        &secrets,
+        "",
+        "spool: { enabled: false }\n",
+    )
+    .await;
     e.laravel.stop();
     let body = br#"{"event":"message_received","data":{"workspace_id":2}}"#.to_vec();
     let resp = post(e.edge, &signed(SECRET, now(), &body), body.clone()).await;

@@ -165,10 +165,7 @@ impl Cluster {
                 frame: frame.as_bytes().to_vec(),
             });
         }
-        let mut payload = Vec::with_capacity(frame.len() + 32);
-        payload.extend_from_slice(except.unwrap_or("").as_bytes());
-        payload.push(b'\n');
-        payload.extend_from_slice(frame.as_bytes());
+        let payload = message(except, frame.as_bytes());
         let queued = self
             .outbox
             .try_send(Outgoing::Publish {
@@ -328,6 +325,16 @@ impl Cluster {
 }
 
 /// `INCR {prefix}:node-seq` over a short-lived connection.
+/// A cluster message on a hub channel: `{except socket id}\n{frame}`.
+fn message(except: Option<&str>, frame: &[u8]) -> Vec<u8> {
+    let except = except.unwrap_or("").as_bytes();
+    let mut payload = Vec::with_capacity(except.len() + 1 + frame.len());
+    payload.extend_from_slice(except);
+    payload.push(b'\n');
+    payload.extend_from_slice(frame);
+    payload
+}
+
 fn allocate_node_id(client: &redis::Client, prefix: &str) -> Result<u32, redis::RedisError> {
     let mut conn = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
     conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;

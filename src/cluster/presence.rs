@@ -1,8 +1,9 @@
 //! Cluster-wide presence: atomic scripts counting each user's sockets per channel on every node,
 //! the nodes' liveness keys, and the reaping of dead nodes' memberships.
 
-use super::{Cluster, COMMAND_TIMEOUT};
-use crate::hub::fanout::{Frame, Hub};
+use super::{message, Cluster, COMMAND_TIMEOUT};
+use crate::hub::fanout::Hub;
+use crate::hub::protocol;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +18,10 @@ const REAP_EVERY: Duration = Duration::from_secs(2);
 
 /// Joins a presence member. KEYS: the node's memberships, the channel's socket counts per user,
 /// the channel's members (user → info), the node registry, the node's liveness key. ARGV:
-/// membership field, user, info, node id, liveness TTL (ms). The node is registered (and marked
-/// alive) in the same step, so a node that dies before its first heartbeat is still cleaned up.
+/// membership field, user, info, node id, liveness TTL (ms), the hub channel's Redis channel,
+/// the `member_added` message. The node is registered (and marked alive) in the same step, so a
+/// node that dies before its first heartbeat is still cleaned up; `member_added` is published in
+/// the same step too, so no node can die between counting the user in and announcing them.
 /// Returns {1 if the user was added, every member as a flat list of user, info}.
 const JOIN: &str = r"
 redis.call('SADD', KEYS[4], ARGV[4])
@@ -27,13 +30,16 @@ redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 local added = 0
 if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+  redis.call('PUBLISH', ARGV[6], ARGV[7])
   added = 1
 end
 return {added, redis.call('HGETALL', KEYS[3])}
 ";
 
-/// Removes ARGV[3] sockets of a member (same KEYS, the last two unused; ARGV: membership field,
-/// user, count).
+/// Removes ARGV[3] sockets of a member (same KEYS and ARGV as [`JOIN`], the last two KEYS and
+/// ARGV[4..5] unused, ARGV[3] the count, ARGV[7] the `member_removed` message). Publishing in the
+/// script makes the departure and its announcement one step: a node killed right after a user's
+/// last socket left cannot swallow the `member_removed`.
 /// Returns 1 if that was the user's last socket in the cluster (the user left).
 const LEAVE: &str = r"
 local n = tonumber(ARGV[3])
@@ -41,6 +47,7 @@ if redis.call('HINCRBY', KEYS[1], ARGV[1], -n) <= 0 then redis.call('HDEL', KEYS
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -n) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call('HDEL', KEYS[3], ARGV[2])
+  redis.call('PUBLISH', ARGV[6], ARGV[7])
   return 1
 end
 return 0
@@ -53,13 +60,15 @@ impl Cluster {
         (format!("{base}:count"), base)
     }
 
-    /// Runs a presence script for `node`'s membership of `user` in `channel`.
+    /// Runs a presence script for `node`'s membership of `user` in `channel`; `announce` is the
+    /// cluster message (`{except}\n{frame}`) the script publishes if the user's presence changes.
     async fn presence_script<T: redis::FromRedisValue>(
         &self,
         script: &str,
         node: u32,
         (app, channel, user): (&str, &str, &str),
         last: &str,
+        announce: Vec<u8>,
     ) -> Result<T, String> {
         let mut conn = match (self.is_up(), self.commands.get()) {
             (true, Some(conn)) => conn.clone(),
@@ -73,6 +82,7 @@ impl Cluster {
         cmd.arg(self.node_key(node, "alive"));
         cmd.arg(field).arg(user).arg(last).arg(node);
         cmd.arg(ALIVE_TTL.as_millis() as u64);
+        cmd.arg(self.hub_channel(app, channel)).arg(announce);
         match tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(e.to_string()),
@@ -80,17 +90,20 @@ impl Cluster {
         }
     }
 
-    /// Adds one socket of `user` to `channel`'s members cluster-wide: whether that added the
-    /// user, and every member `(user, info)`.
+    /// Adds one socket (`socket_id`) of `user` to `channel`'s members cluster-wide and, if that
+    /// added the user, announces them to every other socket: whether it did, and every member
+    /// `(user, info)`.
     pub async fn join(
         &self,
-        app: &str,
-        channel: &str,
+        (app, channel): (&str, &str),
+        socket_id: &str,
         user: &str,
         info: &str,
     ) -> Result<(bool, Vec<(String, String)>), String> {
+        let added = protocol::member_added(channel, user, info);
+        let announce = message(Some(socket_id), added.as_bytes());
         let (added, flat): (i64, Vec<String>) = self
-            .presence_script(JOIN, self.node_id, (app, channel, user), info)
+            .presence_script(JOIN, self.node_id, (app, channel, user), info, announce)
             .await?;
         let members = flat
             .chunks_exact(2)
@@ -99,8 +112,8 @@ impl Cluster {
         Ok((added == 1, members))
     }
 
-    /// Removes `sockets` sockets of `user` (held by this node) from `channel`: whether the user
-    /// left the cluster's members.
+    /// Removes `sockets` sockets of `user` (held by this node) from `channel` and, if that was the
+    /// user's last, announces their departure: whether the user left the cluster's members.
     pub async fn leave(
         &self,
         app: &str,
@@ -120,8 +133,16 @@ impl Cluster {
         user: &str,
         sockets: i64,
     ) -> Result<bool, String> {
+        let removed = protocol::member_removed(channel, user);
+        let announce = message(None, removed.as_bytes());
         let left: i64 = self
-            .presence_script(LEAVE, node, (app, channel, user), &sockets.to_string())
+            .presence_script(
+                LEAVE,
+                node,
+                (app, channel, user),
+                &sockets.to_string(),
+                announce,
+            )
             .await?;
         Ok(left == 1)
     }
@@ -194,13 +215,15 @@ async fn reap(
             let Ok([app, channel, user]) = serde_json::from_str::<[String; 3]>(&field) else {
                 continue;
             };
-            let left = cluster
+            if let Err(e) = cluster
                 .leave_for(node, &app, &channel, &user, sockets)
-                .await;
-            let app = hub.and_then(|h| h.app_by_id(&app).map(|a| (h, a)));
-            if let (Ok(true), Some((hub, app))) = (left, app) {
-                let frame = Frame::from(crate::hub::protocol::member_removed(&channel, &user));
-                hub.publish(&app, &channel, &frame, None);
+                .await
+            {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "presence leave",
+                    e,
+                )));
             }
         }
         tracing::info!(node, "cluster: removed a dead node's presence members");

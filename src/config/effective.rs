@@ -25,9 +25,21 @@ impl Config {
             .iter()
             .map(|l| {
                 let tls = l.tls.as_ref().map(|t| json!({ "dir": t.dir, "h2": t.h2 }));
+                let limits = &l.limits;
                 (
                     l.name.clone(),
-                    json!({ "listen": l.addr.to_string(), "tls": tls }),
+                    json!({
+                        "listen": l.addr.to_string(),
+                        "tls": tls,
+                        "header_timeout": duration(limits.header_timeout),
+                        "idle_timeout": duration(limits.idle_timeout),
+                        "max_connections": limits.max_connections,
+                        "max_connections_per_ip": limits.max_connections_per_ip,
+                        "max_head_size": limits.max_head_size,
+                        "max_uri_length": limits.max_uri_length,
+                        "trusted_proxies": l.trust.trusted_proxies.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                        "proxy_protocol": l.trust.proxy_protocol,
+                    }),
                 )
             })
             .collect();
@@ -48,6 +60,12 @@ impl Config {
                 "drain_delay": duration(self.shutdown.drain_delay),
                 "grace_period": duration(self.shutdown.grace_period),
             },
+            "spool": self.spool.as_ref().map(|s| json!({
+                "dir": s.dir.display().to_string(),
+                "max_bytes": s.max_bytes,
+                "max_age": duration(s.max_age),
+                "max_attempts": s.max_attempts,
+            })),
         })
     }
 
@@ -92,6 +110,11 @@ impl Config {
             "connect_timeout": duration(r.connect_timeout),
             "read_timeout": duration(r.read_timeout),
             "write_timeout": duration(r.write_timeout),
+            "body_timeout": duration(r.body_timeout),
+            "require_token": r.require_token.iter().map(|t| json!({
+                "header": t.header.as_str(), "bearer": t.bearer, "tokens": t.tokens.iter().map(|_| REDACTED).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "allow_from": r.allow_from.as_ref().map(|l| l.iter().map(|c| c.to_string()).collect::<Vec<_>>()),
             "max_body": r.max_body,
             "deny": r.deny,
             "webhook": webhook,
@@ -120,6 +143,9 @@ fn group(g: &Group) -> Value {
             "when_instance_down": debug_name(r.when_instance_down),
             "when_no_workspace": debug_name(r.when_no_workspace),
             "learned_sessions": { "capacity": r.learned_capacity },
+            "workspace_limits": r.workspace_limits.map(|l| json!({
+                "rate": l.rate, "burst": l.burst, "concurrency": l.concurrency,
+            })),
         })
     });
     let h = &g.health;
@@ -150,6 +176,10 @@ fn hub(h: &HubConfig) -> Value {
                 "secret": REDACTED,
                 "allowed_origins": a.allowed_origins,
                 "max_connections": a.max_connections,
+                "max_connections_per_ip": a.max_connections_per_ip,
+                "max_channels": a.max_channels,
+                "max_subscriptions_per_second": a.max_subscriptions_per_second,
+                "write_timeout": duration(a.write_timeout),
                 "client_events": a.client_events,
                 "max_message_size": a.max_message_size,
                 "activity_timeout": duration(a.activity_timeout),

@@ -52,18 +52,21 @@ fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
         let end = after
             .find('}')
             .ok_or_else(|| format!("unterminated `${{` in `{text}`"))?;
-        let name = &after[..end];
+        // `${NAME}`, or `${NAME:-default}` (shell style: the default when unset or empty).
+        let (name, default) = match after[..end].split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (&after[..end], None),
+        };
         let valid =
             !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !valid {
             return Err(format!("`${{{name}}}` is not a valid variable name"));
         }
-        match lookup(name) {
-            Some(value) if value.is_empty() => {
-                return Err(format!("environment variable {name} is set but empty"))
-            }
-            Some(value) => out.push_str(&value),
-            None => return Err(format!("environment variable {name} is not set")),
+        match (lookup(name), default) {
+            (Some(value), _) if !value.is_empty() => out.push_str(&value),
+            (_, Some(default)) => out.push_str(default),
+            (Some(_), None) => return Err(format!("environment variable {name} is set but empty")),
+            (None, None) => return Err(format!("environment variable {name} is not set")),
         }
         rest = &after[end + 1..];
     }
@@ -77,6 +80,20 @@ mod tests {
 
     fn env(name: &str) -> Option<String> {
         (name == "SECRET").then(|| "s3cr3t".to_string())
+    }
+
+    #[test]
+    fn a_default_stands_in_for_an_unset_or_empty_variable() {
+        let env = |name: &str| match name {
+            "SECRET" => Some("s3cr3t".to_string()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        assert_eq!(expand("${SECRET:-d}", &env).unwrap(), "s3cr3t");
+        assert_eq!(expand("${MISSING:-d}", &env).unwrap(), "d");
+        assert_eq!(expand("${EMPTY:-}", &env).unwrap(), "");
+        assert_eq!(expand("a${MISSING:-}b", &env).unwrap(), "ab");
+        assert!(expand("${EMPTY}", &env).is_err());
     }
 
     #[test]

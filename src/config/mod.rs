@@ -84,6 +84,9 @@ pub fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
             tls.dir = base.join(&tls.dir);
         }
     }
+    if let Some(spool) = config.spool.as_mut().filter(|s| s.dir.is_relative()) {
+        spool.dir = base.join(&spool.dir);
+    }
     Ok(config)
 }
 

@@ -22,6 +22,18 @@ pub struct RawConfig {
     pub access_log: Option<RawAccessLog>,
     pub cluster: Option<RawCluster>,
     pub shutdown: Option<RawShutdown>,
+    pub spool: Option<RawSpool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSpool {
+    pub enabled: Option<bool>,
+    pub dir: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub max_bytes: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub max_age: Option<String>,
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +75,11 @@ pub struct RawApp {
     pub max_message_size: Option<String>,
     #[serde(default, deserialize_with = "with_unit")]
     pub activity_timeout: Option<String>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_channels: Option<usize>,
+    pub max_subscriptions_per_second: Option<u32>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub write_timeout: Option<String>,
     pub presence: Option<RawPresence>,
 }
 
@@ -82,6 +99,18 @@ pub struct RawAdmin {
 pub struct RawListener {
     pub listen: String,
     pub tls: Option<RawTls>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub header_timeout: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub max_head_size: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub max_uri_length: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub proxy_protocol: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +175,14 @@ pub struct RawRouting {
     pub when_instance_down: Option<String>,
     pub when_no_workspace: Option<String>,
     pub learned_sessions: Option<RawLearned>,
+    pub workspace_limits: Option<RawWorkspaceLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawWorkspaceLimits {
+    pub rate: Option<u32>,
+    pub burst: Option<u32>,
+    pub concurrency: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,9 +204,21 @@ pub struct RawRoute {
     #[serde(default, deserialize_with = "with_unit")]
     pub write_timeout: Option<String>,
     #[serde(default, deserialize_with = "with_unit")]
+    pub body_timeout: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
     pub max_body: Option<String>,
     pub deny: Option<Vec<String>>,
     pub webhook: Option<RawWebhook>,
+    pub require_token: Option<Vec<RawTokenRule>>,
+    pub allow_from: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawTokenRule {
+    pub header: String,
+    pub bearer: Option<bool>,
+    #[serde(default)]
+    pub tokens: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

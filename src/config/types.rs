@@ -21,6 +21,8 @@ pub struct Config {
     /// Where access log lines go; `None` when off.
     pub access_log: Option<AccessLogTarget>,
     pub shutdown: ShutdownConfig,
+    /// Where verified webhooks Laravel could not take wait for redelivery; `None`: off.
+    pub spool: Option<SpoolConfig>,
     /// Several nodes sharing hub traffic and learned sessions through Redis; `None`: alone.
     pub cluster: Option<ClusterConfig>,
 }
@@ -40,6 +42,20 @@ pub enum AccessLogTarget {
     Stdout,
     /// Appended to (created if missing).
     File(PathBuf),
+}
+
+/// `spool`: the durable queue of verified webhooks (see [`crate::spool`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// One subdirectory per webhook route; [`super::load`] makes a relative path relative to the
+    /// configuration file's directory.
+    pub dir: std::path::PathBuf,
+    /// Bytes on disk across routes; beyond, new webhooks get 429 (the sender retries).
+    pub max_bytes: u64,
+    /// A webhook still undelivered after this long goes to the dead letters.
+    pub max_age: Duration,
+    /// Redelivery attempts before a webhook goes to the dead letters.
+    pub max_attempts: u32,
 }
 
 /// What happens on SIGTERM/SIGINT.
@@ -68,6 +84,14 @@ pub struct App {
     /// `Origin` values allowed to connect; `*` allows any.
     pub allowed_origins: Vec<String>,
     pub max_connections: usize,
+    /// Open connections from one client address (well below `max_connections`).
+    pub max_connections_per_ip: usize,
+    /// Channels one connection may be subscribed to at once.
+    pub max_channels: usize,
+    /// Subscribes and unsubscribes per connection per second; beyond, close 4301.
+    pub max_subscriptions_per_second: u32,
+    /// How long a write to a client may wait; a client that stops reading is closed after it.
+    pub write_timeout: Duration,
     pub client_events: bool,
     pub max_message_size: usize,
     pub activity_timeout: Duration,
@@ -81,6 +105,93 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// Terminate TLS on this listener; `None` serves plain HTTP.
     pub tls: Option<TlsConfig>,
+    pub limits: ListenerLimits,
+    pub trust: Trust,
+}
+
+/// A static credential a route requires: one of `tokens` in `header` (after `Bearer ` when
+/// `bearer`). An empty token list (an unset `${VAR:-}`) lets nothing through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRule {
+    pub header: http::HeaderName,
+    pub bearer: bool,
+    pub tokens: Vec<String>,
+}
+
+/// What one listener allows a client (fleet and edge listeners).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// From a connection's first byte (or its accept) to the end of a request head.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Open connections on the listener; beyond, new ones are answered 503 and closed.
+    pub max_connections: usize,
+    /// Open connections from one client address.
+    pub max_connections_per_ip: usize,
+    /// The largest request head, request line included (431 beyond).
+    pub max_head_size: usize,
+    /// The longest request target (414 beyond).
+    pub max_uri_length: usize,
+}
+
+/// What one listener allows, and whom it trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    /// Peers that carry many clients (a load balancer, a local proxy, Laravel on this host):
+    /// per-address connection limits do not apply to them.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Connections start with a PROXY protocol header (v1 or v2) naming the client.
+    pub proxy_protocol: bool,
+}
+
+impl Trust {
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// An address block, `10.0.0.0/8` or `::1/128` (a bare address is a block of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Option<Cidr> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr.parse().ok()?, Some(prefix.parse::<u8>().ok()?)),
+            None => (text.parse().ok()?, None),
+        };
+        let max = match addr {
+            std::net::IpAddr::V4(_) => 32,
+            std::net::IpAddr::V6(_) => 128,
+        };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(V6(v6), V4),
+            v4 => v4,
+        };
+        let (a, b, bits) = match (self.addr, ip) {
+            (V4(a), V4(b)) => (u32::from(a) as u128, u32::from(b) as u128, 32),
+            (V6(a), V6(b)) => (u128::from(a), u128::from(b), 128),
+            _ => return false,
+        };
+        let shift = bits - u32::from(self.prefix);
+        shift >= bits || (a >> shift) == (b >> shift)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 /// `listeners.NAME.tls`: certificates from a directory, chosen by SNI (see [`crate::tls`]).
@@ -177,6 +288,17 @@ pub struct RoutingConfig {
     pub when_instance_down: DownPolicy,
     pub when_no_workspace: NoWorkspacePolicy,
     pub learned_capacity: usize,
+    /// One workspace's budget on this group (none: unlimited).
+    pub workspace_limits: Option<WorkspaceLimits>,
+}
+
+/// What one workspace may ask of its group: requests per second (a token bucket of `burst`) and
+/// requests in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkspaceLimits {
+    pub rate: u32,
+    pub burst: u32,
+    pub concurrency: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +353,12 @@ pub struct Route {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
+    /// The longest pause between two reads of a request body.
+    pub body_timeout: Duration,
+    /// Static credentials, any one of which lets a request through (none: no check).
+    pub require_token: Vec<TokenRule>,
+    /// Client addresses allowed on this route (none: any).
+    pub allow_from: Option<Vec<Cidr>>,
     pub max_body: u64,
     pub deny: Vec<String>,
     /// Present exactly when `treatment` is [`Treatment::Webhook`].
@@ -246,6 +374,16 @@ pub mod defaults {
     pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
     pub const READ_TIMEOUT: Duration = Duration::from_secs(65);
     pub const WRITE_TIMEOUT: Duration = Duration::from_secs(65);
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const LISTENER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    pub const MAX_CONNECTIONS_PER_IP: usize = 512;
+    /// Node's default; nginx's per-line `large_client_header_buffers` is 8 KiB.
+    pub const MAX_HEAD_SIZE: u64 = 16 * 1024;
+    pub const MAX_URI_LENGTH: u64 = 8 * 1024;
+    /// Loopback: a local proxy, Laravel or the Node service on this host.
+    pub const TRUSTED_PROXIES: [&str; 2] = ["127.0.0.0/8", "::1/128"];
     pub const MAX_BODY: u64 = 64 << 20;
     pub const HEALTH_PATH: &str = "/health";
     pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
@@ -264,12 +402,22 @@ pub mod defaults {
     /// Reverb's and Pusher's defaults.
     pub const HUB_MAX_CONNECTIONS: usize = 10_000;
     pub const HUB_MAX_MESSAGE_SIZE: usize = 10 * 1024;
+    pub const HUB_MAX_CONNECTIONS_PER_IP: usize = 100;
+    pub const HUB_MAX_CHANNELS: usize = 100;
+    pub const HUB_MAX_SUBSCRIPTIONS_PER_SECOND: u32 = 50;
+    pub const HUB_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
     pub const HUB_ACTIVITY_TIMEOUT: Duration = Duration::from_secs(120);
     pub const HUB_MAX_PRESENCE_MEMBERS: usize = 100;
     pub const HUB_MAX_USER_INFO: usize = 1024;
     /// Long enough for a load balancer polling `/readyz` every second or two to notice.
     pub const DRAIN_DELAY: Duration = Duration::from_secs(5);
     pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
+    pub const SPOOL_DIR: &str = "spool";
+    pub const SPOOL_MAX_BYTES: u64 = 1 << 30;
+    /// Longer than a weekend's outage; shorter than Laravel's usual log retention.
+    pub const SPOOL_MAX_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
+    /// With the back-off capped at 30 s: about 13 hours of trying.
+    pub const SPOOL_MAX_ATTEMPTS: u32 = 1600;
     pub const CLUSTER_PREFIX: &str = "fleetgate";
 }
 

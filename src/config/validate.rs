@@ -120,6 +120,7 @@ pub fn validate(raw: RawConfig) -> (Config, Vec<(String, String)>) {
         hub,
         access_log: ops::access_log(&mut p, raw.access_log),
         shutdown: ops::shutdown(&mut p, raw.shutdown),
+        spool: ops::spool(&mut p, raw.spool),
         cluster: ops::cluster(&mut p, raw.cluster),
     };
     (config, p.0)
@@ -147,9 +148,137 @@ fn listeners(
             let tls = l
                 .tls
                 .map(|t| tls(p, &format!("listeners.{name}.tls"), t, is_hub));
-            Listener { name, addr, tls }
+            let at = format!("listeners.{name}");
+            let limits = ListenerLimits {
+                header_timeout: p.duration(
+                    format!("{at}.header_timeout"),
+                    &l.header_timeout,
+                    defaults::HEADER_TIMEOUT,
+                ),
+                idle_timeout: p.duration(
+                    format!("{at}.idle_timeout"),
+                    &l.idle_timeout,
+                    defaults::LISTENER_IDLE_TIMEOUT,
+                ),
+                max_connections: positive(
+                    p,
+                    format!("{at}.max_connections"),
+                    l.max_connections,
+                    defaults::MAX_CONNECTIONS,
+                ),
+                max_connections_per_ip: positive(
+                    p,
+                    format!("{at}.max_connections_per_ip"),
+                    l.max_connections_per_ip,
+                    defaults::MAX_CONNECTIONS_PER_IP,
+                ),
+                max_head_size: head_limit(
+                    p,
+                    format!("{at}.max_head_size"),
+                    &l.max_head_size,
+                    defaults::MAX_HEAD_SIZE,
+                ),
+                max_uri_length: head_limit(
+                    p,
+                    format!("{at}.max_uri_length"),
+                    &l.max_uri_length,
+                    defaults::MAX_URI_LENGTH,
+                ),
+            };
+            // The hub counts connections per app (its upgrades); a listener-wide count there
+            // would be a second, silently different limit.
+            for (key, set) in [
+                ("max_connections", l.max_connections.is_some()),
+                ("max_connections_per_ip", l.max_connections_per_ip.is_some()),
+            ] {
+                if is_hub && set {
+                    p.push(
+                        format!("{at}.{key}"),
+                        format!("not on the hub's listener: set hub.apps[].{key}"),
+                    );
+                }
+            }
+            if l.proxy_protocol == Some(true) && (tls.is_some() || is_hub) {
+                p.push(
+                    format!("{at}.proxy_protocol"),
+                    "only on plain HTTP listeners of routes (not with tls, not on the hub's)",
+                );
+            }
+            let trusted = l
+                .trusted_proxies
+                .unwrap_or_else(|| defaults::TRUSTED_PROXIES.map(String::from).to_vec());
+            let trusted_proxies = cidrs(p, &format!("{at}.trusted_proxies"), &trusted);
+            Listener {
+                name,
+                addr,
+                tls,
+                limits,
+                trust: Trust {
+                    trusted_proxies,
+                    proxy_protocol: l.proxy_protocol.unwrap_or(false),
+                },
+            }
         })
         .collect()
+}
+
+/// Address blocks (`10.0.0.0/8`, `::1`), each reported at its path when it is not one.
+fn cidrs(p: &mut Problems, at: &str, list: &[String]) -> Vec<Cidr> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            let cidr = Cidr::parse(text.trim());
+            if cidr.is_none() {
+                p.push(
+                    format!("{at}[{i}]"),
+                    format!("`{text}` is not an address or address block (10.0.0.0/8, ::1)"),
+                );
+            }
+            cidr
+        })
+        .collect()
+}
+
+/// `routes[].require_token`.
+fn token_rules(p: &mut Problems, at: &str, raw: Vec<RawTokenRule>) -> Vec<TokenRule> {
+    raw.into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let header = http::HeaderName::from_bytes(r.header.trim().as_bytes());
+            let Ok(header) = header else {
+                p.push(format!("{at}[{i}].header"), "not a valid header name");
+                return None;
+            };
+            Some(TokenRule {
+                header,
+                bearer: r.bearer.unwrap_or(false),
+                // An unset `${VAR:-}` leaves an empty token: it matches nothing.
+                tokens: r.tokens.into_iter().filter(|t| !t.is_empty()).collect(),
+            })
+        })
+        .collect()
+}
+
+/// A request-head size limit: between 1 KiB and 1 MiB.
+fn head_limit(p: &mut Problems, path: String, text: &Option<String>, default: u64) -> usize {
+    let size = p.size(path.clone(), text, default);
+    if !(1024..=1 << 20).contains(&size) {
+        p.push(path, "must be between 1KiB and 1MiB");
+        return default as usize;
+    }
+    size as usize
+}
+
+/// A count that must be at least 1, or its default.
+fn positive(p: &mut Problems, path: String, value: Option<usize>, default: usize) -> usize {
+    match value {
+        Some(0) => {
+            p.push(path, "must be at least 1");
+            default
+        }
+        Some(n) => n,
+        None => default,
+    }
 }
 
 /// `listeners.NAME.tls`. `h2` defaults to on, except on the hub's listener, which serves
@@ -294,6 +423,23 @@ fn routing(p: &mut Problems, at: &str, raw: RawRouting, instances: &[Instance]) 
             ],
         ),
         learned_capacity,
+        workspace_limits: raw.workspace_limits.map(|l| {
+            let at = format!("{at}.workspace_limits");
+            let count = |p: &mut Problems, key: &str, value: Option<u32>, default: u32| {
+                positive(
+                    p,
+                    format!("{at}.{key}"),
+                    value.map(|v| v as usize),
+                    default as usize,
+                ) as u32
+            };
+            let rate = count(p, "rate", l.rate, u32::MAX);
+            WorkspaceLimits {
+                rate,
+                burst: count(p, "burst", l.burst, rate.saturating_mul(2)),
+                concurrency: count(p, "concurrency", l.concurrency, u32::MAX),
+            }
+        }),
     }
 }
 
@@ -420,6 +566,19 @@ fn routes(
                 &r.write_timeout,
                 defaults::WRITE_TIMEOUT,
             ),
+            body_timeout: p.duration(
+                format!("{at}.body_timeout"),
+                &r.body_timeout,
+                defaults::BODY_TIMEOUT,
+            ),
+            require_token: token_rules(
+                p,
+                &format!("{at}.require_token"),
+                r.require_token.unwrap_or_default(),
+            ),
+            allow_from: r
+                .allow_from
+                .map(|list| cidrs(p, &format!("{at}.allow_from"), &list)),
             max_body: p.size(format!("{at}.max_body"), &r.max_body, defaults::MAX_BODY),
             name: r.name,
             listener: r.listener,
@@ -599,6 +758,29 @@ fn hub(p: &mut Problems, raw: RawHub, listeners: &[Listener]) -> HubConfig {
             App {
                 allowed_origins: a.allowed_origins.unwrap_or_else(|| vec!["*".into()]),
                 max_connections: a.max_connections.unwrap_or(defaults::HUB_MAX_CONNECTIONS),
+                max_connections_per_ip: positive(
+                    p,
+                    format!("{at}.max_connections_per_ip"),
+                    a.max_connections_per_ip,
+                    defaults::HUB_MAX_CONNECTIONS_PER_IP,
+                ),
+                max_channels: positive(
+                    p,
+                    format!("{at}.max_channels"),
+                    a.max_channels,
+                    defaults::HUB_MAX_CHANNELS,
+                ),
+                max_subscriptions_per_second: positive(
+                    p,
+                    format!("{at}.max_subscriptions_per_second"),
+                    a.max_subscriptions_per_second.map(|n| n as usize),
+                    defaults::HUB_MAX_SUBSCRIPTIONS_PER_SECOND as usize,
+                ) as u32,
+                write_timeout: p.duration(
+                    format!("{at}.write_timeout"),
+                    &a.write_timeout,
+                    defaults::HUB_WRITE_TIMEOUT,
+                ),
                 client_events: a.client_events.unwrap_or(false),
                 max_message_size: size(
                     p,

@@ -177,6 +177,8 @@ pub struct Hub {
     pub metrics: HubMetrics,
     /// The Redis link carrying publishes to every node, when clustered.
     cluster: Option<Arc<Cluster>>,
+    /// Open WebSocket connections by client address (each app's `max_connections_per_ip`).
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 impl Hub {
@@ -192,6 +194,7 @@ impl Hub {
             node_id,
             metrics,
             cluster,
+            admission: Arc::default(),
         };
         hub.apply(apps);
         hub

@@ -95,9 +95,17 @@ async fn work(
                 local_members,
                 cache,
             } => {
-                let joined = cluster.join(&app.id, &channel, &user, &info).await;
-                let (added, members) = match joined {
-                    Ok(joined) => joined,
+                let joined = cluster
+                    .join((&app.id, &channel), &conn.socket_id, &user, &info)
+                    .await;
+                // Joined through Redis, the script announced the user; otherwise this node does.
+                let (announce, members) = match joined {
+                    Ok((added, members)) => {
+                        if added {
+                            app.metrics.published.inc();
+                        }
+                        (false, members)
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "cluster presence unavailable: this node's view decides");
                         (local == Presence::Added, local_members)
@@ -112,7 +120,7 @@ async fn work(
                     let dropped = &app.metrics.dropped_slow;
                     replay_cache(Some(&cluster), &conn, dropped, &app.id, &channel, local).await;
                 }
-                if added {
+                if announce {
                     let frame = Frame::from(protocol::member_added(&channel, &user, &info));
                     hub.publish(&app, &channel, &frame, Some(&conn.socket_id));
                 }
@@ -122,14 +130,20 @@ async fn work(
                 user,
                 local,
             } => {
-                let removed = match cluster.leave(&app.id, &channel, &user, 1).await {
-                    Ok(removed) => removed,
+                // Left through Redis, the script announced the departure; otherwise this node does.
+                let announce = match cluster.leave(&app.id, &channel, &user, 1).await {
+                    Ok(removed) => {
+                        if removed {
+                            app.metrics.published.inc();
+                        }
+                        false
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "cluster presence unavailable: this node's view decides");
                         local == Presence::Removed
                     }
                 };
-                if removed {
+                if announce {
                     let frame = Frame::from(protocol::member_removed(&channel, &user));
                     hub.publish(&app, &channel, &frame, None);
                 }

@@ -100,8 +100,9 @@ struct SigninData {
     user_data: String,
 }
 
-/// Decodes one client text frame. Never panics; nesting deeper than serde_json's limit (128) is
-/// [`ProtocolError::InvalidJson`].
+/// Decodes one client text frame. Never panics. A `client-` event's `data` is kept as raw text
+/// however deeply it nests (bounded by the app's `max_message_size`); elsewhere, nesting deeper
+/// than serde_json's limit (128) is [`ProtocolError::InvalidJson`].
 pub fn decode_client(text: &str) -> Result<ClientMessage, ProtocolError> {
     let envelope: Envelope = serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {

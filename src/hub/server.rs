@@ -8,6 +8,11 @@
 //! - `GET /apps/{id}/channels/{name}` (`info=user_count,subscription_count,cache`)
 //! - `GET /apps/{id}/channels/{name}/users`
 //! - `POST /apps/{id}/users/{user_id}/terminate_connections`
+//!
+//! The listener's limits hold here as on the proxy listeners: a request head must be whole within
+//! `header_timeout` (a kept-alive API connection may first wait `idle_timeout`), and a head over
+//! `max_head_size` or a target over `max_uri_length` is refused (431 / 414) and the connection
+//! closed.
 
 use super::api;
 use super::fanout::Hub;
@@ -24,6 +29,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 pub struct HubApp {
     pub hub: Arc<Hub>,
+    /// For the hub listener's settings (its trusted proxies).
+    pub gateway: Arc<crate::state::Gateway>,
+    pub listener: String,
 }
 
 #[async_trait]
@@ -33,7 +41,29 @@ impl HttpServerApp for HubApp {
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        if !matches!(session.read_request().await, Ok(true)) {
+        let limits = {
+            let snap = self.gateway.snapshot();
+            snap.config.listener(&self.listener)?.limits
+        };
+        // A reused connection carries the keep-alive time set below; a new one waits for its
+        // first head only. (pingora's own timer is per read: a head sent a byte at a time would
+        // never end.)
+        let wait = match session.get_keepalive() {
+            Some(_) => limits.idle_timeout + limits.header_timeout,
+            None => limits.header_timeout,
+        };
+        match tokio::time::timeout(wait, session.read_request()).await {
+            Ok(Ok(true)) => {}
+            Ok(_) => return None,
+            Err(_) => {
+                self.closed(&session, "header_timeout");
+                return None;
+            }
+        }
+        if let Err(error) = crate::proxy::hygiene::check_head_size(session.req_header(), &limits) {
+            let (status, code, _) = error.parts();
+            self.closed(&session, code_reason(code));
+            respond(&mut session, status, error.body()).await;
             return None;
         }
         let path = session.req_header().uri.path().to_string();
@@ -42,6 +72,7 @@ impl HttpServerApp for HubApp {
             return None;
         }
         let reply = api::handle(&self.hub, &mut session).await;
+        session.set_keepalive(Some(limits.idle_timeout.as_secs()));
         respond(&mut session, reply.status, reply.body).await;
         let settings = HttpPersistentSettings::for_session(&session);
         session
@@ -53,7 +84,24 @@ impl HttpServerApp for HubApp {
     }
 }
 
+/// The `fleetgate_connections_closed_total` reason of a head refused for its size.
+fn code_reason(code: &str) -> &'static str {
+    match code {
+        "request.uri_too_long" => "uri_too_long",
+        _ => "header_too_large",
+    }
+}
+
 impl HubApp {
+    /// Counts a connection the listener closed by its limits (and logs it).
+    fn closed(&self, session: &ServerSession, reason: &str) {
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        crate::proxy::connection_closed(&self.gateway, &self.listener, reason, client);
+    }
+
     async fn upgrade(&self, mut session: ServerSession, key: &str, shutdown: ShutdownWatch) {
         let headers = &session.req_header().headers;
         let ws_key = headers
@@ -83,6 +131,18 @@ impl HubApp {
         };
         let stream = h1.into_inner();
 
+        let client = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        // A trusted proxy carries many clients: only the app's total applies to it.
+        let snap = self.gateway.snapshot();
+        let trusted = |ip: &std::net::IpAddr| {
+            snap.config
+                .listener(&self.listener)
+                .is_some_and(|l| l.trust.trusts(*ip))
+        };
+        let client = client.filter(|ip| !trusted(ip));
+        drop(snap);
         let hub = self.hub.clone();
         let Some(app) = hub.app_by_key(key) else {
             return session::reject(stream, &hub, None, 4001, "App key does not exist").await;
@@ -95,6 +155,14 @@ impl HubApp {
         if !allowed {
             return session::reject(stream, &hub, Some(&app), 4009, "Origin not allowed").await;
         }
+        // One address may hold only part of the app's connections (4004, as over the quota).
+        let admitted = hub
+            .admission
+            .admit(client, usize::MAX, conf.max_connections_per_ip);
+        let Ok(_slot) = admitted else {
+            let message = "Over connection quota for this address";
+            return session::reject(stream, &hub, Some(&app), 4004, message).await;
+        };
         if app.connections.fetch_add(1, Ordering::Relaxed) >= conf.max_connections {
             app.connections.fetch_sub(1, Ordering::Relaxed);
             return session::reject(stream, &hub, Some(&app), 4004, "Over connection quota").await;

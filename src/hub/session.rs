@@ -9,6 +9,7 @@
 
 use super::fanout::{AppState, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
 use super::presence::ClusterPresence;
+use super::protocol::close;
 use super::writer::write_frames;
 use super::{auth, channel::ChannelName, protocol};
 use crate::cluster::Cluster;
@@ -62,6 +63,7 @@ where
         rx,
         conn.closer.clone(),
         app.metrics.clone(),
+        conf.write_timeout,
     ));
     drop(conf);
 
@@ -72,6 +74,7 @@ where
         subscriptions: HashMap::new(),
         user: None,
         events: (Instant::now(), 0),
+        subscribes: (Instant::now(), 0),
         presence: None,
     };
     if let Some(cluster) = hub.cluster() {
@@ -151,6 +154,8 @@ struct Session<'h> {
     user: Option<String>,
     /// Client-event rate window: (window start, events in it).
     events: (Instant, u32),
+    /// Subscribe/unsubscribe rate window, likewise.
+    subscribes: (Instant, u32),
     /// Presence across the cluster (clustered hubs only).
     presence: Option<ClusterPresence>,
 }
@@ -229,6 +234,16 @@ impl Session<'_> {
             Err(e) => self.send(protocol::error(None, &e.to_string())),
             Ok(Ping) => self.send(protocol::pong()),
             Ok(Pong) => {}
+            Ok(Subscribe { .. } | Unsubscribe { .. })
+                if over(
+                    &mut self.subscribes,
+                    self.app.conf().max_subscriptions_per_second,
+                ) =>
+            {
+                // Churn makes every presence member receive an event per change: bounded.
+                self.conn.closer.close(close::CLIENT_EVENT_RATE_LIMIT);
+                return false;
+            }
             Ok(Subscribe {
                 channel,
                 auth,
@@ -256,6 +271,15 @@ impl Session<'_> {
             return;
         };
         if self.subscriptions.contains_key(name) {
+            return;
+        }
+        if self.subscriptions.len() >= self.app.conf().max_channels {
+            self.send(protocol::subscription_error(
+                name,
+                "LimitReached",
+                "Too many channels on this connection",
+                429,
+            ));
             return;
         }
         let conf = self.app.conf();
@@ -491,13 +515,8 @@ impl Session<'_> {
             ));
             return true;
         }
-        let now = Instant::now();
-        if now.duration_since(self.events.0) >= Duration::from_secs(1) {
-            self.events = (now, 0);
-        }
-        self.events.1 += 1;
-        if self.events.1 > CLIENT_EVENTS_PER_SECOND {
-            self.conn.closer.close(4301);
+        if over(&mut self.events, CLIENT_EVENTS_PER_SECOND) {
+            self.conn.closer.close(close::CLIENT_EVENT_RATE_LIMIT);
             return false;
         }
         let frame = Frame::from(protocol::client_event(name, event, data, member.as_deref()));
@@ -505,6 +524,16 @@ impl Session<'_> {
             .publish(self.app, name, &frame, Some(&self.conn.socket_id));
         true
     }
+}
+
+/// Counts one more action in a one-second window (start, count); true when it goes over `limit`.
+fn over(window: &mut (Instant, u32), limit: u32) -> bool {
+    let now = Instant::now();
+    if now.duration_since(window.0) >= Duration::from_secs(1) {
+        *window = (now, 0);
+    }
+    window.1 += 1;
+    window.1 > limit
 }
 
 /// `(user_id, user_info JSON)` from presence `channel_data`, if valid and within `max_info` bytes.

@@ -26,6 +26,7 @@ pub(super) async fn write_frames<S>(
     mut rx: mpsc::Receiver<Outgoing>,
     closer: Arc<Closer>,
     metrics: AppMetrics,
+    write_timeout: Duration,
 ) where
     S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
 {
@@ -35,15 +36,25 @@ pub(super) async fn write_frames<S>(
         tokio::select! {
             next = rx.recv() => match next {
                 Some(first) => {
-                    let mut more = Some(first);
-                    let mut sent = Ok(());
-                    while let (Ok(()), Some(out)) = (&sent, more.take()) {
-                        sent_at.extend(out.published);
-                        sent = sink.feed(Message::Text(out.frame)).await;
-                        more = rx.try_recv().ok();
-                    }
-                    if sent.is_err() || sink.flush().await.is_err() {
-                        break;
+                    let batch = async {
+                        let mut more = Some(first);
+                        let mut sent = Ok(());
+                        while let (Ok(()), Some(out)) = (&sent, more.take()) {
+                            sent_at.extend(out.published);
+                            sent = sink.feed(Message::Text(out.frame)).await;
+                            more = rx.try_recv().ok();
+                        }
+                        sent.is_ok() && sink.flush().await.is_ok()
+                    };
+                    match tokio::time::timeout(write_timeout, batch).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        // A client that stopped reading: the connection ends (the reader sees the
+                        // close requested and drops its half, so the socket goes).
+                        Err(_) => {
+                            closer.close(protocol::close::OVER_CAPACITY);
+                            break;
+                        }
                     }
                     counts.record(sent_at.drain(..));
                     if counts.flushed.elapsed() >= METRICS_FLUSH {

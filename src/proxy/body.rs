@@ -6,6 +6,7 @@
 //! gateway-made body or the instance's, streamed; when it ends the [`Observation`] of the request
 //! is recorded (dropped bodies record too, so a client that goes away is still counted and logged).
 
+use super::coarse_timer::Deadline;
 use super::observe::Observation;
 use super::upstream::UpstreamBody;
 use crate::errors::GatewayError;
@@ -22,7 +23,70 @@ pub enum OutgoingError {
     #[error("the request body is larger than the route's max_body")]
     TooLarge,
     #[error("reading the request body: {0}")]
+    Read(#[from] ClientBodyError),
+}
+
+/// Why the client's body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBodyError {
+    #[error("{0}")]
     Read(#[from] hyper::Error),
+    #[error("the client paused longer than the route's body_timeout")]
+    Timeout,
+}
+
+impl From<ClientBodyError> for GatewayError {
+    fn from(error: ClientBodyError) -> Self {
+        match error {
+            ClientBodyError::Timeout => GatewayError::BodyTimeout,
+            ClientBodyError::Read(_) => {
+                GatewayError::BadRequest("the request body could not be read")
+            }
+        }
+    }
+}
+
+/// The client's request body, failing once it pauses longer than the route's `body_timeout`
+/// between two reads (nginx's `client_body_timeout`).
+pub struct ClientBody {
+    inner: Incoming,
+    timeout: std::time::Duration,
+    pause: Deadline,
+}
+
+impl ClientBody {
+    pub fn new(inner: Incoming, timeout: std::time::Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            pause: Deadline::default(),
+        }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = ClientBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if this.pause.stalled(cx, &polled, this.timeout) {
+            return Poll::Ready(Some(Err(ClientBodyError::Timeout)));
+        }
+        polled.map(|frame| frame.map(|f| f.map_err(ClientBodyError::from)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A request body on its way to an instance.
@@ -31,14 +95,14 @@ pub enum Outgoing {
     Full(Option<Bytes>),
     /// The client's body, streamed, failing once more than `limit` bytes came.
     Stream {
-        inner: Incoming,
+        inner: ClientBody,
         seen: u64,
         limit: u64,
     },
 }
 
 impl Outgoing {
-    pub fn streamed(inner: Incoming, limit: u64) -> Self {
+    pub fn streamed(inner: ClientBody, limit: u64) -> Self {
         Outgoing::Stream {
             inner,
             seen: 0,
@@ -188,25 +252,34 @@ impl Drop for Answer {
     }
 }
 
-/// Reads a whole request body, failing with 413 past `limit` bytes. `declared` (an already
-/// checked `Content-Length`) sizes the buffer once: growing by doubling would briefly hold up to
-/// 3× the body while copying.
-pub async fn read_whole(
-    body: &mut Incoming,
-    limit: u64,
-    declared: Option<u64>,
-) -> Result<Bytes, GatewayError> {
-    let capacity = declared.filter(|&len| len <= limit).unwrap_or(0);
-    let mut buf = BytesMut::with_capacity(capacity as usize);
+/// Reads a whole request body, failing with 413 past `limit` bytes. Memory follows the bytes
+/// received, never a declared length: frames are kept as they came (the one frame of a small body
+/// is returned without a copy) and joined once at the end.
+pub async fn read_whole(body: &mut ClientBody, limit: u64) -> Result<Bytes, GatewayError> {
+    let mut frames: Vec<Bytes> = Vec::new();
+    let mut len = 0u64;
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|_| GatewayError::BadRequest("the request body could not be read"))?;
-        if let Some(data) = frame.data_ref() {
-            if (buf.len() + data.len()) as u64 > limit {
-                return Err(GatewayError::BodyTooLarge);
-            }
-            buf.extend_from_slice(data);
+        let frame = frame?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        len += data.len() as u64;
+        if len > limit {
+            return Err(GatewayError::BodyTooLarge);
+        }
+        if !data.is_empty() {
+            frames.push(data);
         }
     }
-    Ok(buf.freeze())
+    Ok(match frames.len() {
+        0 => Bytes::new(),
+        1 => frames.pop().unwrap_or_default(),
+        _ => {
+            let mut joined = BytesMut::with_capacity(len as usize);
+            for frame in frames {
+                joined.extend_from_slice(&frame);
+            }
+            joined.freeze()
+        }
+    })
 }

@@ -3,23 +3,23 @@
 //!
 //! Upstream request: origin-form URI, HTTP/1.1, hop-by-hop headers removed (the upgrade
 //! handshake kept on upgrade requests), `Expect` removed (the gateway answers it), the
-//! `X-Forwarded-*` values appended, the request id set. A connect error marks the instance down
-//! (passive health check) and, with `when_instance_down: reassign`, sends the untouched request
-//! to the next healthy instance. The route's `max_body` and read timeout hold until the instance
+//! `X-Forwarded-*` values appended, the request id set. A connect error, or a fresh connection
+//! closed before any answer, marks the instance down (passive health check) and, with
+//! `when_instance_down: reassign`, sends the untouched request (body included) to the next
+//! healthy instance when it may be sent again (not after a fresh connection dropped a POST). The route's `max_body` and read timeout hold until the instance
 //! answered `101 Switching Protocols`; only the tunnel after it has neither.
 
 use super::body::{Answer, Outgoing};
-use super::hygiene;
+use super::hygiene::{self, Forwarding};
 use super::locate::{reassign, Learn};
-use super::observe::{Observation, Target, REQUEST_ID};
+use super::observe::{Observation, Target};
 use super::upstream::{self, Failure, SendError, Timeouts};
 use crate::errors::GatewayError;
 use crate::state::{Gateway, Snapshot};
-use http::header::{self, HeaderValue};
-use http::{Response, Uri, Version};
+use http::header::HeaderValue;
+use http::{Response, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
@@ -44,7 +44,10 @@ pub struct Prepared<'a> {
     pub gateway: &'a Arc<Gateway>,
     pub snap: &'a Arc<Snapshot>,
     pub route: usize,
-    pub client: Option<IpAddr>,
+    /// The client's address as an `X-Forwarded-For` element.
+    pub client: Option<&'a HeaderValue>,
+    /// The peer is a trusted proxy: the `X-Forwarded-*` it sent are kept (else replaced).
+    pub believe_forwarded: bool,
     pub proto: &'static str,
 }
 
@@ -64,9 +67,17 @@ impl Prepared<'_> {
             true => parts.extensions.remove::<OnUpgrade>(),
             false => None,
         };
-        let mut request = Some(self.upstream_request(parts, body, upgrade, &obs.request_id));
+        let mut request = Some(upstream_request(parts, body));
+        let request_id = obs.request_id.clone();
+        let add = Forwarding {
+            client: self.client,
+            believe: self.believe_forwarded,
+            proto: self.proto,
+            request_id: &request_id,
+            upgrade,
+        };
         let route = &self.snap.config.routes[self.route];
-        let mut resp = loop {
+        let resp = loop {
             let target = obs.target().ok_or(GatewayError::Internal)?;
             let group = &self.snap.config.groups[target.group];
             let timeouts = Timeouts {
@@ -76,7 +87,9 @@ impl Prepared<'_> {
             };
             let addr = group.instances[target.instance].addr;
             let req = request.take().ok_or(GatewayError::Internal)?;
-            match upstream::send(addr, req, timeouts).await {
+            // Boxed: an exchange's state (~1.8 KB) would otherwise be copied into every future
+            // that awaits it, twice per level (the request's future was 9.9 KB; now ~2 KB).
+            match Box::pin(upstream::send(addr, req, &add, timeouts)).await {
                 Ok(answered) => break answered,
                 Err(failure) => {
                     request = self.failed(failure, target, source, obs)?;
@@ -96,9 +109,8 @@ impl Prepared<'_> {
                 self.route,
             );
         }
-        let upgraded = status == http::StatusCode::SWITCHING_PROTOCOLS;
-        hygiene::remove_hop_by_hop(resp.headers_mut(), upgraded);
-        if upgraded {
+        // Hop-by-hop headers were left out as the head was read (`h1::parse_response`).
+        if status == http::StatusCode::SWITCHING_PROTOCOLS {
             let (parts, body) = resp.into_parts();
             let (Some(client), Some(instance)) = (client_upgrade, body.into_tunnel()) else {
                 return Err(GatewayError::UpstreamBroken.into());
@@ -112,8 +124,9 @@ impl Prepared<'_> {
         Ok(resp.map(Answer::upstream))
     }
 
-    /// A failed attempt: counted, the instance marked down on a connect error, and the request
-    /// back for another instance when the rules move it; otherwise the error to answer.
+    /// A failed attempt: counted, the instance marked down when it did not serve (a refused
+    /// connect, a fresh connection closed unanswered), and the request back for another instance
+    /// when the rules move it; otherwise the error to answer.
     fn failed(
         &self,
         failure: Failure,
@@ -121,9 +134,13 @@ impl Prepared<'_> {
         source: &'static str,
         obs: &mut Observation,
     ) -> Result<Option<http::Request<Outgoing>>, Refused> {
+        let (outcome, unmoved) = match failure.error {
+            SendError::Connect(_) => ("connect_error", GatewayError::UpstreamConnect),
+            _ => ("reset", GatewayError::UpstreamBroken),
+        };
         let error = match failure.error {
-            SendError::Connect(reason) => {
-                self.connect_failed(target, reason);
+            SendError::Connect(reason) | SendError::Dropped(reason) => {
+                self.instance_failed(target, outcome, reason);
                 let moved = failure.request.and_then(|req| {
                     let instance = self.reassigned(target, source, obs)?;
                     obs.set_target(Target {
@@ -135,14 +152,14 @@ impl Prepared<'_> {
                 if moved.is_some() {
                     return Ok(moved);
                 }
-                GatewayError::UpstreamConnect
+                unmoved
             }
             SendError::Timeout => {
                 obs.upstream_outcome = Some("timeout");
                 GatewayError::UpstreamTimeout
             }
             SendError::TooLarge => GatewayError::BodyTooLarge,
-            SendError::ClientBody => GatewayError::BadRequest("the request body could not be read"),
+            SendError::ClientBody(error) => error,
             SendError::Broken(reason) => {
                 tracing::debug!(%reason, "upstream connection failed");
                 obs.upstream_outcome = Some("reset");
@@ -151,7 +168,7 @@ impl Prepared<'_> {
         };
         let close = matches!(
             error,
-            GatewayError::BodyTooLarge | GatewayError::BadRequest(_)
+            GatewayError::BodyTooLarge | GatewayError::BadRequest(_) | GatewayError::BodyTimeout
         );
         Err(Refused { error, close })
     }
@@ -168,64 +185,34 @@ impl Prepared<'_> {
             .filter(|&i| i != target.instance)
     }
 
-    /// Counts the failed connect and marks the instance down (passive health check).
-    fn connect_failed(&self, target: Target, reason: String) {
+    /// Counts the failed attempt (a refused connect, a fresh connection closed unanswered) and
+    /// marks the instance down (passive health check).
+    fn instance_failed(&self, target: Target, outcome: &str, reason: String) {
         let group = &self.snap.config.groups[target.group];
         let instance = &group.instances[target.instance].name;
         self.gateway
             .metrics
             .upstream_requests
-            .with_label_values(&[&group.name, instance, "connect_error"])
+            .with_label_values(&[&group.name, instance, outcome])
             .inc();
         let health = &self.snap.groups[target.group].health[target.instance];
         if let Some(healthy) = health.mark_down(reason) {
             self.gateway.health_changed(&group.name, instance, healthy);
         }
     }
-
-    /// The request as the instance gets it.
-    fn upstream_request(
-        &self,
-        parts: &mut http::request::Parts,
-        body: Outgoing,
-        upgrade: bool,
-        request_id: &HeaderValue,
-    ) -> http::Request<Outgoing> {
-        let mut req = http::Request::new(body);
-        *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = origin_form(&parts.uri);
-        *req.version_mut() = Version::HTTP_11;
-        let headers = req.headers_mut();
-        // The client's headers are not needed after this: moved, not copied.
-        *headers = std::mem::take(&mut parts.headers);
-        hygiene::remove_hop_by_hop(headers, upgrade);
-        headers.remove(header::EXPECT);
-        if !headers.contains_key(header::HOST) {
-            // HTTP/2 carries the host in the URI's authority.
-            if let Some(host) = parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            {
-                headers.insert(header::HOST, host);
-            }
-        }
-        hygiene::add_forwarded(headers, self.client, self.proto);
-        if upgrade {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        }
-        headers.insert(REQUEST_ID, request_id.clone());
-        req
-    }
 }
 
-/// `/path?query` of any request target.
-fn origin_form(uri: &Uri) -> Uri {
-    if uri.scheme().is_none() && uri.authority().is_none() {
-        return uri.clone();
-    }
-    uri.path_and_query()
-        .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()))
+/// The request as the instance gets it (its headers are filtered and extended as they are
+/// written: [`super::h1::encode_request`]).
+fn upstream_request(parts: &mut http::request::Parts, body: Outgoing) -> http::Request<Outgoing> {
+    let mut req = http::Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    // Written in origin form (`/path?query`); an HTTP/2 authority becomes `Host`.
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = Version::HTTP_11;
+    // The client's headers are not needed after this: moved, not copied.
+    *req.headers_mut() = std::mem::take(&mut parts.headers);
+    req
 }
 
 /// Copies bytes both ways between the client and the instance once the client's side switched

@@ -2,9 +2,11 @@
 //! head it reads, and how the response body is framed. Pure functions over bytes (no I/O), so
 //! the upstream client ([`super::upstream`]) drives them inside the request's own task.
 
+use super::hygiene::{self, Added, Forwarding, Hop};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
+use std::mem::MaybeUninit;
 
 /// Response heads longer than this are refused (nginx's default `proxy_buffer_size` is 4–8 KiB;
 /// Node sends far less).
@@ -22,40 +24,117 @@ pub enum ParseError {
     Chunk,
 }
 
-/// Writes the request head (request line, headers, framing, blank line) into `out`.
-/// `body_len` is the length of a body sent whole (`Content-Length` is set to it, any
-/// `Transfer-Encoding` dropped); `None` keeps the client's framing headers for a streamed body.
+/// Writes the request head an instance gets (request line, headers, framing, blank line) into
+/// `out`: the client's headers but the hop-by-hop ones ([`hygiene::hop_by_hop`], those named by
+/// `Connection`; the upgrade handshake kept on upgrades) and those the gateway sets, then
+/// `Host` (from an HTTP/2 authority), `X-Forwarded-*` (appended to what came in), the upgrade's
+/// `Connection` and the request id. `body_len` is the length of a body sent whole
+/// (`Content-Length` is set to it, any `Transfer-Encoding` dropped); `None` keeps the client's
+/// framing headers for a streamed body.
 pub fn encode_request(
     out: &mut Vec<u8>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body_len: Option<usize>,
+    add: &Forwarding<'_>,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let named = match headers.contains_key(header::CONNECTION) {
+        true => hygiene::connection_named(
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            add.upgrade,
+        ),
+        false => Vec::new(),
+    };
+    // What came in of the headers the gateway appends to (rarely anything).
+    let mut prior: [Vec<u8>; 3] = Default::default();
+    let mut host = None;
     for (name, value) in headers {
         let framing = name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING;
         if framing && body_len.is_some() {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        match hygiene::hop_by_hop(name.as_str().as_bytes()) {
+            Some(Hop::Upgrade) if add.upgrade => {}
+            Some(_) => continue,
+            None => {}
+        }
+        match hygiene::added(name.as_str()) {
+            Some(Added::Forwarded(_)) if !add.believe => continue,
+            Some(Added::Forwarded(which)) => {
+                let joined = &mut prior[which as usize];
+                joined.extend_from_slice(value.as_bytes());
+                joined.extend_from_slice(b", ");
+                continue;
+            }
+            Some(Added::Replaced) => continue,
+            None => {}
+        }
+        if !named.is_empty() && named.contains(name) {
+            continue;
+        }
+        if name == header::HOST {
+            host.get_or_insert(value.as_bytes());
+        }
+        field(out, name.as_str().as_bytes(), value.as_bytes());
     }
+    if host.is_none() {
+        // HTTP/2 carries the host in the URI's authority.
+        host = uri.authority().map(|a| a.as_str().as_bytes());
+        if let Some(host) = host {
+            field(out, b"host", host);
+        }
+    }
+    let [for_, proto, forwarded_host] = &mut prior;
+    appended(
+        out,
+        b"x-forwarded-for",
+        for_,
+        add.client.map(HeaderValue::as_bytes),
+    );
+    appended(out, b"x-forwarded-proto", proto, Some(add.proto.as_bytes()));
+    appended(out, b"x-forwarded-host", forwarded_host, host);
+    if add.upgrade {
+        field(out, b"connection", b"upgrade");
+    }
+    field(out, b"x-request-id", add.request_id.as_bytes());
     match body_len {
         Some(0) if !needs_length(method) => {}
-        Some(len) => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        Some(len) => field(
+            out,
+            b"content-length",
+            itoa::Buffer::new().format(len).as_bytes(),
+        ),
         None => {}
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `name: <what came in>, <last>` (or either alone).
+fn appended(out: &mut Vec<u8>, name: &[u8], prior: &mut Vec<u8>, last: Option<&[u8]>) {
+    match last {
+        Some(last) if prior.is_empty() => field(out, name, last),
+        Some(last) => {
+            prior.extend_from_slice(last);
+            field(out, name, prior);
+        }
+        None if prior.is_empty() => {}
+        None => field(out, name, &prior[..prior.len() - 2]),
+    }
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -64,20 +143,23 @@ fn needs_length(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH)
 }
 
-/// A parsed response head.
+/// A parsed response head, its hop-by-hop headers removed (but the handshake of a `101`).
 #[derive(Debug)]
 pub struct Head {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    /// HTTP/1.1 (else 1.0).
-    pub http11: bool,
+    /// The connection can carry another request after this response (HTTP/1.1 without
+    /// `Connection: close`, or HTTP/1.0 with `keep-alive`).
+    pub keep_alive: bool,
 }
 
 /// Parses a response head off the front of `buf` (consuming it) when complete.
 pub fn parse_response(buf: &mut BytesMut) -> Result<Option<Head>, ParseError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(ParseError::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -87,29 +169,62 @@ pub fn parse_response(buf: &mut BytesMut) -> Result<Option<Head>, ParseError> {
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or(ParseError::Head)?;
-    let http11 = resp.version == Some(1);
-    // Offsets into the head, so the values can share its bytes once frozen.
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    // Offsets into the head (name, value), so the values can share its bytes once frozen.
     let base = buf.as_ptr() as usize;
-    let fields: Vec<(HeaderName, usize, usize)> = resp
-        .headers
-        .iter()
-        .map(|h| {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::Head)?;
-            let start = h.value.as_ptr() as usize - base;
-            Ok((name, start, start + h.value.len()))
-        })
-        .collect::<Result<_, ParseError>>()?;
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let mut kept = 0;
+    let (mut close, mut keep) = (false, false);
+    // Headers the instance named in `Connection` are hop-by-hop too (rarely any).
+    let mut named = Vec::new();
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        match hygiene::hop_by_hop(name) {
+            Some(Hop::Connection) => {
+                for token in hygiene::connection_tokens(std::iter::once(h.value)) {
+                    let is = |t: &[u8]| token.eq_ignore_ascii_case(t);
+                    close |= is(b"close");
+                    keep |= is(b"keep-alive");
+                }
+                named.extend(hygiene::connection_named(
+                    std::iter::once(h.value),
+                    switching,
+                ));
+                if !switching {
+                    continue;
+                }
+            }
+            Some(Hop::Upgrade) if switching => {}
+            Some(_) => continue,
+            None => {}
+        }
+        let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+        let (name_at, value_at) = (offset(name), offset(h.value));
+        spans[kept] = (
+            name_at,
+            name_at + name.len() as u32,
+            value_at,
+            value_at + h.value.len() as u32,
+        );
+        kept += 1;
+    }
+    let keep_alive = !close && (resp.version == Some(1) || keep);
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    for (name, start, end) in fields {
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(start..end)).map_err(|_| ParseError::Head)?;
+    let mut headers = HeaderMap::with_capacity(kept);
+    for &(name, name_end, value, value_end) in &spans[..kept] {
+        let name = HeaderName::from_bytes(&head[name as usize..name_end as usize])
+            .map_err(|_| ParseError::Head)?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value as usize..value_end as usize))
+            .map_err(|_| ParseError::Head)?;
         headers.append(name, value);
+    }
+    for name in named {
+        headers.remove(name);
     }
     Ok(Some(Head {
         status,
         headers,
-        http11,
+        keep_alive,
     }))
 }
 
@@ -159,22 +274,6 @@ fn last_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a [u8]>
         .map(HeaderValue::as_bytes)
 }
 
-/// Whether the connection can carry another request after this response.
-pub fn keeps_alive(head: &Head) -> bool {
-    let tokens = head
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(|t| t.trim_ascii().to_ascii_lowercase());
-    let (mut close, mut keep) = (false, false);
-    for token in tokens {
-        close |= token == b"close";
-        keep |= token == b"keep-alive";
-    }
-    !close && (head.http11 || keep)
-}
-
 /// Decodes a chunked body incrementally from a read buffer.
 #[derive(Debug, Default)]
 pub struct Chunked {
@@ -220,8 +319,11 @@ impl Chunked {
                     return Ok(Decoded::Data(buf.split_to(n).freeze()));
                 }
                 None => {
-                    let Some(line) = buf.windows(2).position(|w| w == b"\r\n") else {
-                        return match buf.len() > 1024 {
+                    // A size line is at most MAX_SIZE_LINE bytes with its CRLF, however the bytes
+                    // arrived (found by fuzzing: a longer one was taken when it came whole).
+                    let window = &buf[..buf.len().min(MAX_SIZE_LINE)];
+                    let Some(line) = window.windows(2).position(|w| w == b"\r\n") else {
+                        return match buf.len() >= MAX_SIZE_LINE {
                             true => Err(ParseError::Chunk),
                             false => Ok(Decoded::More),
                         };
@@ -252,16 +354,20 @@ impl Chunked {
                 .map(|i| size_end + 2 + i + 4),
         };
         match end {
-            Some(end) => {
+            Some(end) if end <= MAX_HEAD => {
                 buf.advance(end);
                 self.done = true;
                 Ok(Decoded::End)
             }
-            None if buf.len() > MAX_HEAD => Err(ParseError::Chunk),
+            Some(_) => Err(ParseError::Chunk),
+            None if buf.len() >= MAX_HEAD => Err(ParseError::Chunk),
             None => Ok(Decoded::More),
         }
     }
 }
+
+/// The longest chunk-size line (extensions included) with its CRLF.
+const MAX_SIZE_LINE: usize = 1026;
 
 /// A chunk-size line: hex digits, then optional extensions after `;`.
 fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {

@@ -5,6 +5,7 @@
 //! reassigns). Also what a successful answer will teach the learned session table ([`Learn`]).
 
 use super::body::read_whole;
+use super::body::ClientBody;
 use super::hygiene;
 use crate::config::{Route, RoutingConfig};
 use crate::errors::GatewayError;
@@ -12,7 +13,6 @@ use crate::routing::extract::{self, Body, BodyFields, Outcome, RequestView};
 use crate::routing::{self, Kind, NoWorkspacePolicy, RouteError};
 use crate::state::{Gateway, GroupState, Snapshot};
 use bytes::Bytes;
-use hyper::body::Incoming;
 use std::sync::atomic::Ordering;
 
 /// Where a request goes and what it carries for later phases.
@@ -98,7 +98,7 @@ pub async fn locate(
     snap: &Snapshot,
     route: &Route,
     parts: &http::request::Parts,
-    body: &mut Incoming,
+    body: &mut ClientBody,
 ) -> Result<Located, Refusal> {
     let group = &snap.config.groups[route.group];
     let state = &snap.groups[route.group];
@@ -117,19 +117,14 @@ pub async fn locate(
     let mut outcome = extract_from(parts, rules, Body::NotRead);
     if outcome == Outcome::NeedBody || creating {
         if eligible {
-            read = Some(read_whole(body, rules.body_limit as u64, declared).await?);
+            read = Some(read_whole(body, rules.body_limit as u64).await?);
         }
         let body = read.as_deref().map_or(Body::Unavailable, Body::Json);
         outcome = extract_from(parts, rules, body);
     }
 
     let metrics = &gateway.metrics;
-    let count = |source: &str, kind: &str| {
-        metrics
-            .routing_decisions
-            .with_label_values(&[source, kind])
-            .inc()
-    };
+    let count = |source: &str, kind: &str| metrics.routing_decisions.inc(source, kind);
     let Outcome::Found {
         workspace,
         source,
@@ -219,8 +214,7 @@ pub fn reassign(
     gateway
         .metrics
         .routing_decisions
-        .with_label_values(&[source, moved.kind.as_str()])
-        .inc();
+        .inc(source, moved.kind.as_str());
     Some(moved.instance)
 }
 

@@ -5,7 +5,9 @@
 //!
 //! A request walks down these phases, each a module that owns its types:
 //! 1. **admit** (here): framing that two parsers could read differently (400, connection closed),
-//!    the route by longest path prefix (404), the deny list (403), `max_body` by `Content-Length`
+//!    the canonical path ([`hygiene::canonical_path`]: 400 `request.bad_path` when its meaning
+//!    depends on the decoder; what routes, deny lists and the instance see), the route by longest
+//!    path prefix (404), the deny list (403), `max_body` by `Content-Length`
 //!    (413).
 //! 2. **locate** ([`locate`]): the instance: round robin for `balance`; for `workspace`, the
 //!    workspace from header → session id → query → JSON body, resolved learned → pin → rule,
@@ -24,12 +26,15 @@
 //! one; see [`crate::access_log::request_id`]), sent upstream and returned to the client.
 
 mod body;
+mod coarse_timer;
 mod forward;
-mod framing;
-mod h1;
+pub(crate) mod framing;
+pub(crate) mod h1;
 pub mod hygiene;
 mod locate;
 mod observe;
+pub(crate) mod proxy_protocol;
+pub(crate) mod spooled;
 mod upstream;
 pub mod webhook;
 
@@ -37,7 +42,7 @@ use crate::config::Treatment;
 use crate::errors::GatewayError;
 use crate::state::{Gateway, Snapshot};
 use async_trait::async_trait;
-use body::{Answer, Outgoing};
+use body::{Answer, ClientBody, Outgoing};
 use bytes::Bytes;
 use forward::Refused;
 use http::{HeaderValue, Request, Response};
@@ -50,7 +55,11 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// The most a client connection's read buffer holds.
+const MAX_READ_BUF: usize = 64 * 1024;
 
 /// One listener's data path.
 pub struct ProxyApp {
@@ -58,6 +67,7 @@ pub struct ProxyApp {
     gateway: Arc<Gateway>,
     /// `X-Forwarded-Proto`: `https` when the listener terminates TLS.
     proto: &'static str,
+    admission: Arc<crate::admission::Admission>,
 }
 
 impl ProxyApp {
@@ -66,26 +76,160 @@ impl ProxyApp {
             listener: listener.into(),
             gateway,
             proto: if tls { "https" } else { "http" },
+            admission: Arc::default(),
         }
     }
+
+    /// Answers a connection over a limit and closes it (its first bytes, if any, unread).
+    async fn refuse(
+        &self,
+        mut stream: Stream,
+        refusal: crate::admission::Refusal,
+        client: Option<IpAddr>,
+    ) {
+        use tokio::io::AsyncWriteExt;
+        connection_closed(&self.gateway, &self.listener, refusal.reason(), client);
+        let answer = refusal.answer();
+        let written = tokio::time::timeout(REFUSAL_WRITE, async {
+            stream.write_all(&answer).await?;
+            stream.shutdown().await
+        });
+        let _ = written.await;
+    }
 }
+
+/// Counts a connection the gateway closed by itself and, when that refused a request the
+/// handler never saw, writes its access log line (a write stall ends a request that has its
+/// own line).
+pub(crate) fn connection_closed(
+    gateway: &Gateway,
+    listener: &str,
+    reason: &str,
+    client: Option<IpAddr>,
+) {
+    gateway
+        .metrics
+        .connections_closed
+        .with_label_values(&[listener, reason])
+        .inc();
+    let error = match reason {
+        "max_connections" | "max_connections_per_ip" => GatewayError::TooManyConnections(""),
+        "header_timeout" => GatewayError::HeaderTimeout,
+        "proxy_protocol" => GatewayError::BadProxyProtocol,
+        "malformed_head" => GatewayError::BadRequest(""),
+        "header_too_large" => GatewayError::HeadTooLarge,
+        "uri_too_long" => GatewayError::UriTooLong,
+        _ => return,
+    };
+    if let Some(log) = gateway.access_log.load().as_ref() {
+        let (status, code, _) = error.parts();
+        let mut ts = [0; 24];
+        log.write(&crate::access_log::Entry {
+            ts: crate::access_log::timestamp_into(&mut ts),
+            request_id: "",
+            listener,
+            route: None,
+            method: "",
+            path: "",
+            status,
+            duration_ms: 0.0,
+            workspace: None,
+            instance: None,
+            upstream_status: None,
+            bytes_sent: 0,
+            webhook: None,
+            client,
+            error: Some(code),
+        });
+    }
+}
+
+/// How long a connection that has not sent a request yet is given to, once shutdown began.
+const FIRST_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a refused connection is given to take its 503.
+const REFUSAL_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[async_trait]
 impl ServerApp for ProxyApp {
     async fn process_new(
         self: &Arc<Self>,
-        stream: Stream,
+        mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let client = stream
+        let peer = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let snap = self.gateway.snapshot();
+        let listener = snap.config.listener(&self.listener)?;
+        let (limits, trust) = (listener.limits, listener.trust.clone());
+        drop(snap);
+        // Behind a balancer speaking the PROXY protocol, the client is the one its header names.
+        let (peer, early) = match trust.proxy_protocol {
+            true => {
+                let header = proxy_protocol::read(&mut stream);
+                match tokio::time::timeout(limits.header_timeout, header).await {
+                    Ok(Ok((header, early))) => (header.client.map(|a| a.ip()).or(peer), early),
+                    Ok(Err(reason)) => {
+                        tracing::debug!(%reason, "connection without a valid PROXY header");
+                        connection_closed(&self.gateway, &self.listener, "proxy_protocol", peer);
+                        return None;
+                    }
+                    Err(_) => {
+                        connection_closed(&self.gateway, &self.listener, "header_timeout", peer);
+                        return None;
+                    }
+                }
+            }
+            false => (peer, Vec::new()),
+        };
+        let trusted = peer.is_some_and(|ip| trust.trusts(ip));
+        // A trusted proxy carries many clients: only the listener's total applies to it.
+        let counted = peer.filter(|_| !trusted);
+        let admitted = self.admission.admit(
+            counted,
+            limits.max_connections,
+            limits.max_connections_per_ip,
+        );
+        let _slot = match admitted {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                self.refuse(stream, refusal, peer).await;
+                return None;
+            }
+        };
+        let open = self
+            .gateway
+            .metrics
+            .open_connections
+            .with_label_values(&[&self.listener]);
+        open.inc();
+        let _open = scopeguard(move || open.dec());
         let h2 = stream.selected_alpn_proto() == Some(pingora::protocols::ALPN::H2);
-        let (stream, ambiguous) = framing::Guarded::new(stream);
-        let app = self.clone();
+        let write_timeout = Arc::new(AtomicU64::new(
+            crate::config::defaults::WRITE_TIMEOUT.as_millis() as u64,
+        ));
+        let (gateway, listener) = (self.gateway.clone(), self.listener.clone());
+        let pace = framing::Pace {
+            header_timeout: limits.header_timeout,
+            write_timeout: write_timeout.clone(),
+            expired: Box::new(move |reason| connection_closed(&gateway, &listener, reason, peer)),
+        };
+        let (stream, heads) = framing::Guarded::new(stream, early, pace, h2);
+        let conn = Arc::new(Connection {
+            app: self.clone(),
+            limits,
+            client: hygiene::client_value(peer),
+            peer,
+            trusted,
+            trust,
+            heads,
+            write_timeout,
+        });
+        let state = conn.clone();
         let service = hyper::service::service_fn(move |req| {
-            let (app, ambiguous) = (app.clone(), ambiguous.clone());
-            async move { Ok::<_, Infallible>(app.handle(req, client, &ambiguous).await) }
+            let conn = conn.clone();
+            async move { Ok::<_, Infallible>(conn.app.handle(req, &conn).await) }
         });
         let io = TokioIo::new(stream);
         let mut shutdown = shutdown.clone();
@@ -101,18 +245,63 @@ impl ServerApp for ProxyApp {
             let _ = conn.await;
         } else {
             let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
+                .timer(coarse_timer::CoarseTimer)
+                // Runs from the end of one exchange to the next head's end: the idle keep-alive
+                // limit (a head's own deadline, from its first byte, is kept by `Guarded`).
+                .header_read_timeout(limits.idle_timeout)
+                // hyper's read buffer grows to this (default ~400 KiB): it bounds a request head
+                // and what one connection holds of a body being read.
+                .max_buf_size(MAX_READ_BUF.max(limits.max_head_size * 2))
                 .serve_connection(io, service)
                 .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => return None,
-                _ = shutdown.changed() => conn.as_mut().graceful_shutdown(),
+                _ = shutdown.changed() => {}
             }
+            // A connection accepted as shutdown began (pingora broadcasts it before it stops
+            // accepting) has its first request on the way: read it rather than close unanswered.
+            if !state.heads.any_handled()
+                && tokio::time::timeout(FIRST_REQUEST_GRACE, conn.as_mut())
+                    .await
+                    .is_ok()
+            {
+                return None;
+            }
+            conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
         None
     }
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+/// What every request on one client connection shares.
+struct Connection {
+    app: Arc<ProxyApp>,
+    /// The client's address as an `X-Forwarded-For` element, formatted once.
+    client: Option<HeaderValue>,
+    /// The peer's address (the PROXY header's, on such listeners).
+    peer: Option<IpAddr>,
+    /// The peer is a trusted proxy: the `X-Forwarded-*` it sends are believed.
+    trusted: bool,
+    limits: crate::config::ListenerLimits,
+    trust: crate::config::Trust,
+    heads: framing::Heads,
+    /// The current request's route's `write_timeout` in milliseconds, for [`framing::Guarded`].
+    write_timeout: Arc<AtomicU64>,
 }
 
 /// What the request carries from the phase that chose its instance to forwarding.
@@ -125,15 +314,15 @@ struct Chosen {
 }
 
 impl ProxyApp {
-    async fn handle(
-        &self,
-        req: Request<Incoming>,
-        client: Option<IpAddr>,
-        ambiguous: &framing::Ambiguous,
-    ) -> Response<Answer> {
+    async fn handle(&self, req: Request<Incoming>, conn: &Connection) -> Response<Answer> {
+        conn.heads.handled();
         let (mut parts, body) = req.into_parts();
         let snap = self.gateway.snapshot();
         let request_id = crate::access_log::request_id(parts.headers.get(&REQUEST_ID));
+        let client = match conn.trusted {
+            true => hygiene::forwarded_client(&parts.headers, &conn.trust).or(conn.peer),
+            false => conn.peer,
+        };
         let mut obs = Observation::new(
             self.gateway.clone(),
             snap.clone(),
@@ -141,23 +330,29 @@ impl ProxyApp {
             &parts,
             request_id,
         );
+        obs.client = client;
         // A refused request that carried a body closes its connection: what of the body was not
         // read is never parsed as a request.
         let has_body = body.size_hint().upper() != Some(0);
-        let walked = match ambiguous.is_set() {
+        let walked = match conn.heads.is_ambiguous() {
             true => Err(Refused {
                 error: GatewayError::BadRequest("ambiguous request framing"),
                 close: true,
             }),
-            false => self.walk(&snap, &mut parts, body, client, &mut obs).await,
+            false => self.walk(&snap, &mut parts, body, conn, &mut obs).await,
         };
         let mut resp = match walked {
             Ok(resp) => resp,
             Err(mut refused) => {
                 refused.close |= has_body;
-                refusal(refused, &snap, &obs)
+                refusal(refused, &snap, &mut obs)
             }
         };
+        if let Some(route) = obs.route {
+            let timeout = snap.config.routes[route].write_timeout;
+            conn.write_timeout
+                .store(timeout.as_millis() as u64, Ordering::Relaxed);
+        }
         resp.headers_mut()
             .insert(REQUEST_ID, obs.request_id.clone());
         obs.status = resp.status().as_u16();
@@ -169,23 +364,52 @@ impl ProxyApp {
         &self,
         snap: &Arc<Snapshot>,
         parts: &mut http::request::Parts,
-        mut body: Incoming,
-        client: Option<IpAddr>,
+        body: Incoming,
+        conn: &Connection,
         obs: &mut Observation,
     ) -> Result<Response<Answer>, Refused> {
         hygiene::check_framing(&parts.headers).map_err(|error| Refused { error, close: true })?;
-        let path = parts.uri.path();
+        hygiene::check_head_size(parts, &conn.limits)
+            .map_err(|error| Refused { error, close: true })?;
+        // Routes and deny lists see the canonical path, and so does the instance.
+        let path = hygiene::canonical_path(parts.uri.path())?;
         let (index, route) = snap
-            .route_for(&self.listener, path)
+            .route_for(&self.listener, &path)
             .ok_or(GatewayError::RouteNotFound)?;
         obs.route = Some(index);
-        if hygiene::is_denied(&route.deny, path) {
+        let mut body = ClientBody::new(body, route.body_timeout);
+        if hygiene::is_denied(&route.deny, &path) {
             return Err(GatewayError::RouteDenied.into());
         }
+        if let Some(allowed) = &route.allow_from {
+            if !obs
+                .client
+                .is_some_and(|ip| allowed.iter().any(|c| c.contains(ip)))
+            {
+                return Err(GatewayError::ClientNotAllowed.into());
+            }
+        }
+        if !route.require_token.is_empty() {
+            hygiene::check_token(&parts.headers, &route.require_token)?;
+        }
+        if let std::borrow::Cow::Owned(path) = path {
+            parts.uri = with_path(&parts.uri, path)?;
+        }
+        // Held until the instance answered: the workspace's request in flight.
+        let mut permit = None;
+        // A verified webhook's request, kept to be spooled if Laravel does not take it.
+        let mut kept = None;
         let chosen = match route.treatment {
             Treatment::Webhook => match self.verify(snap, index, parts, &mut body, obs).await? {
-                Some(chosen) => chosen,
-                None => return Ok(duplicate()),
+                Verified::Forward(chosen, keep) => {
+                    kept = keep;
+                    chosen
+                }
+                Verified::Duplicate => return Ok(duplicate()),
+                Verified::Queue(body, key) => {
+                    let kept = Box::new(Kept::from_parts(parts, body, key));
+                    return self.spool(snap, index, kept, conn, obs).await;
+                }
             },
             _ if hygiene::content_length(&parts.headers).is_some_and(|l| l > route.max_body) => {
                 return Err(GatewayError::BodyTooLarge.into());
@@ -200,6 +424,7 @@ impl ProxyApp {
                 match locate::locate(&self.gateway, snap, route, parts, &mut body).await {
                     Ok(located) => {
                         obs.workspace = located.workspace;
+                        permit = self.budget(snap, route.group, located.workspace)?;
                         chosen(located, body, route.max_body)
                     }
                     Err(refusal) => {
@@ -223,23 +448,87 @@ impl ProxyApp {
             gateway: &self.gateway,
             snap,
             route: index,
-            client,
+            client: conn.client.as_ref(),
+            believe_forwarded: conn.trusted,
             proto: self.proto,
         };
-        request
+        let answered = request
             .forward(parts, chosen.body, chosen.learn, chosen.source, obs)
-            .await
+            .await;
+        drop(permit);
+        let Some(kept) = kept else {
+            return answered;
+        };
+        // Laravel did not take the verified delivery: the spool does.
+        let unavailable = match &answered {
+            Ok(resp) => spooled::is_unavailable(resp.status()),
+            Err(refused) => spooled::is_upstream_failure(&refused.error),
+        };
+        match unavailable {
+            true => self.spool(snap, index, kept, conn, obs).await,
+            false => answered,
+        }
     }
 
-    /// Phase 3 for webhook routes: the chosen instance and verified body, or `None` for a replay.
+    /// Spools a verified delivery: `202 queued` once it is on disk, or 429 (the sender retries)
+    /// when the spool cannot take it.
+    async fn spool(
+        &self,
+        snap: &Snapshot,
+        index: usize,
+        kept: Box<Kept>,
+        conn: &Connection,
+        obs: &mut Observation,
+    ) -> Result<Response<Answer>, Refused> {
+        let route = &snap.config.routes[index];
+        let spool = self.gateway.spool.as_ref().ok_or(GatewayError::Internal)?;
+        let record = spooled::record(&kept.parts, kept.body, conn.client.as_ref());
+        match spool.enqueue(&route.name, &record).await {
+            Ok(()) => {
+                obs.webhook = Some("queued");
+                locate::Learn::Delivered(kept.dedupe_key).apply(
+                    &self.gateway,
+                    snap,
+                    route.group,
+                    0,
+                    index,
+                );
+                Ok(spooled::queued(&record))
+            }
+            Err(e) => {
+                tracing::error!(route = %route.name, error = %e, "spool: a verified webhook was not spooled");
+                Err(GatewayError::SpoolFull.into())
+            }
+        }
+    }
+
+    /// A request of workspace `ws` within its group's `workspace_limits` (429 beyond them).
+    fn budget(
+        &self,
+        snap: &Snapshot,
+        group: usize,
+        ws: Option<u64>,
+    ) -> Result<Option<crate::routing::budget::Permit>, GatewayError> {
+        let rules = snap.config.groups[group].routing.as_ref();
+        let (Some(limits), Some(ws)) = (rules.and_then(|r| r.workspace_limits.as_ref()), ws) else {
+            return Ok(None);
+        };
+        self.gateway
+            .budgets
+            .admit(group, ws, limits)
+            .map(Some)
+            .map_err(|retry_after_secs| GatewayError::WorkspaceRateLimited { retry_after_secs })
+    }
+
+    /// Phase 3 for webhook routes: where a verified delivery goes.
     async fn verify(
         &self,
         snap: &Snapshot,
         index: usize,
         parts: &mut http::request::Parts,
-        body: &mut Incoming,
+        body: &mut ClientBody,
         obs: &mut Observation,
-    ) -> Result<Option<Chosen>, Refused> {
+    ) -> Result<Verified, Refused> {
         let verdict = webhook::verify(&self.gateway, snap, index, &mut parts.headers, body).await;
         let (verdict, result) = verdict.map_err(|rejected| {
             obs.webhook = Some(rejected.result);
@@ -251,21 +540,64 @@ impl ProxyApp {
         })?;
         obs.webhook = Some(result);
         let webhook::Verdict::Forward { body, dedupe_key } = verdict else {
-            return Ok(None);
+            return Ok(Verified::Duplicate);
         };
-        let group = snap.config.routes[index].group;
-        let instance = locate::balance(snap, group).map_err(webhook::defer)?;
-        Ok(Some(Chosen {
+        let route = &snap.config.routes[index];
+        let spool = self.gateway.spool.as_ref();
+        // Behind what already waits, so deliveries keep their order.
+        if spool.is_some_and(|s| s.depth(&route.name) > 0) {
+            return Ok(Verified::Queue(body, dedupe_key));
+        }
+        let instance = match locate::balance(snap, route.group) {
+            Ok(instance) => instance,
+            Err(_) if spool.is_some() => return Ok(Verified::Queue(body, dedupe_key)),
+            Err(e) => return Err(webhook::defer(e).into()),
+        };
+        let kept =
+            spool.map(|_| Box::new(Kept::from_parts(parts, body.clone(), dedupe_key.clone())));
+        let chosen = Chosen {
             instance,
             body: Outgoing::Full(Some(body)),
             learn: Learn::Delivered(dedupe_key),
             source: "none",
-        }))
+        };
+        Ok(Verified::Forward(chosen, kept))
+    }
+}
+
+/// Where a verified webhook goes.
+enum Verified {
+    /// To Laravel now (and what to spool if Laravel does not take it, when the spool is on).
+    Forward(Chosen, Option<Box<Kept>>),
+    /// A replay: answered without forwarding.
+    Duplicate,
+    /// Straight to the spool (its queue is not empty, or no instance is up).
+    Queue(bytes::Bytes, String),
+}
+
+/// A verified delivery's request as it would be forwarded, kept for the spool.
+struct Kept {
+    parts: http::request::Parts,
+    body: bytes::Bytes,
+    dedupe_key: String,
+}
+
+impl Kept {
+    fn from_parts(parts: &http::request::Parts, body: bytes::Bytes, dedupe_key: String) -> Self {
+        let mut kept = http::Request::new(());
+        *kept.method_mut() = parts.method.clone();
+        *kept.uri_mut() = parts.uri.clone();
+        *kept.headers_mut() = parts.headers.clone();
+        Self {
+            parts: kept.into_parts().0,
+            body,
+            dedupe_key,
+        }
     }
 }
 
 /// The gateway's own answer to a refused request.
-fn refusal(refused: Refused, snap: &Snapshot, obs: &Observation) -> Response<Answer> {
+fn refusal(refused: Refused, snap: &Snapshot, obs: &mut Observation) -> Response<Answer> {
     let is_webhook = obs
         .route
         .is_some_and(|r| snap.config.routes[r].treatment == Treatment::Webhook);
@@ -275,6 +607,7 @@ fn refusal(refused: Refused, snap: &Snapshot, obs: &Observation) -> Response<Ans
         false => refused.error,
     };
     let (status, code, fault) = error.parts();
+    obs.error = Some(code);
     match fault {
         crate::errors::Fault::Client => tracing::debug!(status, code, "rejected request"),
         _ => {
@@ -296,7 +629,21 @@ fn refusal(refused: Refused, snap: &Snapshot, obs: &Observation) -> Response<Ans
     resp
 }
 
-fn chosen(located: Located, body: Incoming, max_body: u64) -> Chosen {
+/// `uri` with its path replaced by `path` (the query kept).
+fn with_path(uri: &http::Uri, mut path: String) -> Result<http::Uri, GatewayError> {
+    if let Some(query) = uri.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(
+        http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path))
+            .map_err(|_| GatewayError::BadPath("not a valid path"))?,
+    );
+    http::Uri::from_parts(parts).map_err(|_| GatewayError::BadPath("not a valid path"))
+}
+
+fn chosen(located: Located, body: ClientBody, max_body: u64) -> Chosen {
     Chosen {
         instance: located.instance,
         body: match located.body {

@@ -42,6 +42,10 @@ pub struct Observation {
     pub bytes_sent: u64,
     /// The webhook verification result, on webhook routes.
     pub webhook: Option<&'static str>,
+    /// The client's address, for the access log.
+    pub client: Option<std::net::IpAddr>,
+    /// The code of the gateway's own error answer, if it gave one.
+    pub error: Option<&'static str>,
 }
 
 impl Observation {
@@ -69,6 +73,8 @@ impl Observation {
             status: 0,
             bytes_sent: 0,
             webhook: None,
+            client: None,
+            error: None,
         }
     }
 
@@ -116,8 +122,9 @@ impl Observation {
                 .as_str()
         });
         if let Some(log) = self.gateway.access_log.load().as_ref() {
+            let mut ts = [0; 24];
             log.write(&crate::access_log::Entry {
-                ts: crate::access_log::timestamp(),
+                ts: crate::access_log::timestamp_into(&mut ts),
                 request_id: self.request_id.to_str().unwrap_or_default(),
                 listener: &self.listener,
                 route,
@@ -130,6 +137,8 @@ impl Observation {
                 upstream_status: self.upstream_status,
                 bytes_sent: self.bytes_sent as usize,
                 webhook: self.webhook,
+                client: self.client,
+                error: self.error,
             });
         }
     }

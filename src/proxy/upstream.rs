@@ -11,16 +11,19 @@
 //! Idle connections older than the group's `idle_timeout` are dropped at checkout. An instance
 //! may close an idle connection just as it is reused: a request that got no byte of answer on a
 //! reused connection is sent again on a fresh one when its body can be sent again (none, or read
-//! before forwarding); a streamed body is only sent on a connection checked to be open.
+//! before forwarding); a streamed body is only sent on a connection checked to be open. A fresh
+//! connection closed without an answer is the instance failing ([`SendError::Dropped`]); the
+//! request comes back for another instance when it is idempotent and can be sent again.
 
 use super::body::{Outgoing, OutgoingError};
 use super::h1::{self, Chunked, Decoded, Framing};
+use super::hygiene::Forwarding;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -28,6 +31,7 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 /// Idle connections kept per instance address, per thread.
 const MAX_IDLE: usize = 256;
@@ -37,7 +41,21 @@ const COALESCE: usize = 16 * 1024;
 const READ_RESERVE: usize = 8 * 1024;
 
 thread_local! {
-    static IDLE: RefCell<HashMap<SocketAddr, Vec<Idle>>> = RefCell::new(HashMap::new());
+    /// Idle connections by instance address (a handful of instances: a list is faster than
+    /// hashing the address twice per request).
+    static IDLE: RefCell<Vec<(SocketAddr, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread's idle list for `addr`.
+fn idle_list(idle: &mut Vec<(SocketAddr, Vec<Idle>)>, addr: SocketAddr) -> &mut Vec<Idle> {
+    let at = match idle.iter().position(|(a, _)| *a == addr) {
+        Some(at) => at,
+        None => {
+            idle.push((addr, Vec::new()));
+            idle.len() - 1
+        }
+    };
+    &mut idle[at].1
 }
 
 struct Idle {
@@ -50,13 +68,15 @@ pub struct Conn {
     stream: TcpStream,
     buf: BytesMut,
     addr: SocketAddr,
+    /// The read timeout's timer, kept armed across requests ([`within`]).
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Conn {
     fn release(self) {
         IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
-            let list = idle.entry(self.addr).or_default();
+            let list = idle_list(&mut idle, self.addr);
             if list.len() < MAX_IDLE && self.buf.is_empty() {
                 list.push(Idle {
                     conn: self,
@@ -99,8 +119,10 @@ pub enum SendError {
     Timeout,
     /// The request body went over the route's `max_body` while streaming.
     TooLarge,
-    /// The client stopped sending the request body.
-    ClientBody,
+    /// The client's body could not be read (what to answer: 400, or 408 after a pause).
+    ClientBody(crate::errors::GatewayError),
+    /// A fresh connection was closed or reset before any byte of an answer.
+    Dropped(String),
     /// The connection failed while sending or answering, or the answer was not HTTP.
     Broken(String),
 }
@@ -124,6 +146,7 @@ pub struct Failure {
 pub async fn send(
     addr: SocketAddr,
     req: http::Request<Outgoing>,
+    add: &Forwarding<'_>,
     timeouts: Timeouts,
 ) -> Result<Response<UpstreamBody>, Failure> {
     let (parts, body) = req.into_parts();
@@ -142,14 +165,23 @@ pub async fn send(
         Outgoing::Full(bytes) => Some(bytes.as_ref().map_or(0, Bytes::len)),
         Outgoing::Stream { .. } => None,
     };
-    h1::encode_request(&mut head, &parts.method, &parts.uri, &parts.headers, whole);
-    // A small body read before forwarding goes out in the same write as the head.
-    if let Outgoing::Full(Some(bytes)) = &body {
-        if bytes.len() <= COALESCE {
+    h1::encode_request(
+        &mut head,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        whole,
+        add,
+    );
+    // A small body read before forwarding goes out in the same write as the head (and stays in
+    // `body`, should the request go to another instance).
+    let inline = match &body {
+        Outgoing::Full(Some(bytes)) if bytes.len() <= COALESCE => {
             head.extend_from_slice(bytes);
-            body = Outgoing::Full(None);
+            true
         }
-    }
+        _ => false,
+    };
     // A streamed body keeps the client's framing: its length, or chunks; neither means none.
     let chunked = whole.is_none() && parts.headers.contains_key(http::header::TRANSFER_ENCODING);
     let framed = chunked || parts.headers.contains_key(http::header::CONTENT_LENGTH);
@@ -178,33 +210,94 @@ pub async fn send(
                 }
             },
         };
-        let exchanged = tokio::time::timeout(
-            timeouts.read,
-            exchange(&mut conn, &head, &mut body, chunked, &parts.method),
-        )
-        .await;
+        let deadline = tokio::time::Instant::now() + timeouts.read;
+        let mut timer = conn.timer.take();
+        let exchange = exchange(&mut conn, &head, &mut body, inline, chunked, &parts.method);
+        let exchanged = within(exchange, &mut timer, deadline).await;
+        conn.timer = timer;
         match exchanged {
-            Err(_) => return Err(failed(SendError::Timeout)),
+            Err(Elapsed) => return Err(failed(SendError::Timeout)),
             Ok(Ok(answer)) => return Ok(answer.into_response(conn)),
-            Ok(Err(Exchange::Unanswered)) if was_reused && !streamed => fresh_only = true,
-            Ok(Err(Exchange::Unanswered)) => {
-                return Err(failed(SendError::Broken("closed before answering".into())))
+            Ok(Err(Exchange::Unanswered(_))) if was_reused && !streamed => fresh_only = true,
+            Ok(Err(Exchange::Unanswered(reason))) => {
+                // A fresh connection closed without a word: the instance is failing. A request
+                // that is idempotent and can be sent again may go to another instance, as with
+                // nginx's `proxy_next_upstream error`; any other may have been acted on.
+                let again = !streamed && idempotent(&parts.method);
+                return Err(Failure {
+                    error: SendError::Dropped(reason),
+                    request: again.then(|| http::Request::from_parts(parts, body)),
+                });
             }
             Ok(Err(Exchange::Failed(e))) => return Err(failed(e)),
         }
     }
 }
 
-/// A streamed body read whole (within its route's limit, which the stream enforces).
-async fn buffer(body: Outgoing) -> Result<Outgoing, SendError> {
+/// The deadline passed.
+struct Elapsed;
+
+/// `fut`, unless `deadline` passes first. The timer lives with the connection and stays armed
+/// between requests: a request only moves the deadline it is checked against, and the timer is
+/// re-armed when it fires before that deadline (once per timeout period at most), so a request
+/// costs no timer registration.
+async fn within<F: Future>(
+    fut: F,
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    deadline: tokio::time::Instant,
+) -> Result<F::Output, Elapsed> {
+    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+    if timer.deadline() > deadline {
+        // A shorter timeout than the timer was armed for (a reload).
+        timer.as_mut().reset(deadline);
+    }
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return Poll::Ready(Err(Elapsed));
+            }
+            timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A streamed body read whole (within its route's limit, which the stream enforces). A body
+/// that came in one piece (a small body arrives with its head) is kept as is, without a copy.
+async fn buffer(mut body: Outgoing) -> Result<Outgoing, SendError> {
     if let Outgoing::Full(_) = body {
         return Ok(body);
     }
-    match body.collect().await {
-        Ok(collected) => Ok(Outgoing::Full(Some(collected.to_bytes()))),
-        Err(OutgoingError::TooLarge) => Err(SendError::TooLarge),
-        Err(OutgoingError::Read(_)) => Err(SendError::ClientBody),
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| match e {
+            OutgoingError::TooLarge => SendError::TooLarge,
+            OutgoingError::Read(e) => SendError::ClientBody(e.into()),
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        match (&mut joined, first.take()) {
+            (Some(joined), _) => joined.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(earlier)) => {
+                let mut both = BytesMut::with_capacity(earlier.len() + data.len());
+                both.extend_from_slice(&earlier);
+                both.extend_from_slice(&data);
+                joined = Some(both);
+            }
+        }
     }
+    Ok(Outgoing::Full(Some(match joined {
+        Some(joined) => joined.freeze(),
+        None => first.unwrap_or_default(),
+    })))
 }
 
 fn failed(error: SendError) -> Failure {
@@ -215,8 +308,9 @@ fn failed(error: SendError) -> Failure {
 }
 
 enum Exchange {
-    /// The connection ended before any byte of an answer.
-    Unanswered,
+    /// The connection ended (or refused the request's head or buffered body) before any byte
+    /// of an answer: a request that can be sent again may go on a fresh connection.
+    Unanswered(String),
     Failed(SendError),
 }
 
@@ -231,7 +325,7 @@ struct Answer {
 impl Answer {
     fn into_response(self, conn: Conn) -> Response<UpstreamBody> {
         let switching = self.head.status == http::StatusCode::SWITCHING_PROTOCOLS;
-        let reusable = !switching && !self.unfinished && h1::keeps_alive(&self.head);
+        let reusable = !switching && !self.unfinished && self.head.keep_alive;
         let body = UpstreamBody {
             conn: Some(conn),
             framing: self.framing,
@@ -251,18 +345,20 @@ async fn exchange(
     conn: &mut Conn,
     head: &[u8],
     body: &mut Outgoing,
+    inline: bool,
     chunked: bool,
     method: &http::Method,
 ) -> Result<Answer, Exchange> {
-    let broken = |e: io::Error| Exchange::Failed(SendError::Broken(e.to_string()));
+    // Nothing of an answer has been read while the head and a buffered body are written.
+    let unanswered = |e: io::Error| Exchange::Unanswered(format!("sending: {e}"));
     match body {
-        Outgoing::Full(Some(bytes)) => {
-            conn.stream.write_all(head).await.map_err(broken)?;
-            conn.stream.write_all(bytes).await.map_err(broken)?;
+        Outgoing::Full(Some(bytes)) if !inline => {
+            conn.stream.write_all(head).await.map_err(unanswered)?;
+            conn.stream.write_all(bytes).await.map_err(unanswered)?;
         }
-        Outgoing::Full(None) => conn.stream.write_all(head).await.map_err(broken)?,
+        Outgoing::Full(_) => conn.stream.write_all(head).await.map_err(unanswered)?,
         Outgoing::Stream { .. } => {
-            conn.stream.write_all(head).await.map_err(broken)?;
+            conn.stream.write_all(head).await.map_err(unanswered)?;
             let sent = stream_body(conn, body, chunked).await;
             if let Err(Exchange::Failed(SendError::Broken(reason))) = sent {
                 // An instance may answer before taking the whole body (a 413, a 401) and close:
@@ -286,7 +382,7 @@ async fn stream_body(conn: &mut Conn, body: &mut Outgoing, chunked: bool) -> Res
         let frame = frame.map_err(|e| {
             Exchange::Failed(match e {
                 OutgoingError::TooLarge => SendError::TooLarge,
-                OutgoingError::Read(_) => SendError::ClientBody,
+                OutgoingError::Read(e) => SendError::ClientBody(e.into()),
             })
         })?;
         let Ok(data) = frame.into_data() else {
@@ -334,9 +430,11 @@ async fn read_head(conn: &mut Conn, method: &http::Method) -> Result<Answer, Exc
         }
         conn.buf.reserve(READ_RESERVE);
         match conn.stream.read_buf(&mut conn.buf).await {
-            Ok(0) if !answered => return Err(Exchange::Unanswered),
-            Err(e) if !answered && e.kind() == io::ErrorKind::ConnectionReset => {
-                return Err(Exchange::Unanswered)
+            Ok(0) if !answered => {
+                return Err(Exchange::Unanswered("closed before answering".into()))
+            }
+            Err(e) if !answered && closed(&e) => {
+                return Err(Exchange::Unanswered(format!("before answering: {e}")))
             }
             Ok(0) => {
                 return Err(Exchange::Failed(SendError::Broken(
@@ -349,12 +447,35 @@ async fn read_head(conn: &mut Conn, method: &http::Method) -> Result<Answer, Exc
     }
 }
 
+/// Whether a request means the same sent twice as once (RFC 9110, 9.2.2).
+fn idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
+}
+
+/// The peer closed the connection (rather than the answer being bad or the machine failing).
+fn closed(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+    )
+}
+
 /// The newest idle connection to `addr` on this thread that is still fresh (and, for a body
 /// that cannot be sent twice, checked to be open).
 fn checkout(addr: SocketAddr, idle_timeout: Duration, check: bool) -> Option<Conn> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
+        let list = idle_list(&mut idle, addr);
         while let Some(mut idle) = list.pop() {
             if idle.since.elapsed() < idle_timeout && (!check || idle.conn.is_open()) {
                 return Some(idle.conn);
@@ -379,6 +500,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, SendError>
         stream,
         buf: BytesMut::with_capacity(READ_RESERVE),
         addr,
+        timer: None,
     })
 }
 

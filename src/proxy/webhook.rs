@@ -12,6 +12,7 @@
 //! drops on 5xx.
 
 use super::body::read_whole;
+use super::body::ClientBody;
 use super::hygiene;
 use crate::config::{PublishRule, Route, WebhookConfig};
 use crate::errors::{Fault, GatewayError};
@@ -22,7 +23,6 @@ use crate::publish::{lookup, render_str, render_value};
 use crate::signing::{self, VerifyError};
 use crate::state::{Gateway, Snapshot};
 use bytes::Bytes;
-use hyper::body::Incoming;
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -55,7 +55,7 @@ pub async fn verify(
     snap: &Snapshot,
     index: usize,
     headers: &mut http::HeaderMap,
-    body: &mut Incoming,
+    body: &mut ClientBody,
 ) -> Result<(Verdict, &'static str), Rejected> {
     let route = &snap.config.routes[index];
     let verdict = check(snap, index, headers, body).await;
@@ -85,7 +85,7 @@ async fn check(
     snap: &Snapshot,
     index: usize,
     headers: &http::HeaderMap,
-    body: &mut Incoming,
+    body: &mut ClientBody,
 ) -> Result<Verdict, Rejected> {
     let route: &Route = &snap.config.routes[index];
     let internal = Rejected {
@@ -105,7 +105,7 @@ async fn check(
     if declared.is_some_and(|len| len > route.max_body) {
         return Err(too_large);
     }
-    let bytes = read_whole(body, route.max_body, declared)
+    let bytes = read_whole(body, route.max_body)
         .await
         .map_err(|error| Rejected {
             result: if error == GatewayError::BodyTooLarge {

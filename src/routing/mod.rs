@@ -9,6 +9,7 @@
 //! best healthy instance by rendezvous.
 
 pub mod assign;
+pub mod budget;
 pub mod extract;
 pub mod learned;
 
@@ -173,6 +174,7 @@ mod tests {
             when_instance_down: down,
             when_no_workspace: NoWorkspacePolicy::Reject,
             learned_capacity: 10,
+            workspace_limits: None,
         }
     }
 

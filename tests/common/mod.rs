@@ -181,6 +181,20 @@ impl Gateway {
         status.code()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmSize`, `VmHWM`).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
     }
@@ -394,20 +408,25 @@ pub fn total_hits(stubs: &[Upstream]) -> usize {
     stubs.iter().map(|s| s.hits.load(Ordering::SeqCst)).sum()
 }
 
+/// `GET /api/sessions` for workspace `ws` (the Node service's session list).
+pub async fn sessions(fleet: SocketAddr, ws: &str) -> Resp {
+    send(
+        fleet,
+        "GET",
+        "/api/sessions",
+        &[("x-workspace-id", ws)],
+        vec![],
+    )
+    .await
+}
+
 /// Polls `GET /api/sessions` for workspace `ws` until it is answered with `status`.
 pub async fn until_status(fleet: SocketAddr, ws: &str, status: u16, deadline: Duration) -> Resp {
     wait_for(
         &format!("workspace {ws} to be answered {status}"),
         deadline,
         || async {
-            let r = send(
-                fleet,
-                "GET",
-                "/api/sessions",
-                &[("x-workspace-id", ws)],
-                vec![],
-            )
-            .await;
+            let r = sessions(fleet, ws).await;
             (r.status == status).then_some(r)
         },
     )
@@ -430,6 +449,24 @@ pub async fn gateway_for(stubs: &[Upstream], routing: &str, route: &str) -> (Gat
     let refs: Vec<&Upstream> = stubs.iter().collect();
     let yaml = fleet_yaml(fleet, admin, &refs, routing, route);
     (Gateway::start(&yaml, admin, &[fleet]).await, fleet)
+}
+
+/// Established IPv4 connections accepted on `addr`, and the bytes they received that the
+/// accepting process has not read yet (`/proc/net/tcp`'s `rx_queue`).
+pub fn unread_on(addr: SocketAddr) -> (usize, u64) {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!(":{:04X}", addr.port());
+    let mut count = (0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // local_address, st (01 = established), tx_queue:rx_queue
+        if fields[1].ends_with(&local) && fields[3] == "01" {
+            let rx = fields[4].split(':').nth(1).unwrap();
+            count.0 += 1;
+            count.1 += u64::from_str_radix(rx, 16).unwrap();
+        }
+    }
+    count
 }
 
 /// A free loopback address.
@@ -464,4 +501,25 @@ pub fn hub_yaml(addr: SocketAddr, admin: SocketAddr, apps: &str) -> String {
     format!(
         "threads: 2\nadmin: {{ listen: {admin} }}\nlisteners:\n  hub: {{ listen: {addr} }}\nhub:\n  listener: hub\n  apps:\n{apps}"
     )
+}
+
+/// How many header bytes [`drip_head`] sends at most (one per 100 ms: 20 s).
+pub const DRIP_LIMIT: usize = 200;
+
+/// Starts a slowloris client on `addr`: `start`, then one header byte every 100 ms, never ending
+/// the head, until the server closes the connection or [`DRIP_LIMIT`] bytes are sent. Resolves
+/// to how many were sent.
+pub async fn drip_head(addr: SocketAddr, start: &[u8]) -> tokio::task::JoinHandle<usize> {
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(start).await.unwrap();
+    tokio::spawn(async move {
+        let mut sent = 0;
+        while sent < DRIP_LIMIT && slow.write_all(b"X").await.is_ok() {
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut rest = Vec::new();
+        let _ = slow.read_to_end(&mut rest).await;
+        sent
+    })
 }

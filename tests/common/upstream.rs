@@ -15,7 +15,7 @@
 //! A route that exists answers 200 with what it received (method, path, query, headers, body
 //! length and SHA-256) plus its instance name, so tests can see where a request went and what
 //! arrived. Test-only knobs on those routes: the `x-stub-status` header picks the status, the
-//! `delay_ms` query parameter delays the answer. Health checks (user agent `fleetgate-health`)
+//! `delay_ms` query parameter delays the answer, `padding=N` adds N bytes to it. Health checks (user agent `fleetgate-health`)
 //! are counted apart and never appear in [`Upstream::hits`] or [`Upstream::paths`].
 
 use super::{hex, wait_for, DEADLINE};
@@ -316,12 +316,18 @@ async fn echo(stub: &Stub, req: Request<Incoming>) -> Result<Response<Full<Bytes
         .unwrap_or(200);
     let body = req.into_body().collect().await?.to_bytes();
     let digest = hex(&Sha256::digest(&body));
+    // Test knob: `?padding=N` adds N bytes to the answer (a large response).
+    let padding = query.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("padding="))
+            .and_then(|n| n.parse::<usize>().ok())
+    });
     Ok(reply(
         status,
         json!({
             "instance": stub.name, "port": stub.port, "method": method, "path": path, "query": query,
             "headers": headers, "body_len": body.len(), "body_sha256": digest, "success": true,
-            "status": "received",
+            "status": "received", "padding": "x".repeat(padding.unwrap_or(0)),
         }),
     ))
 }

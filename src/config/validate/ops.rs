@@ -1,8 +1,8 @@
 //! Process-level sections: `access_log` and `shutdown`.
 
-use super::super::raw::{RawAccessLog, RawCluster, RawShutdown};
-use super::super::types::{defaults, AccessLogTarget, ClusterConfig, ShutdownConfig};
-use super::super::units::parse_duration;
+use super::super::raw::{RawAccessLog, RawCluster, RawShutdown, RawSpool};
+use super::super::types::{defaults, AccessLogTarget, ClusterConfig, ShutdownConfig, SpoolConfig};
+use super::super::units::{parse_duration, parse_size};
 use super::Problems;
 use std::path::PathBuf;
 
@@ -44,6 +44,46 @@ pub(super) fn cluster(p: &mut Problems, raw: Option<RawCluster>) -> Option<Clust
     Some(ClusterConfig {
         redis: raw.redis,
         prefix,
+    })
+}
+
+/// `spool: { enabled, dir, max_bytes, max_age, max_attempts }`: on unless `enabled: false`.
+pub(super) fn spool(p: &mut Problems, raw: Option<RawSpool>) -> Option<SpoolConfig> {
+    let raw = raw.unwrap_or(RawSpool {
+        enabled: None,
+        dir: None,
+        max_bytes: None,
+        max_age: None,
+        max_attempts: None,
+    });
+    let dir = raw.dir.unwrap_or_else(|| defaults::SPOOL_DIR.to_string());
+    if dir.trim().is_empty() {
+        p.push("spool.dir", "is empty (write a directory, e.g. spool)");
+    }
+    let max_bytes = p.parse_or(
+        "spool.max_bytes".into(),
+        raw.max_bytes.as_deref(),
+        defaults::SPOOL_MAX_BYTES,
+        parse_size,
+    );
+    if max_bytes < 1 << 20 {
+        p.push("spool.max_bytes", "must be at least 1MiB");
+    }
+    let max_age = p.parse_or(
+        "spool.max_age".into(),
+        raw.max_age.as_deref(),
+        defaults::SPOOL_MAX_AGE,
+        parse_duration,
+    );
+    let max_attempts = raw.max_attempts.unwrap_or(defaults::SPOOL_MAX_ATTEMPTS);
+    if max_attempts == 0 {
+        p.push("spool.max_attempts", "must be at least 1");
+    }
+    raw.enabled.unwrap_or(true).then(|| SpoolConfig {
+        dir: PathBuf::from(dir),
+        max_bytes,
+        max_age,
+        max_attempts,
     })
 }
 

@@ -5,33 +5,192 @@ fn head_of(text: &str) -> Head {
     parse_response(&mut buf).unwrap().unwrap()
 }
 
+use crate::proxy::hygiene::header_map as headers;
+
+/// The head `encode_request` writes for `headers`, from client 127.0.0.9 over http.
+fn encoded(
+    method: Method,
+    target: &str,
+    headers: &HeaderMap,
+    body: Option<usize>,
+    upgrade: bool,
+) -> String {
+    let client = HeaderValue::from_static("127.0.0.9");
+    encoded_from(
+        (Some(&client), true),
+        method,
+        target,
+        headers,
+        body,
+        upgrade,
+    )
+}
+
+/// The head `encode_request` writes for `headers`, from `client` over http (a trusted proxy
+/// when `believe`: the `X-Forwarded-*` that came in are kept).
+fn encoded_from(
+    (client, believe): (Option<&HeaderValue>, bool),
+    method: Method,
+    target: &str,
+    headers: &HeaderMap,
+    body: Option<usize>,
+    upgrade: bool,
+) -> String {
+    let add = Forwarding {
+        client,
+        believe,
+        proto: "http",
+        request_id: &HeaderValue::from_static("rid-1"),
+        upgrade,
+    };
+    let mut out = Vec::new();
+    let target = target.parse().unwrap();
+    encode_request(&mut out, &method, &target, headers, body, &add);
+    String::from_utf8(out).unwrap()
+}
+
+/// A header map's names, sorted.
+fn sorted_names(headers: &HeaderMap) -> Vec<&str> {
+    let mut names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn a_request_head_keeps_headers_and_frames_a_whole_body_by_its_length() {
-    let mut headers = HeaderMap::new();
-    headers.insert("host", HeaderValue::from_static("a"));
-    headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
-    headers.insert("x-workspace-id", HeaderValue::from_static("7"));
-    let mut out = Vec::new();
-    let uri: Uri = "/api/sessions?workspace_id=7".parse().unwrap();
-    encode_request(&mut out, &Method::POST, &uri, &headers, Some(12));
-    let text = String::from_utf8(out).unwrap();
+    let h = headers(&[
+        ("host", "a"),
+        ("transfer-encoding", "chunked"),
+        ("x-workspace-id", "7"),
+    ]);
+    let text = encoded(
+        Method::POST,
+        "/api/sessions?workspace_id=7",
+        &h,
+        Some(12),
+        false,
+    );
+    assert_eq!(
+        text,
+        "POST /api/sessions?workspace_id=7 HTTP/1.1\r\nhost: a\r\nx-workspace-id: 7\r\n\
+         x-forwarded-for: 127.0.0.9\r\nx-forwarded-proto: http\r\nx-forwarded-host: a\r\n\
+         x-request-id: rid-1\r\ncontent-length: 12\r\n\r\n"
+    );
+    let get = encoded(Method::GET, "/", &HeaderMap::new(), Some(0), false);
+    assert_eq!(
+        get,
+        "GET / HTTP/1.1\r\nx-forwarded-for: 127.0.0.9\r\nx-forwarded-proto: http\r\n\
+         x-request-id: rid-1\r\n\r\n"
+    );
+}
+
+#[test]
+fn hop_by_hop_headers_go_but_the_upgrade_handshake_stays() {
+    let h = headers(&[
+        ("connection", "keep-alive, x-secret-hop"),
+        ("keep-alive", "timeout=5"),
+        ("x-secret-hop", "1"),
+        ("upgrade", "websocket"),
+        ("te", "trailers"),
+        ("proxy-connection", "keep-alive"),
+        ("trailer", "x"),
+        ("expect", "100-continue"),
+        ("x-request-id", "from-client"),
+        ("transfer-encoding", "chunked"),
+        ("x-kept", "1"),
+    ]);
+    let names = |text: &str| -> Vec<String> {
+        let mut names: Vec<String> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':').map(|(n, _)| n.to_string()))
+            .collect();
+        names.sort();
+        names
+    };
+    let added = ["x-forwarded-for", "x-forwarded-proto", "x-request-id"];
+    let mut plain = vec!["transfer-encoding", "x-kept"];
+    plain.extend(added);
+    plain.sort();
+    assert_eq!(names(&encoded(Method::POST, "/", &h, None, false)), plain);
+    let mut upgrade = vec!["connection", "transfer-encoding", "upgrade", "x-kept"];
+    upgrade.extend(added);
+    upgrade.sort();
+    let text = encoded(Method::GET, "/ws", &h, None, true);
+    assert_eq!(names(&text), upgrade);
+    assert!(text.contains("connection: upgrade\r\n") && text.contains("upgrade: websocket\r\n"));
+    assert!(text.contains("x-request-id: rid-1\r\n"), "{text}");
+}
+
+#[test]
+fn forwarded_headers_are_appended_to_what_came_in() {
+    let h = headers(&[
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-forwarded-for", "10.0.0.2"),
+        ("x-forwarded-proto", "https"),
+        ("host", "gw:3000"),
+    ]);
+    let text = encoded(Method::GET, "/", &h, Some(0), false);
     assert!(
-        text.starts_with("POST /api/sessions?workspace_id=7 HTTP/1.1\r\n"),
+        text.contains("\r\nx-forwarded-for: 10.0.0.1, 10.0.0.2, 127.0.0.9\r\n"),
         "{text}"
     );
-    assert!(text.contains("host: a\r\n") && text.contains("x-workspace-id: 7\r\n"));
-    assert!(!text.contains("transfer-encoding"), "{text}");
-    assert!(text.ends_with("content-length: 12\r\n\r\n"), "{text}");
+    assert_eq!(text.matches("x-forwarded-for").count(), 1);
+    assert!(
+        text.contains("\r\nx-forwarded-proto: https, http\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("\r\nx-forwarded-host: gw:3000\r\n"), "{text}");
+    // Without a client address, what came in goes on as it was.
+    let text = encoded_from((None, true), Method::GET, "/", &h, Some(0), false);
+    assert!(
+        text.contains("\r\nx-forwarded-for: 10.0.0.1, 10.0.0.2\r\n"),
+        "{text}"
+    );
+    // From a peer that is not a trusted proxy, what came in is replaced, not believed.
+    let peer = HeaderValue::from_static("203.0.113.7");
+    let text = encoded_from((Some(&peer), false), Method::GET, "/", &h, Some(0), false);
+    assert!(
+        text.contains("\r\nx-forwarded-for: 203.0.113.7\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("\r\nx-forwarded-proto: http\r\n"), "{text}");
+    assert!(text.contains("\r\nx-forwarded-host: gw:3000\r\n"), "{text}");
+    assert_eq!(text.matches("x-forwarded-").count(), 3, "{text}");
+}
 
-    let mut get = Vec::new();
-    encode_request(
-        &mut get,
-        &Method::GET,
-        &"/".parse().unwrap(),
+#[test]
+fn an_http2_authority_becomes_the_host() {
+    let text = encoded(
+        Method::GET,
+        "https://gw.example:8443/a?b=1",
         &HeaderMap::new(),
         Some(0),
+        false,
     );
-    assert_eq!(get, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(
+        text.starts_with("GET /a?b=1 HTTP/1.1\r\nhost: gw.example:8443\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\r\nx-forwarded-host: gw.example:8443\r\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_response_loses_its_hop_by_hop_headers_but_a_101_keeps_its_handshake() {
+    let head = head_of(
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n\
+         X-Hop: 1\r\nUpgrade: h2c\r\nX-Kept: 1\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(sorted_names(&head.headers), ["content-length", "x-kept"]);
+    assert!(head.keep_alive);
+    let switching = head_of(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Keep-Alive: timeout=5\r\n\r\n",
+    );
+    assert_eq!(sorted_names(&switching.headers), ["connection", "upgrade"]);
 }
 
 #[test]
@@ -75,14 +234,15 @@ fn framing_follows_rfc_9112() {
 
 #[test]
 fn keep_alive_follows_the_version_and_connection() {
-    assert!(keeps_alive(&head_of("HTTP/1.1 200 OK\r\n\r\n")));
-    assert!(!keeps_alive(&head_of(
+    let keeps_alive = |text: &str| head_of(text).keep_alive;
+    assert!(keeps_alive("HTTP/1.1 200 OK\r\n\r\n"));
+    assert!(!keeps_alive(
         "HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\n\r\n"
-    )));
-    assert!(!keeps_alive(&head_of("HTTP/1.0 200 OK\r\n\r\n")));
-    assert!(keeps_alive(&head_of(
+    ));
+    assert!(!keeps_alive("HTTP/1.0 200 OK\r\n\r\n"));
+    assert!(keeps_alive(
         "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n"
-    )));
+    ));
 }
 
 #[test]

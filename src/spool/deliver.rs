@@ -1,0 +1,121 @@
+//! The delivery service: one loop per queue sends its records to Laravel in order.
+//!
+//! A record is tried until Laravel answers 2xx (delivered), answers a 4xx other than 408/429
+//! (Laravel's verdict: the record goes to the dead letters), or runs out of `spool.max_attempts`
+//! or `spool.max_age` (dead letters too). Between attempts the loop waits [`FIRST_BACKOFF`],
+//! doubling to [`MAX_BACKOFF`].
+
+use super::{Queue, Spool};
+use crate::state::Gateway;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The wait after a first failed attempt.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The wait after the disk failed under the delivery loop, before it reads again.
+const DISK_RETRY: Duration = Duration::from_secs(1);
+
+/// The time as Unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How one attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Laravel took it (2xx).
+    Delivered,
+    /// Laravel refused it for good (a 4xx other than 408/429): the dead letters, with the reason.
+    Refused(String),
+    /// Laravel did not take it now: again later.
+    Failed(String),
+}
+
+/// The spool's background service: a delivery loop per queue, started as queues open.
+pub struct SpoolService {
+    pub gateway: Arc<Gateway>,
+    pub spool: Arc<Spool>,
+}
+
+#[async_trait]
+impl BackgroundService for SpoolService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut running = HashSet::new();
+        let mut loops = tokio::task::JoinSet::new();
+        loop {
+            for queue in self.spool.queues() {
+                if running.insert(queue.route.clone()) {
+                    let (gateway, spool) = (self.gateway.clone(), self.spool.clone());
+                    loops.spawn(deliver(gateway, spool, queue));
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = self.spool.opened.notified() => {}
+            }
+        }
+        // A delivery cut short here is sent again at the next start (the cursor did not move).
+        loops.shutdown().await;
+    }
+}
+
+/// Sends `queue`'s records to Laravel, in order, for ever.
+async fn deliver(gateway: Arc<Gateway>, spool: Arc<Spool>, queue: Arc<Queue>) {
+    let route = super::dir_name(&queue.route);
+    let conf = spool.config();
+    let max_age_ms = conf.max_age.as_millis() as u64;
+    loop {
+        let (record, len) = match queue.head() {
+            Ok(Some(head)) => head,
+            Ok(None) => {
+                queue.appended().await;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(route = %queue.route, error = %e, "spool: cannot read the queue");
+                tokio::time::sleep(DISK_RETRY).await;
+                continue;
+            }
+        };
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0;
+        let verdict = loop {
+            if now_ms().saturating_sub(record.enqueued_ms) > max_age_ms {
+                break Err(format!(
+                    "undelivered after spool.max_age ({} s)",
+                    conf.max_age.as_secs()
+                ));
+            }
+            attempt += 1;
+            match crate::proxy::spooled::redeliver(&gateway, &route, &record, attempt).await {
+                Attempt::Delivered => break Ok(()),
+                Attempt::Refused(reason) => break Err(reason),
+                Attempt::Failed(reason) if attempt >= conf.max_attempts => {
+                    break Err(format!("{attempt} attempts, the last: {reason}"))
+                }
+                Attempt::Failed(reason) => {
+                    tracing::debug!(route = %queue.route, id = %record.id, attempt, %reason, "spool: delivery failed, trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+        let moved = match verdict {
+            Ok(()) => spool.delivered(&queue, len),
+            Err(reason) => spool.bury(&queue, &record, len, &reason).await,
+        };
+        if let Err(e) = moved {
+            // The record stays the head: it is sent again (Laravel deduplicates on its id).
+            tracing::error!(route = %queue.route, error = %e, "spool: cannot move the queue's cursor");
+            tokio::time::sleep(DISK_RETRY).await;
+        }
+    }
+}
