@@ -294,8 +294,8 @@ pub struct Queue {
     tail: Mutex<Pos>,
     writer: Mutex<Writer>,
     pending: Mutex<Vec<Pending>>,
-    /// Held by the enqueue that writes the batch (the others wait for it).
-    leader: tokio::sync::Mutex<()>,
+    /// Held while a batch is written (the enqueues that find it taken wait for it).
+    leader: Arc<tokio::sync::Mutex<()>>,
     /// Woken when records are appended.
     appended: Notify,
     read: Mutex<ReadPos>,
@@ -422,7 +422,7 @@ impl Queue {
                 len,
             }),
             pending: Mutex::new(Vec::new()),
-            leader: tokio::sync::Mutex::new(()),
+            leader: Arc::new(tokio::sync::Mutex::new(())),
             appended: Notify::new(),
             read: Mutex::new(ReadPos {
                 pos: start,
@@ -443,28 +443,39 @@ impl Queue {
         Ok(queue)
     }
 
-    /// Appends `frames` (`count` records) and returns once they are synced to disk: the
-    /// enqueue that finds no write under way writes everything waiting, in one `write` and one
-    /// `fdatasync`.
+    /// Appends `frames` (`count` records) and returns once they are synced to disk. Group
+    /// commit: whoever takes the leader's lock writes everything waiting in one `write` and one
+    /// `fdatasync`; an enqueue whose frames someone else wrote meanwhile returns without it.
     async fn append(self: &Arc<Self>, frames: Vec<u8>, count: u64) -> io::Result<()> {
-        let (done, synced) = oneshot::channel();
+        let (done, mut synced) = oneshot::channel();
         lock(&self.pending).push(Pending {
             frames,
             count,
             done,
         });
-        {
-            let _leader = self.leader.lock().await;
-            let batch = std::mem::take(&mut *lock(&self.pending));
-            if !batch.is_empty() {
-                // On a blocking thread, and whole even if this enqueue is dropped meanwhile.
-                let queue = self.clone();
-                let _ = tokio::task::spawn_blocking(move || queue.write_batch(batch)).await;
+        loop {
+            tokio::select! {
+                biased;
+                answer = &mut synced => {
+                    return answer.unwrap_or_else(|_| {
+                        Err(io::Error::other("the spool's write was interrupted"))
+                    });
+                }
+                leader = self.leader.clone().lock_owned() => {
+                    let batch = std::mem::take(&mut *lock(&self.pending));
+                    if !batch.is_empty() {
+                        // On a blocking thread, whole and under the lock even if this enqueue
+                        // is dropped meanwhile.
+                        let queue = self.clone();
+                        let write = move || {
+                            queue.write_batch(batch);
+                            drop(leader);
+                        };
+                        let _ = tokio::task::spawn_blocking(write).await;
+                    }
+                }
             }
         }
-        synced
-            .await
-            .unwrap_or_else(|_| Err(io::Error::other("the spool's write was interrupted")))
     }
 
     fn write_batch(&self, batch: Vec<Pending>) {

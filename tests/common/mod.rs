@@ -129,22 +129,26 @@ impl Gateway {
             .await
     }
 
-    /// Waits until `listeners` and the admin listener accept connections.
+    /// Waits until `listeners` and the admin listener accept connections; a gateway that exits
+    /// meanwhile fails the test at once, with its log.
     async fn until_listening(self, listeners: &[SocketAddr]) -> Self {
         let mut gateway = self;
-        let admin = gateway.admin;
-        for addr in listeners.iter().chain([&admin]) {
-            let addr = *addr;
-            let exited = gateway.child.try_wait().unwrap();
-            assert!(
-                exited.is_none(),
-                "fleetgate exited early: {}",
-                gateway.log()
-            );
-            wait_for("a gateway listener", DEADLINE, || async move {
-                TcpStream::connect(addr).await.ok()
-            })
-            .await;
+        let start = Instant::now();
+        for addr in listeners.iter().chain([&gateway.admin]) {
+            while TcpStream::connect(addr).await.is_err() {
+                let exited = gateway.child.try_wait().unwrap();
+                assert!(
+                    exited.is_none(),
+                    "fleetgate exited early ({exited:?}): {}",
+                    gateway.log()
+                );
+                assert!(
+                    start.elapsed() < DEADLINE,
+                    "fleetgate is not listening on {addr}: {}",
+                    gateway.log()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         gateway
     }
