@@ -9,6 +9,7 @@
 //! - [`publish`]: pure templates mapping verified webhooks to hub events.
 //! - [`health`]: instance health (active checks, passive marking).
 //! - [`state`]: the shared [`state::Gateway`]: config snapshot (`ArcSwap`), health, learned sessions.
+//! - [`hub_listener`]: the hub's listener: WebSocket upgrades and the HTTP API.
 //! - [`proxy`]: the HTTP data path per listener on hyper (admit → locate → verify → forward →
 //!   observe), with its own HTTP/1.1 upstream client, request hygiene and JSON errors.
 //! - [`errors`]: the gateway's own error answers and their stable codes.
@@ -34,6 +35,7 @@ pub mod errors;
 pub mod fuzz;
 pub mod health;
 pub mod hub;
+pub mod hub_listener;
 pub mod metrics;
 pub mod proxy;
 pub mod publish;

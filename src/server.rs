@@ -9,7 +9,7 @@
 
 use crate::admin::AdminApp;
 use crate::config::{Config, Listener};
-use crate::hub::server::HubApp;
+use crate::hub_listener::HubApp;
 use crate::proxy::ProxyApp;
 use crate::state::Gateway;
 use crate::tls::{CertWatcher, SniResolver};
@@ -90,7 +90,7 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
         server.add_service(background_service("cluster", link));
     }
     if let Some(spool) = gateway.spool.clone() {
-        let service = crate::spool::deliver::SpoolService {
+        let service = crate::proxy::redelivery::SpoolService {
             gateway: gateway.clone(),
             spool,
         };

@@ -88,12 +88,19 @@ impl Gateway {
         let metrics = Metrics::new()?;
         let cluster = match &config.cluster {
             Some(c) => Some(Arc::new(
-                Cluster::new(&c.redis, &c.prefix, metrics.cluster.clone())
-                    .map_err(anyhow::Error::msg)?,
+                Cluster::new(
+                    &c.redis,
+                    &c.prefix,
+                    metrics.cluster.clone(),
+                    crate::hub::protocol::random_node_id,
+                )
+                .map_err(anyhow::Error::msg)?,
             )),
             None => None,
         };
-        let node_id = cluster.as_ref().map_or_else(random_node_id, |c| c.node_id);
+        let node_id = cluster
+            .as_ref()
+            .map_or_else(crate::hub::protocol::random_node_id, |c| c.node_id);
         let hub = config.hub.as_ref().map(|h| {
             Arc::new(Hub::new(
                 &h.apps,
@@ -460,15 +467,6 @@ fn file_fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
 
 /// Marks a reload refusal for a change that only a restart can apply.
 const NEEDS_RESTART: &str = "needs restart";
-
-/// A node id for a node alone (or whose cluster's Redis is unreachable at start): the first half
-/// of every socket id, different across restarts.
-pub fn random_node_id() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    (std::process::id() ^ nanos) % 1_000_000_000
-}
 
 impl Snapshot {
     fn empty() -> Self {

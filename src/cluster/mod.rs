@@ -93,13 +93,18 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects once to allocate this node's id (falls back to a random id, logged, when Redis
+    /// Connects once to allocate this node's id (falls back to `random_id()`, logged, when Redis
     /// cannot be reached: the link keeps trying later).
-    pub fn new(url: &str, prefix: &str, metrics: ClusterMetrics) -> Result<Self, String> {
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        metrics: ClusterMetrics,
+        random_id: fn() -> u32,
+    ) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("cluster.redis: {e}"))?;
         let node_id = allocate_node_id(&client, prefix).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cluster: Redis unreachable at start; using a random node id");
-            crate::state::random_node_id()
+            random_id()
         });
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX);
         let (nudges, nudges_rx) = mpsc::unbounded_channel();

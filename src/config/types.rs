@@ -1,8 +1,7 @@
 //! The validated configuration: what the rest of fleetgate reads. Built only by `validate`.
 
-use crate::routing::{Assign, DownPolicy, NoWorkspacePolicy, Source};
+pub use crate::routing::{RoutingConfig, WorkspaceLimits};
 use crate::signing::{Scheme, Secret};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -274,31 +273,6 @@ impl std::fmt::Display for StatusMatch {
             StatusMatch::Class(class) => write!(f, "{class}xx"),
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutingConfig {
-    pub sources: Vec<Source>,
-    /// The header carrying the workspace (header names are case-insensitive).
-    pub header: http::HeaderName,
-    pub body_limit: usize,
-    pub assign: Assign,
-    /// Workspace → index into the group's instances.
-    pub pins: HashMap<u64, usize>,
-    pub when_instance_down: DownPolicy,
-    pub when_no_workspace: NoWorkspacePolicy,
-    pub learned_capacity: usize,
-    /// One workspace's budget on this group (none: unlimited).
-    pub workspace_limits: Option<WorkspaceLimits>,
-}
-
-/// What one workspace may ask of its group: requests per second (a token bucket of `burst`) and
-/// requests in flight at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkspaceLimits {
-    pub rate: u32,
-    pub burst: u32,
-    pub concurrency: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,14 +6,16 @@
 //! - [`fanout`]: apps, channels, subscribers, presence members; serialize once, bounded queues.
 //! - [`session`]: one WebSocket connection (reader loop + writer task).
 //! - [`api`]: the Pusher HTTP API.
-//! - [`server`]: the listener (pingora `HttpServerApp`): upgrades and API requests.
+//!
+//! The listener that serves them (pingora `HttpServerApp`: upgrades and API requests) is
+//! `crate::hub_listener`, above the hub: it also needs the gateway's listener settings.
 
 pub mod api;
 pub mod auth;
+mod cache;
 pub mod channel;
 pub mod fanout;
 pub mod presence;
 pub mod protocol;
-pub mod server;
 pub mod session;
 mod writer;

@@ -7,9 +7,9 @@
 //! `pusher_internal:subscription_succeeded` and whether this socket added the user; a leave whether
 //! it removed the user. If Redis cannot answer, the node's own view decides (as when alone).
 
+use super::cache::replay_cache;
 use super::fanout::{AppState, Conn, Frame, Hub, Presence};
 use super::protocol;
-use super::session::replay_cache;
 use crate::cluster::Cluster;
 use std::sync::Arc;
 use std::time::Duration;

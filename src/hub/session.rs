@@ -7,6 +7,7 @@
 //! On exit every subscription is removed, announcing `member_removed` where a user's last socket
 //! leaves a presence channel.
 
+use super::cache::replay_cache;
 use super::fanout::{AppState, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
 use super::presence::ClusterPresence;
 use super::protocol::close;
@@ -106,27 +107,6 @@ pub fn count_disconnect(hub: &Hub, app: Option<&AppState>, code: u16) {
         .disconnects
         .with_label_values(&[app, &code])
         .inc();
-}
-
-/// Sends a new subscriber of a cache channel its last event: `local` (this node's), else the
-/// cluster's, else `pusher:cache_miss`.
-pub(super) async fn replay_cache(
-    cluster: Option<&Cluster>,
-    conn: &Conn,
-    dropped: &prometheus::IntCounter,
-    app: &str,
-    channel: &str,
-    local: Option<Frame>,
-) {
-    let frame = match (local, cluster) {
-        (Some(frame), _) => frame,
-        (None, Some(cluster)) => match cluster.cached(app, channel).await {
-            Some(text) => Frame::from(text),
-            None => Frame::from(protocol::cache_miss(channel)),
-        },
-        (None, None) => Frame::from(protocol::cache_miss(channel)),
-    };
-    conn.offer(&frame, None, dropped);
 }
 
 /// A reply to send once the cluster answered (see `Session::later`).

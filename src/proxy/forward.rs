@@ -9,10 +9,11 @@
 //! healthy instance when it may be sent again (not after a fresh connection dropped a POST). The route's `max_body` and read timeout hold until the instance
 //! answered `101 Switching Protocols`; only the tunnel after it has neither.
 
-use super::body::{Answer, Outgoing};
+use super::answer::Answer;
 use super::hygiene::{self, Forwarding};
 use super::locate::{reassign, Learn};
 use super::observe::{Observation, Target};
+use super::request_body::Outgoing;
 use super::upstream::{self, Failure, SendError, Timeouts};
 use crate::errors::GatewayError;
 use crate::state::{Gateway, Snapshot};

@@ -4,9 +4,9 @@
 //! `body_limit`) resolved to an instance (learned → pin → rule; a down instance rejects or
 //! reassigns). Also what a successful answer will teach the learned session table ([`Learn`]).
 
-use super::body::read_whole;
-use super::body::ClientBody;
 use super::hygiene;
+use super::request_body::read_whole;
+use super::request_body::ClientBody;
 use crate::config::{Route, RoutingConfig};
 use crate::errors::GatewayError;
 use crate::routing::extract::{self, Body, BodyFields, Outcome, RequestView};

@@ -20,12 +20,12 @@
 //!    the instance down (and with `reassign` moves the request); a `101` turns the connection into
 //!    a tunnel, and only then are the request's limits lifted.
 //! 5. **observe** ([`observe`]): metrics, in-flight count and the access log line, recorded when
-//!    the answer's body ends ([`body::Answer`]).
+//!    the answer's body ends ([`answer::Answer`]).
 //!
 //! Every request carries a request id (the client's `X-Request-Id` if well-formed, else a new
 //! one; see [`crate::access_log::request_id`]), sent upstream and returned to the client.
 
-mod body;
+mod answer;
 mod coarse_timer;
 mod forward;
 pub(crate) mod framing;
@@ -34,6 +34,8 @@ pub mod hygiene;
 mod locate;
 mod observe;
 pub(crate) mod proxy_protocol;
+pub mod redelivery;
+mod request_body;
 pub(crate) mod spooled;
 mod upstream;
 pub mod webhook;
@@ -41,8 +43,8 @@ pub mod webhook;
 use crate::config::Treatment;
 use crate::errors::GatewayError;
 use crate::state::{Gateway, Snapshot};
+use answer::Answer;
 use async_trait::async_trait;
-use body::{Answer, ClientBody, Outgoing};
 use bytes::Bytes;
 use forward::Refused;
 use http::{HeaderValue, Request, Response};
@@ -53,6 +55,7 @@ use observe::{Observation, Target, REQUEST_ID};
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
+use request_body::{ClientBody, Outgoing};
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

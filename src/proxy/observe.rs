@@ -3,7 +3,7 @@
 //! the access log line.
 //!
 //! An [`Observation`] is filled in as the request walks through the phases and travels inside the
-//! answer's body ([`super::body::Answer`]), so it is recorded after the last byte was handed to
+//! answer's body ([`super::answer::Answer`]), so it is recorded after the last byte was handed to
 //! the connection, as nginx logs.
 
 use crate::state::{Gateway, Snapshot};

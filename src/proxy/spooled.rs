@@ -1,12 +1,13 @@
 //! Verified webhooks and the spool (see [`crate::spool`]): when a delivery is spooled instead of
 //! forwarded, what is kept of it, the sender's answer, and how it is sent to Laravel again.
 
-use super::body::{Answer, Outgoing};
+use super::answer::Answer;
 use super::hygiene::Forwarding;
+use super::request_body::Outgoing;
 use super::upstream::{self, SendError, Timeouts};
 use crate::errors::GatewayError;
 use crate::signing;
-use crate::spool::deliver::{now_ms, Attempt};
+use crate::spool::now_ms;
 use crate::spool::record::Record;
 use crate::state::Gateway;
 use bytes::Bytes;
@@ -28,6 +29,17 @@ pub fn is_unavailable(status: StatusCode) -> bool {
 /// The errors that mean Laravel did not take the delivery (nothing the client did wrong).
 pub fn is_upstream_failure(error: &GatewayError) -> bool {
     error.parts().2 == crate::errors::Fault::Upstream
+}
+
+/// How one attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Laravel took it (2xx).
+    Delivered,
+    /// Laravel refused it for good (a 4xx other than 408/429): the dead letters, with the reason.
+    Refused(String),
+    /// Laravel did not take it now: again later.
+    Failed(String),
 }
 
 /// What is kept of a verified delivery: its request as forwarded (method, path, headers, client)

@@ -15,9 +15,9 @@
 //! connection closed without an answer is the instance failing ([`SendError::Dropped`]); the
 //! request comes back for another instance when it is idempotent and can be sent again.
 
-use super::body::{Outgoing, OutgoingError};
 use super::h1::{self, Chunked, Decoded, Framing};
 use super::hygiene::Forwarding;
+use super::request_body::{Outgoing, OutgoingError};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Response, Version};
 use http_body::{Body, Frame, SizeHint};

@@ -11,9 +11,9 @@
 //! sender gets 429 + `Retry-After` ([`defer`]): the Node sender retries 429 (re-signed), but
 //! drops on 5xx.
 
-use super::body::read_whole;
-use super::body::ClientBody;
 use super::hygiene;
+use super::request_body::read_whole;
+use super::request_body::ClientBody;
 use crate::config::{PublishRule, Route, WebhookConfig};
 use crate::errors::{Fault, GatewayError};
 use crate::hub::channel::ChannelName;

@@ -3,7 +3,7 @@
 //! then gets `429 routing.workspace_rate_limited` (with `Retry-After`) while every other
 //! workspace keeps its instances.
 
-use crate::config::WorkspaceLimits;
+use super::WorkspaceLimits;
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::Instant;

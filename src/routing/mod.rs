@@ -13,7 +13,33 @@ pub mod budget;
 pub mod extract;
 pub mod learned;
 
-use crate::config::RoutingConfig;
+use std::collections::HashMap;
+
+/// A group's routing rules (`upstreams.NAME.routing` in `gateway.yaml`, built by `config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingConfig {
+    pub sources: Vec<Source>,
+    /// The header carrying the workspace (header names are case-insensitive).
+    pub header: http::HeaderName,
+    pub body_limit: usize,
+    pub assign: Assign,
+    /// Workspace → index into the group's instances.
+    pub pins: HashMap<u64, usize>,
+    pub when_instance_down: DownPolicy,
+    pub when_no_workspace: NoWorkspacePolicy,
+    pub learned_capacity: usize,
+    /// One workspace's budget on this group (none: unlimited).
+    pub workspace_limits: Option<WorkspaceLimits>,
+}
+
+/// What one workspace may ask of its group: requests per second (a token bucket of `burst`) and
+/// requests in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkspaceLimits {
+    pub rate: u32,
+    pub burst: u32,
+    pub concurrency: u32,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {

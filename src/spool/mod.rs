@@ -13,9 +13,8 @@
 //! Appends are group-committed: concurrent enqueues share one `write` and one `fdatasync`, and
 //! each is answered only once its bytes are synced. At start, a queue is read from its cursor to
 //! its end; a torn last record (a crash mid-write) fails its checksum and is cut off.
-//! [`deliver`] sends each queue to Laravel in order.
+//! `proxy::redelivery` sends each queue to Laravel in order.
 
-pub mod deliver;
 pub mod record;
 
 use crate::config::SpoolConfig;
@@ -28,6 +27,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, Notify};
 
 /// A segment past this size is closed and the next appends go to a new one.
@@ -241,6 +241,18 @@ impl Spool {
     pub(crate) fn config(&self) -> &SpoolConfig {
         &self.conf
     }
+
+    /// Waits until a queue is opened (at once if one was since the last wait).
+    pub(crate) async fn queue_opened(&self) {
+        self.opened.notified().await
+    }
+}
+
+/// The time as Unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A place in a queue: segment number and byte offset.
@@ -618,7 +630,7 @@ impl Queue {
     fn oldest_age_seconds(&self) -> u64 {
         match (self.depth.load(Relaxed), self.oldest_ms.load(Relaxed)) {
             (0, _) | (_, 0) => 0,
-            (_, oldest) => deliver::now_ms().saturating_sub(oldest) / 1000,
+            (_, oldest) => now_ms().saturating_sub(oldest) / 1000,
         }
     }
 
@@ -629,7 +641,7 @@ impl Queue {
             "reason": reason,
             "target": record.target,
             "enqueued_ms": record.enqueued_ms,
-            "dead_ms": deliver::now_ms(),
+            "dead_ms": now_ms(),
         });
         let mut dead = self.dead.lock().await;
         let start = dead.seg.metadata()?.len();
@@ -651,7 +663,7 @@ impl Queue {
         let mut dead = self.dead.lock().await;
         let mut frames = Vec::new();
         let (mut count, mut off) = (0, 0);
-        let now = deliver::now_ms();
+        let now = now_ms();
         while let Frame::Record(record, len) = read_frame(&dead.seg, off)? {
             frames.extend_from_slice(
                 &Record {

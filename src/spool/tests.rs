@@ -5,7 +5,7 @@ use std::time::Duration;
 fn record(id: &str, body: &str) -> Record {
     Record {
         id: id.into(),
-        enqueued_ms: deliver::now_ms(),
+        enqueued_ms: now_ms(),
         method: "POST".into(),
         target: "/hook".into(),
         headers: vec![("content-type".into(), b"application/json".to_vec())],

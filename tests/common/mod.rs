@@ -40,13 +40,23 @@ where
     }
 }
 
-/// A free loopback port (bound then released).
+/// A free loopback port (bound then released), below Linux's ephemeral range (32768–60999), so
+/// no outgoing connection of this machine can take it between this call and the gateway's bind
+/// (a port from `bind(:0)` is an ephemeral one, and the tests open thousands of connections).
+/// Ports are handed out in turn from a start that differs per process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    const LOW: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
 }
 
 pub fn hex(bytes: &[u8]) -> String {

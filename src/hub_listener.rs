@@ -1,4 +1,4 @@
-//! The hub listener: WebSocket upgrades at `/app/{key}` and the Pusher HTTP API under
+//! The hub's listener: WebSocket upgrades at `/app/{key}` and the Pusher HTTP API under
 //! `/apps/{id}/…`, as a pingora `HttpServerApp` (pingora's `ServeHttp` cannot do WebSockets).
 //!
 //! HTTP API (every request checks `auth_key`, `auth_timestamp` ±600 s, `body_md5`, and
@@ -14,9 +14,8 @@
 //! `max_head_size` or a target over `max_uri_length` is refused (431 / 414) and the connection
 //! closed.
 
-use super::api;
-use super::fanout::Hub;
-use super::session;
+use crate::hub::fanout::Hub;
+use crate::hub::{api, session};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};

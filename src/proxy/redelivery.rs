@@ -1,18 +1,19 @@
-//! The delivery service: one loop per queue sends its records to Laravel in order.
+//! The spool's delivery service: one loop per queue sends its records to Laravel in order.
 //!
 //! A record is tried until Laravel answers 2xx (delivered), answers a 4xx other than 408/429
 //! (Laravel's verdict: the record goes to the dead letters), or runs out of `spool.max_attempts`
 //! or `spool.max_age` (dead letters too). Between attempts the loop waits [`FIRST_BACKOFF`],
 //! doubling to [`MAX_BACKOFF`].
 
-use super::{Queue, Spool};
+use super::spooled::{redeliver, Attempt};
+use crate::spool::{now_ms, Queue, Spool};
 use crate::state::Gateway;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The wait after a first failed attempt.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -20,24 +21,6 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The wait after the disk failed under the delivery loop, before it reads again.
 const DISK_RETRY: Duration = Duration::from_secs(1);
-
-/// The time as Unix milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// How one attempt went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    /// Laravel took it (2xx).
-    Delivered,
-    /// Laravel refused it for good (a 4xx other than 408/429): the dead letters, with the reason.
-    Refused(String),
-    /// Laravel did not take it now: again later.
-    Failed(String),
-}
 
 /// The spool's background service: a delivery loop per queue, started as queues open.
 pub struct SpoolService {
@@ -59,7 +42,7 @@ impl BackgroundService for SpoolService {
             }
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = self.spool.opened.notified() => {}
+                _ = self.spool.queue_opened() => {}
             }
         }
         // A delivery cut short here is sent again at the next start (the cursor did not move).
@@ -69,7 +52,7 @@ impl BackgroundService for SpoolService {
 
 /// Sends `queue`'s records to Laravel, in order, for ever.
 async fn deliver(gateway: Arc<Gateway>, spool: Arc<Spool>, queue: Arc<Queue>) {
-    let route = super::dir_name(&queue.route);
+    let route = crate::spool::dir_name(&queue.route);
     let conf = spool.config();
     let max_age_ms = conf.max_age.as_millis() as u64;
     loop {
@@ -95,7 +78,7 @@ async fn deliver(gateway: Arc<Gateway>, spool: Arc<Spool>, queue: Arc<Queue>) {
                 ));
             }
             attempt += 1;
-            match crate::proxy::spooled::redeliver(&gateway, &route, &record, attempt).await {
+            match redeliver(&gateway, &route, &record, attempt).await {
                 Attempt::Delivered => break Ok(()),
                 Attempt::Refused(reason) => break Err(reason),
                 Attempt::Failed(reason) if attempt >= conf.max_attempts => {
