@@ -1,27 +1,35 @@
 //! fleetgate: an edge gateway for stateful Node fleets.
 //!
-//! Map of the crate, each layer knowing only the one below:
+//! Map of the crate, from the leaves up; a module uses only modules listed above it
+//! (`tests/structure.rs` fails on an import cycle between sibling modules).
+//!
+//! Pure leaves (no I/O):
+//! - [`routing`]: workspace extraction and instance choice (modulo, rendezvous, pins, learned).
+//! - [`signing`]: webhook signatures: verify and sign (hex-timestamp-body, Standard Webhooks, GitHub).
+//! - [`pusher`]: Pusher protocol 7: channel names and kinds, frames, socket and node ids.
+//! - [`publish`]: templates mapping verified webhooks to hub events.
 //! - [`config`]: `gateway.yaml` → validated, typed [`config::Config`] (every problem at once).
-//! - [`routing`]: pure workspace extraction and instance choice (modulo, rendezvous, pins, learned).
-//! - [`dedupe`]: seen webhook deliveries (bounded TTL set) for replay answers.
-//! - [`signing`]: pure webhook signatures: verify and sign (hex-timestamp-body, Standard Webhooks, GitHub).
-//! - [`hub`]: the Pusher-protocol WebSocket hub and HTTP API.
-//! - [`publish`]: pure templates mapping verified webhooks to hub events.
+//! - [`errors`], [`metrics`], [`access_log`], [`dedupe`], [`admission`]: error answers and their
+//!   stable codes, every metric name, access log lines, seen webhook deliveries, connection limits.
+//!
+//! What the paths share:
+//! - [`cluster`]: several nodes sharing hub traffic and learned sessions through Redis; it hands
+//!   deliveries back through [`cluster::LocalHub`], which the hub implements.
+//! - [`hub`]: the Pusher-protocol WebSocket fan-out and its HTTP API.
+//! - [`spool`]: verified webhooks Laravel could not take, kept on disk.
 //! - [`health`]: instance health (active checks, passive marking).
-//! - [`state`]: the shared [`state::Gateway`]: config snapshot (`ArcSwap`), health, learned sessions.
-//! - [`hub_listener`]: the hub's listener: WebSocket upgrades and the HTTP API.
-//! - [`proxy`]: the HTTP data path per listener on hyper (admit → locate → verify → forward →
-//!   observe), with its own HTTP/1.1 upstream client, request hygiene and JSON errors.
-//! - [`errors`]: the gateway's own error answers and their stable codes.
-//! - [`metrics`]: every metric name.
-//! - [`access_log`]: JSON access log lines and request ids.
-//! - [`admin`]: the operators' listener.
-//! - [`cluster`]: several nodes sharing hub traffic and learned sessions through Redis.
-//! - [`spool`]: verified webhooks Laravel could not take, kept on disk and delivered later.
-//! - [`reload`]: reload triggers (SIGHUP, `gateway.yaml` changing on disk).
-//! - [`tls`]: TLS certificates from a directory, chosen by SNI, replaced live.
-//! - [`server`]: assembles the pingora server.
-//! - `fuzz`: the fuzz targets' entry points and the properties they check (`fuzz/`).
+//! - [`state`]: the shared [`state::Gateway`]: config snapshot (`ArcSwap`), health, learned
+//!   sessions, the hub, the cluster and the spool.
+//!
+//! The three paths:
+//! - Laravel → Node and the edge's webhooks: [`proxy`], the HTTP data path on hyper (admit →
+//!   locate → verify → forward → observe), with its own HTTP/1.1 upstream client; a verified
+//!   webhook Laravel cannot take goes to the spool and [`proxy::redelivery`] sends it later.
+//! - Browsers and Laravel's broadcaster → the hub: [`hub_listener`] (WebSocket upgrades, HTTP API).
+//!
+//! The control plane: [`admin`] (the operators' listener), [`reload`] (SIGHUP, `gateway.yaml`
+//! changing on disk), [`tls`] (certificates by SNI, replaced live), [`server`] (assembles the
+//! pingora server); `fuzz`: the fuzz targets' entry points (`fuzz/`).
 #![forbid(unsafe_code)]
 
 pub mod access_log;
@@ -39,6 +47,7 @@ pub mod hub_listener;
 pub mod metrics;
 pub mod proxy;
 pub mod publish;
+pub mod pusher;
 pub mod reload;
 pub mod routing;
 pub mod server;

@@ -85,7 +85,10 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
     if let Some(cluster) = gateway.cluster.clone() {
         let link = crate::cluster::ClusterLink {
             cluster,
-            hub: gateway.hub.clone(),
+            hub: gateway
+                .hub
+                .clone()
+                .map(|hub| hub as Arc<dyn crate::cluster::LocalHub>),
         };
         server.add_service(background_service("cluster", link));
     }

@@ -54,7 +54,14 @@ async fn hub_node(redis: &str, prefix: &str) -> (Gateway, SocketAddr) {
     let apps = format!("    - {{ id: {APP_ID}, key: {KEY}, secret: {SECRET} }}\n");
     let yaml = hub_yaml(addr, admin, &apps)
         + &format!("cluster: {{ redis: \"{redis}\", prefix: {prefix} }}\n");
-    (Gateway::start(&yaml, admin, &[addr]).await, addr)
+    let gw = Gateway::start(&yaml, admin, &[addr]).await;
+    // A node whose link is not up yet answers from its own view (as when alone): the tests are
+    // about the cluster, so they start once it is.
+    wait_for("the node's cluster link", DEADLINE, || async {
+        (gw.sample("fleetgate_cluster_link_up").await == 1.0).then_some(())
+    })
+    .await;
+    (gw, addr)
 }
 
 /// Reads frames until `count` events named `name`; returns their `data`, failing on an

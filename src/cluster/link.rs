@@ -3,8 +3,7 @@
 //! channel that has local subscribers) and delivers what Redis sends.
 
 use super::presence::keep_alive;
-use super::{Cluster, Outgoing, CACHE_TTL, COMMAND_TIMEOUT, LEARNED_TTL};
-use crate::hub::fanout::{Frame, Hub};
+use super::{Cluster, LocalHub, Outgoing, CACHE_TTL, COMMAND_TIMEOUT, LEARNED_TTL};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +17,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 pub struct ClusterLink {
     pub cluster: Arc<Cluster>,
     /// The hub whose channels are subscribed (none: the link only shares learned sessions).
-    pub hub: Option<Arc<Hub>>,
+    pub hub: Option<Arc<dyn LocalHub>>,
 }
 
 #[async_trait::async_trait]
@@ -137,9 +136,9 @@ impl ClusterLink {
     fn wanted_channels(&self) -> Vec<String> {
         let mut names = Vec::new();
         let Some(hub) = &self.hub else { return names };
-        for app in hub.apps().iter() {
-            for channel in app.channel_keys() {
-                names.push(self.cluster.hub_channel(&app.id, &channel));
+        for app in hub.app_ids() {
+            for channel in hub.channels(&app) {
+                names.push(self.cluster.hub_channel(&app, &channel));
             }
         }
         names
@@ -150,7 +149,7 @@ impl ClusterLink {
             .parse_hub_channel(name)
             .and_then(|(app, channel)| {
                 let hub = self.hub.as_ref()?;
-                hub.app_by_id(app).map(|a| a.has_channel(channel))
+                Some(hub.has_channel(app, channel))
             })
             .unwrap_or(false)
     }
@@ -159,7 +158,7 @@ impl ClusterLink {
         let Some(hub) = &self.hub else { return };
         let (channel, payload) = (message.get_channel_name(), message.get_payload_bytes());
         if channel == self.cluster.control_channel() {
-            return control(hub, payload);
+            return control(hub.as_ref(), payload);
         }
         let received = self
             .cluster
@@ -167,24 +166,22 @@ impl ClusterLink {
             .messages
             .with_label_values(&["received"]);
         received.inc();
-        deliver(&self.cluster, hub, channel, payload);
+        deliver(&self.cluster, hub.as_ref(), channel, payload);
     }
 }
 
 /// Applies a control message to this node: `terminate\n{app}\n{user}` closes the user's sockets.
-fn control(hub: &Hub, payload: &[u8]) {
+fn control(hub: &dyn LocalHub, payload: &[u8]) {
     let text = String::from_utf8_lossy(payload);
     let mut parts = text.splitn(3, '\n');
     if let (Some("terminate"), Some(app), Some(user)) = (parts.next(), parts.next(), parts.next()) {
-        if let Some(app) = hub.app_by_id(app) {
-            app.terminate(user);
-        }
+        hub.terminate(app, user);
     }
 }
 
 /// Delivers one cluster message (`{except socket id}\n{frame}` on a hub channel) to this node's
 /// subscribers.
-fn deliver(cluster: &Cluster, hub: &Hub, channel: &str, payload: &[u8]) {
+fn deliver(cluster: &Cluster, hub: &dyn LocalHub, channel: &str, payload: &[u8]) {
     let Some((app, channel)) = cluster.parse_hub_channel(channel) else {
         return;
     };
@@ -195,18 +192,15 @@ fn deliver(cluster: &Cluster, hub: &Hub, channel: &str, payload: &[u8]) {
     let (Ok(except), Ok(frame)) = (std::str::from_utf8(except), std::str::from_utf8(frame)) else {
         return;
     };
-    let Some(app) = hub.app_by_id(app) else {
-        return;
-    };
     let except = (!except.is_empty()).then_some(except);
-    hub.deliver(&app, channel, &Frame::from(frame.to_string()), except);
+    hub.deliver(app, channel, frame, except);
 }
 
 /// Sends queued publishes and session updates in order; a publish Redis refuses is delivered to
 /// this node's subscribers instead, so a link failure loses nothing locally.
 async fn send_outbox(
     cluster: Arc<Cluster>,
-    hub: Option<Arc<Hub>>,
+    hub: Option<Arc<dyn LocalHub>>,
     mut outbox: mpsc::Receiver<Outgoing>,
 ) {
     while let Some(item) = outbox.recv().await {
@@ -277,7 +271,7 @@ async fn send_outbox(
 }
 
 /// A publish that cannot go through Redis reaches this node's subscribers directly.
-fn fall_back(cluster: &Cluster, hub: Option<&Hub>, item: Outgoing) {
+fn fall_back(cluster: &Cluster, hub: Option<&dyn LocalHub>, item: Outgoing) {
     // A session update is only an optimisation for the other nodes: nothing to do locally.
     if let (
         Outgoing::Publish {

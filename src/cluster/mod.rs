@@ -25,9 +25,8 @@ mod presence;
 
 pub use link::ClusterLink;
 
-use crate::hub::api::ChannelView;
-use crate::hub::fanout::Frame;
 use crate::metrics::ClusterMetrics;
+use crate::pusher::channel::is_cache_channel;
 use dashmap::DashSet;
 use redis::aio::ConnectionManager;
 use std::collections::HashMap;
@@ -90,6 +89,31 @@ pub struct Cluster {
     changes: tokio::sync::watch::Sender<u64>,
     commands: tokio::sync::OnceCell<ConnectionManager>,
     pub metrics: ClusterMetrics,
+}
+
+/// This node's hub as the cluster sees it: which channels it holds, and where the events other
+/// nodes publish are handed back. The hub implements it; the cluster knows nothing else of it.
+pub trait LocalHub: Send + Sync {
+    /// The ids of the apps this node serves.
+    fn app_ids(&self) -> Vec<String>;
+    /// `app`'s channels with at least one subscriber on this node.
+    fn channels(&self, app: &str) -> Vec<String>;
+    /// Whether `app`'s `channel` has a subscriber on this node.
+    fn has_channel(&self, app: &str, channel: &str) -> bool;
+    /// Hands an event (a serialized Pusher frame) to this node's subscribers of `channel`, but the
+    /// socket `except`.
+    fn deliver(&self, app: &str, channel: &str, frame: &str, except: Option<&str>);
+    /// Closes `user`'s sockets of `app` on this node.
+    fn terminate(&self, app: &str, user: &str);
+}
+
+/// What the API reports about an app's channels: this node's view, or (clustered, link up) every
+/// node's ([`Cluster::view`]).
+pub struct ChannelView {
+    /// Subscriptions per channel (channels with at least one).
+    pub subscriptions: HashMap<String, usize>,
+    /// Member ids of each presence channel in `subscriptions`.
+    pub members: HashMap<String, Vec<String>>,
 }
 
 impl Cluster {
@@ -157,20 +181,20 @@ impl Cluster {
         &self,
         app: &str,
         channel: &str,
-        frame: &Frame,
+        frame: &[u8],
         except: Option<&str>,
         done: tokio::sync::oneshot::Sender<()>,
     ) -> bool {
         if !self.is_up() {
             return false;
         }
-        if channel.starts_with("cache-") || channel.contains("-cache-") {
+        if is_cache_channel(channel) {
             let _ = self.outbox.try_send(Outgoing::Cache {
                 key: self.cache_key(app, channel),
-                frame: frame.as_bytes().to_vec(),
+                frame: frame.to_vec(),
             });
         }
-        let payload = message(except, frame.as_bytes());
+        let payload = message(except, frame);
         let queued = self
             .outbox
             .try_send(Outgoing::Publish {

@@ -1,9 +1,9 @@
 //! Cluster-wide presence: atomic scripts counting each user's sockets per channel on every node,
 //! the nodes' liveness keys, and the reaping of dead nodes' memberships.
 
+use super::LocalHub;
 use super::{message, Cluster, COMMAND_TIMEOUT};
-use crate::hub::fanout::Hub;
-use crate::hub::protocol;
+use crate::pusher::protocol;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,7 +150,7 @@ impl Cluster {
 
 /// Keeps this node's liveness key fresh and removes the presence members of nodes whose key
 /// expired (one node does each dead node's cleanup, under a lock).
-pub(super) async fn keep_alive(cluster: Arc<Cluster>, hub: Option<Arc<Hub>>) {
+pub(super) async fn keep_alive(cluster: Arc<Cluster>, hub: Option<Arc<dyn LocalHub>>) {
     let mut beat = tokio::time::interval(HEARTBEAT);
     let mut last_reap = tokio::time::Instant::now();
     loop {
@@ -181,7 +181,7 @@ pub(super) async fn keep_alive(cluster: Arc<Cluster>, hub: Option<Arc<Hub>>) {
 /// `member_removed` for users who left the cluster with them.
 async fn reap(
     cluster: &Cluster,
-    hub: Option<&Hub>,
+    hub: Option<&dyn LocalHub>,
     conn: &mut ConnectionManager,
     nodes: &str,
 ) -> redis::RedisResult<()> {
@@ -232,12 +232,8 @@ async fn reap(
             .cmd("DEL")
             .arg(cluster.node_key(node, "presence"))
             .ignore();
-        for app in hub
-            .map(|h| h.apps())
-            .into_iter()
-            .flat_map(|apps| apps.to_vec())
-        {
-            let key = cluster.node_key(node, &format!("subs:{}", app.id));
+        for app in hub.map(|h| h.app_ids()).unwrap_or_default() {
+            let key = cluster.node_key(node, &format!("subs:{app}"));
             cleanup.cmd("DEL").arg(key).ignore();
         }
         cleanup.cmd("SREM").arg(nodes).arg(node).ignore();

@@ -251,14 +251,7 @@ fn wants(query: &str, info: &str) -> bool {
     param(query, "info").is_some_and(|v| v.split(',').any(|p| p == info))
 }
 
-/// What the API reports about an app's channels: this node's view, or (clustered, link up) every
-/// node's ([`crate::cluster::Cluster::view`]).
-pub struct ChannelView {
-    /// Subscriptions per channel (channels with at least one).
-    pub subscriptions: HashMap<String, usize>,
-    /// Member ids of each presence channel in `subscriptions`.
-    pub members: HashMap<String, Vec<String>>,
-}
+pub use crate::cluster::ChannelView;
 
 type View = ChannelView;
 

@@ -6,6 +6,7 @@
 //! 4100 (pusher-js reconnects after a back-off) and counted; the publisher never waits for it and
 //! other subscribers never notice it.
 
+use super::channel::is_cache_channel;
 use crate::cluster::Cluster;
 use crate::config::App;
 use crate::metrics::{AppMetrics, HubMetrics};
@@ -291,7 +292,7 @@ impl Hub {
         app.metrics.published.inc();
         if let Some(cluster) = &self.cluster {
             let (done, taken) = tokio::sync::oneshot::channel();
-            if cluster.publish(&app.id, channel, frame, except, done) {
+            if cluster.publish(&app.id, channel, frame.as_bytes(), except, done) {
                 return Some(taken);
             }
         }
@@ -310,7 +311,7 @@ impl Hub {
         let Some(ch) = app.channels.get(channel).map(|c| c.clone()) else {
             return 0;
         };
-        if channel.starts_with("cache-") || channel.contains("-cache-") {
+        if is_cache_channel(channel) {
             *ch.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
         }
         let subs = ch.subs.read().unwrap_or_else(|p| p.into_inner());

@@ -2,7 +2,8 @@
 //! `pusher` broadcaster use unchanged.
 //!
 //! Layers, each knowing only the one below:
-//! - [`channel`], [`protocol`], [`auth`]: pure: channel names, frames, signatures (no I/O).
+//! - [`channel`], [`protocol`] (from [`crate::pusher`]), [`auth`]: pure: channel names, frames,
+//!   signatures (no I/O).
 //! - [`fanout`]: apps, channels, subscribers, presence members; serialize once, bounded queues.
 //! - [`session`]: one WebSocket connection (reader loop + writer task).
 //! - [`api`]: the Pusher HTTP API.
@@ -10,12 +11,13 @@
 //! The listener that serves them (pingora `HttpServerApp`: upgrades and API requests) is
 //! `crate::hub_listener`, above the hub: it also needs the gateway's listener settings.
 
+pub use crate::pusher::{channel, protocol};
+
 pub mod api;
 pub mod auth;
 mod cache;
-pub mod channel;
 pub mod fanout;
+mod local;
 pub mod presence;
-pub mod protocol;
 pub mod session;
 mod writer;

@@ -157,6 +157,12 @@ fn is_channel_byte(b: u8) -> bool {
 }
 
 /// `(kind, cache)` from the prefix; the longest prefix wins.
+/// Whether `name` is a cache channel, as [`ChannelName::is_cache`] decides (for a name already
+/// checked, without parsing it again).
+pub fn is_cache_channel(name: &str) -> bool {
+    kind_of(name).1
+}
+
 fn kind_of(name: &str) -> (ChannelKind, bool) {
     const PREFIXES: [(&str, ChannelKind, bool); 8] = [
         (
