@@ -8,6 +8,7 @@
 //! - [`signing`]: webhook signatures: verify and sign (hex-timestamp-body, Standard Webhooks, GitHub).
 //! - [`pusher`]: Pusher protocol 7: channel names and kinds, frames, socket and node ids.
 //! - [`publish`]: templates mapping verified webhooks to hub events.
+//! - [`rate`]: the token bucket behind every rate limit.
 //! - [`config`]: `gateway.yaml` → validated, typed [`config::Config`] (every problem at once).
 //! - [`errors`], [`metrics`], [`access_log`], [`dedupe`], [`admission`]: error answers and their
 //!   stable codes, every metric name, access log lines, seen webhook deliveries, connection limits.
@@ -48,6 +49,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod publish;
 pub mod pusher;
+pub mod rate;
 pub mod reload;
 pub mod routing;
 pub mod server;

@@ -103,6 +103,10 @@ struct RunArgs {
         default_value = "/tmp/fleetgate_upgrade.sock"
     )]
     upgrade_socket: PathBuf,
+    /// Do not apply gateway.yaml when it changes on disk: reload only on SIGHUP or
+    /// `POST /admin/reload` (as nginx).
+    #[arg(long)]
+    no_watch: bool,
 }
 
 fn main() -> ExitCode {
@@ -157,6 +161,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = fleetgate::server::Options {
         upgrade: args.upgrade,
         upgrade_socket: args.upgrade_socket,
+        watch: !args.no_watch,
     };
     fleetgate::server::run(config, args.config.path, options).context("starting the gateway")?;
     Ok(ExitCode::SUCCESS)

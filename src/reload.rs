@@ -1,5 +1,5 @@
 //! What triggers a configuration reload besides `POST /admin/reload`: `SIGHUP`, and a change of
-//! `gateway.yaml` on disk.
+//! `gateway.yaml` on disk (unless `fleetgate run --no-watch`: then only the first two, as nginx).
 //!
 //! The file's *directory* is watched (inotify), so every way a file gets replaced counts: in-place
 //! writes, editors' write-new-then-rename, and Kubernetes' ConfigMap symlink swaps (a new `..data`
@@ -28,6 +28,8 @@ pub const POLL: Duration = Duration::from_secs(2);
 pub struct ReloadTriggers {
     pub gateway: Arc<Gateway>,
     pub path: PathBuf,
+    /// Watch (and poll) the file; `false`: SIGHUP only.
+    pub watch: bool,
 }
 
 /// Watches the directory holding `path`; each event is a nudge on the returned channel. `None`
@@ -85,11 +87,12 @@ impl BackgroundService for ReloadTriggers {
         let mut hangup = signal(SignalKind::hangup())
             .inspect_err(|e| tracing::error!(error = %e, "cannot watch SIGHUP"))
             .ok();
-        let (_watcher, mut events) = match watch_directory(&self.path) {
-            Some((watcher, events)) => (Some(watcher), Some(events)),
-            None => (None, None),
+        let (_watcher, mut events) = match self.watch.then(|| watch_directory(&self.path)) {
+            Some(Some((watcher, events))) => (Some(watcher), Some(events)),
+            _ => (None, None),
         };
         let mut poll = tokio::time::interval(POLL);
+        let polling = self.watch;
         loop {
             let trigger = tokio::select! {
                 _ = shutdown.changed() => return,
@@ -104,7 +107,7 @@ impl BackgroundService for ReloadTriggers {
                     }
                     "file change"
                 }
-                _ = poll.tick() => "file change (poll)",
+                _ = poll.tick(), if polling => "file change (poll)",
             };
             if self.gateway.config_changed() {
                 self.reload(trigger);

@@ -30,6 +30,8 @@ pub struct Options {
     pub upgrade: bool,
     /// Where listening sockets are handed over during an upgrade.
     pub upgrade_socket: PathBuf,
+    /// Apply `gateway.yaml` when it changes on disk (`false`: only SIGHUP and `POST /admin/reload`).
+    pub watch: bool,
 }
 
 /// Runs the gateway until it is told to stop. Never returns.
@@ -110,6 +112,7 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
         crate::reload::ReloadTriggers {
             gateway: gateway.clone(),
             path: path.clone(),
+            watch: options.watch,
         },
     ));
     // TLS listeners are not probed: a bare TCP connect there is a failed handshake in the log.

@@ -14,6 +14,7 @@ use super::protocol::close;
 use super::writer::write_frames;
 use super::{auth, channel::ChannelName, protocol};
 use crate::cluster::Cluster;
+use crate::rate::TokenBucket;
 use futures_util::{SinkExt, StreamExt};
 use pingora::server::ShutdownWatch;
 use std::collections::HashMap;
@@ -74,8 +75,8 @@ where
         conn,
         subscriptions: HashMap::new(),
         user: None,
-        events: (Instant::now(), 0),
-        subscribes: (Instant::now(), 0),
+        events: TokenBucket::full(CLIENT_EVENTS_PER_SECOND, Instant::now()),
+        subscribes: TokenBucket::full(app.conf().max_subscriptions_per_second, Instant::now()),
         presence: None,
     };
     if let Some(cluster) = hub.cluster() {
@@ -132,10 +133,10 @@ struct Session<'h> {
     subscriptions: HashMap<String, Option<String>>,
     /// The signed-in user (`pusher:signin`).
     user: Option<String>,
-    /// Client-event rate window: (window start, events in it).
-    events: (Instant, u32),
-    /// Subscribe/unsubscribe rate window, likewise.
-    subscribes: (Instant, u32),
+    /// Client events: [`CLIENT_EVENTS_PER_SECOND`] a second, as a burst too.
+    events: TokenBucket,
+    /// Subscribes and unsubscribes: the app's `max_subscriptions_per_second`, likewise.
+    subscribes: TokenBucket,
     /// Presence across the cluster (clustered hubs only).
     presence: Option<ClusterPresence>,
 }
@@ -506,14 +507,9 @@ impl Session<'_> {
     }
 }
 
-/// Counts one more action in a one-second window (start, count); true when it goes over `limit`.
-fn over(window: &mut (Instant, u32), limit: u32) -> bool {
-    let now = Instant::now();
-    if now.duration_since(window.0) >= Duration::from_secs(1) {
-        *window = (now, 0);
-    }
-    window.1 += 1;
-    window.1 > limit
+/// Takes one action from `bucket` (`limit` a second, as a burst too): true when it goes over.
+fn over(bucket: &mut TokenBucket, limit: u32) -> bool {
+    !bucket.try_take(limit, limit, Instant::now())
 }
 
 /// `(user_id, user_info JSON)` from presence `channel_data`, if valid and within `max_info` bytes.

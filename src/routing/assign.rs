@@ -41,15 +41,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn modulo_is_laravels_formula_for_every_workspace_and_fleet_size() {
-        for n in 1..=8usize {
-            for ws in 0..=10_000u64 {
-                assert_eq!(
-                    modulo(ws, n),
-                    Some((ws % n as u64) as usize),
-                    "ws {ws} n {n}"
-                );
-            }
+    fn modulo_places_workspaces_as_laravel_does() {
+        // (workspace, instances, index into the ordered list): Laravel's `ws % N`, written out.
+        let table = [
+            (0, 4, 0),
+            (1, 4, 1),
+            (2, 4, 2),
+            (3, 4, 3),
+            (7, 4, 3),
+            (8, 4, 0),
+            (4_294_967_301, 4, 1),
+            (u64::MAX, 4, 3),
+            (5, 1, 0),
+            (5, 3, 2),
+        ];
+        for (ws, n, index) in table {
+            assert_eq!(modulo(ws, n), Some(index), "ws {ws} n {n}");
         }
         assert_eq!(modulo(1, 4), Some(1), "workspace 1 is on the 2nd instance");
         assert_eq!(modulo(4, 4), Some(0), "workspace 4 is on the 1st instance");

@@ -4,6 +4,7 @@
 //! workspace keeps its instances.
 
 use super::WorkspaceLimits;
+use crate::rate::TokenBucket;
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,8 +19,7 @@ pub struct Budgets {
 }
 
 struct Budget {
-    tokens: f64,
-    refilled: Instant,
+    bucket: TokenBucket,
     in_flight: u32,
 }
 
@@ -41,26 +41,22 @@ impl Budgets {
         let key = (group, ws);
         if self.by_workspace.len() >= TRACKED && !self.by_workspace.contains_key(&key) {
             self.by_workspace
-                .retain(|_, b| b.in_flight > 0 || b.refilled.elapsed().as_secs() < 10);
+                .retain(|_, b| b.in_flight > 0 || b.bucket.refilled().elapsed().as_secs() < 10);
         }
         let now = Instant::now();
         let mut budget = self.by_workspace.entry(key).or_insert(Budget {
-            tokens: f64::from(limits.burst),
-            refilled: now,
+            bucket: TokenBucket::full(limits.burst, now),
             in_flight: 0,
         });
-        let elapsed = now.duration_since(budget.refilled).as_secs_f64();
-        budget.tokens =
-            (budget.tokens + elapsed * f64::from(limits.rate)).min(f64::from(limits.burst));
-        budget.refilled = now;
-        if budget.tokens < 1.0 {
-            let wait = (1.0 - budget.tokens) / f64::from(limits.rate);
-            return Err(wait.ceil().max(1.0) as u64);
+        budget.bucket.refill(limits.rate, limits.burst, now);
+        match budget.bucket.wait_secs(limits.rate) {
+            0 => {}
+            wait => return Err(wait),
         }
         if budget.in_flight >= limits.concurrency {
             return Err(1);
         }
-        budget.tokens -= 1.0;
+        budget.bucket.take();
         budget.in_flight += 1;
         Ok(Permit {
             budgets: self.clone(),

@@ -67,6 +67,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// A pseudo-argument for [`Gateway::launch`]: the gateway applies changes of `gateway.yaml` by
+/// itself. Without it a test gateway runs with `--no-watch` and reloads only when its test asks
+/// (SIGHUP, `POST /admin/reload`), so each reload happens, and counts, exactly once.
+pub const WATCH: &str = "(watch gateway.yaml)";
+
 /// The real `fleetgate` binary running on a config file in a temp dir; killed on drop.
 pub struct Gateway {
     child: Child,
@@ -86,6 +91,8 @@ impl Gateway {
 
     /// [`Gateway::launch`] with environment variables for the process (`${VAR}` in the config).
     pub fn launch_env(yaml: &str, admin: SocketAddr, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let watch = args.contains(&WATCH);
+        let args: Vec<&str> = args.iter().copied().filter(|a| *a != WATCH).collect();
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("gateway.yaml");
         std::fs::write(&config_path, yaml).unwrap();
@@ -93,6 +100,7 @@ impl Gateway {
         let child = Command::new(env!("CARGO_BIN_EXE_fleetgate"))
             .args(["run", "-c"])
             .arg(&config_path)
+            .args((!watch).then_some("--no-watch"))
             .args(args)
             .envs(env.iter().copied())
             .env(
