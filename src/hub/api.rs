@@ -1,8 +1,10 @@
 //! The Pusher HTTP API (what Laravel's `pusher` broadcaster and the `pusher` server libraries call).
 
-use super::fanout::{AppState, Frame, Hub};
-use super::{auth, channel::ChannelName, protocol};
+use super::events as publishing;
+use super::fanout::{AppState, Hub};
+use super::{auth, channel::ChannelName};
 use bytes::{Bytes, BytesMut};
+use errors::ApiError;
 use pingora::protocols::http::ServerSession;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -10,10 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod errors;
+
 /// Largest API request body read (batches of 10 events at the message limit fit easily).
 const MAX_API_BODY: usize = 1 << 20;
 const MAX_BATCH: usize = 10;
-const MAX_CHANNELS: usize = 100;
 /// How long an API publish waits for the cluster to take it before answering anyway.
 const PUBLISH_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -34,10 +37,11 @@ pub struct Reply {
     pub result: &'static str,
 }
 
-fn fail(status: u16, code: &'static str, message: &str) -> Reply {
+fn fail(error: ApiError) -> Reply {
+    let (status, code) = error.status_and_code();
     Reply {
         status,
-        body: error_body(code, message),
+        body: error_body(code, &error.to_string()),
         result: code,
     }
 }
@@ -71,10 +75,10 @@ async fn route(hub: &Hub, session: &mut ServerSession) -> (Option<Arc<AppState>>
     let query = req.uri.query().unwrap_or("").to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let ["apps", app_id, rest @ ..] = segments.as_slice() else {
-        return (None, fail(404, "hub.not_found", "no such endpoint"));
+        return (None, fail(ApiError::NotFound));
     };
     let Some(app) = hub.app_by_id(app_id) else {
-        return (None, fail(404, "hub.unknown_app", "no such app"));
+        return (None, fail(ApiError::UnknownApp));
     };
     let body = match read_body(session).await {
         Ok(body) => body,
@@ -92,7 +96,7 @@ async fn route(hub: &Hub, session: &mut ServerSession) -> (Option<Arc<AppState>>
         &body,
         now,
     ) {
-        return (Some(app), fail(e.status(), e.code(), &e.to_string()));
+        return (Some(app), fail(ApiError::Auth(e)));
     }
     // Clustered publishes are answered once Redis took them, so events published one after the
     // other through different nodes keep their order.
@@ -108,7 +112,7 @@ async fn route(hub: &Hub, session: &mut ServerSession) -> (Option<Arc<AppState>>
             channel_users(&View::of(hub, &app, Some(name)).await, name)
         }
         ("POST", ["users", user, "terminate_connections"]) => terminate(hub, &app, user).await,
-        _ => fail(404, "hub.not_found", "no such endpoint"),
+        _ => fail(ApiError::NotFound),
     };
     for ack in acks {
         let _ = tokio::time::timeout(PUBLISH_ACK_WAIT, ack).await;
@@ -121,21 +125,11 @@ async fn read_body(session: &mut ServerSession) -> Result<Bytes, Reply> {
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) if buf.len() + chunk.len() > MAX_API_BODY => {
-                return Err(fail(
-                    413,
-                    "request.body_too_large",
-                    "request body too large",
-                ))
+                return Err(fail(ApiError::BodyTooLarge))
             }
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
             Ok(None) => return Ok(buf.freeze()),
-            Err(_) => {
-                return Err(fail(
-                    400,
-                    "request.malformed",
-                    "the request body could not be read",
-                ))
-            }
+            Err(_) => return Err(fail(ApiError::BodyUnreadable)),
         }
     }
 }
@@ -154,60 +148,36 @@ fn publish(hub: &Hub, app: &AppState, event: Event, acks: &mut Acks) -> Result<(
         (Some(one), None) => vec![one],
         (None, Some(many)) => many,
         _ => {
-            return Err(fail(
-                400,
-                "hub.invalid_event",
+            return Err(fail(ApiError::InvalidEvent(
                 "give exactly one of `channel` or `channels`",
-            ))
+            )))
         }
     };
-    if channels.is_empty() || channels.len() > MAX_CHANNELS {
-        return Err(fail(
-            400,
-            "hub.too_many_channels",
-            "an event goes to 1 to 100 channels",
-        ));
-    }
-    if let Some(bad) = channels
-        .iter()
-        .find(|c| ChannelName::parse_publishable(c).is_err())
-    {
-        return Err(fail(
-            400,
-            "hub.invalid_channel",
-            &format!("invalid channel name `{bad}`"),
-        ));
-    }
     // `data` is a string on the wire; a JSON value is accepted and sent as its text.
     let data = match event.data {
         Value::String(s) => s,
         other => other.to_string(),
     };
-    if data.len() > app.conf().max_message_size {
-        return Err(fail(
-            413,
-            "hub.message_too_large",
-            "event data is larger than the app's message limit",
-        ));
+    let event = publishing::Event {
+        channels: &channels,
+        name: &event.name,
+        data: &data,
+        except: event.socket_id.as_deref(),
+    };
+    match hub.publish_event(app, event) {
+        Ok(published) => {
+            acks.extend(published);
+            Ok(())
+        }
+        Err(e) => Err(fail(ApiError::Publish(e))),
     }
-    let except = event
-        .socket_id
-        .as_deref()
-        .filter(|s| protocol::is_valid_socket_id(s));
-    for channel in &channels {
-        let frame = Frame::from(protocol::event(channel, &event.name, &data, None));
-        acks.extend(hub.publish(app, channel, &frame, except));
-    }
-    Ok(())
 }
 
 fn events(hub: &Hub, app: &AppState, body: &[u8], acks: &mut Acks) -> Reply {
     let Ok(event) = serde_json::from_slice::<Event>(body) else {
-        return fail(
-            400,
-            "hub.invalid_event",
+        return fail(ApiError::InvalidEvent(
             "the body must be an event object with name and data",
-        );
+        ));
     };
     match publish(hub, app, event, acks) {
         Ok(()) => ok(Bytes::from_static(b"{}")),
@@ -221,14 +191,12 @@ fn batch_events(hub: &Hub, app: &AppState, body: &[u8], acks: &mut Acks) -> Repl
         batch: Vec<Event>,
     }
     let Ok(batch) = serde_json::from_slice::<Batch>(body) else {
-        return fail(
-            400,
-            "hub.invalid_event",
+        return fail(ApiError::InvalidEvent(
             "the body must be {\"batch\": [events]}",
-        );
+        ));
     };
     if batch.batch.len() > MAX_BATCH {
-        return fail(400, "hub.batch_too_large", "at most 10 events per batch");
+        return fail(ApiError::BatchTooLarge);
     }
     for event in batch.batch {
         if let Err(response) = publish(hub, app, event, acks) {
@@ -301,11 +269,9 @@ fn channels(view: &View, query: &str) -> Reply {
     let prefix = param(query, "filter_by_prefix").unwrap_or_default();
     let user_count = wants(query, "user_count");
     if user_count && !prefix.starts_with("presence-") {
-        return fail(
-            400,
-            "hub.invalid_query",
+        return fail(ApiError::InvalidQuery(
             "info=user_count needs filter_by_prefix=presence-",
-        );
+        ));
     }
     let mut out = Map::new();
     // `#server-to-user-…` channels are the hub's own, not the app's.
@@ -322,7 +288,7 @@ fn channels(view: &View, query: &str) -> Reply {
 
 fn channel_info(app: &AppState, view: &View, name: &str, query: &str) -> Reply {
     let Ok(channel) = ChannelName::parse(name) else {
-        return fail(400, "hub.invalid_channel", "invalid channel name");
+        return fail(ApiError::InvalidChannel("invalid channel name"));
     };
     let subscriptions = view.subscriptions.get(name).copied().unwrap_or(0);
     let mut out = json!({"occupied": subscriptions > 0});
@@ -331,11 +297,9 @@ fn channel_info(app: &AppState, view: &View, name: &str, query: &str) -> Reply {
     }
     if wants(query, "user_count") {
         if !channel.is_presence() {
-            return fail(
-                400,
-                "hub.invalid_query",
+            return fail(ApiError::InvalidQuery(
                 "user_count is only available for presence channels",
-            );
+            ));
         }
         out["user_count"] = json!(view.user_count(name));
     }
@@ -352,11 +316,9 @@ fn channel_info(app: &AppState, view: &View, name: &str, query: &str) -> Reply {
 
 fn channel_users(view: &View, name: &str) -> Reply {
     if !ChannelName::parse(name).is_ok_and(|c| c.is_presence()) {
-        return fail(
-            400,
-            "hub.invalid_channel",
+        return fail(ApiError::InvalidChannel(
             "users are only listed for presence channels",
-        );
+        ));
     }
     let users: Vec<Value> = view
         .members

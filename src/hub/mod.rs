@@ -6,6 +6,7 @@
 //!   signatures (no I/O).
 //! - [`fanout`]: apps, channels, subscribers, presence members; serialize once, bounded queues.
 //! - [`session`]: one WebSocket connection (reader loop + writer task).
+//! - [`events`]: the one way an event is published (the HTTP API and the webhook rules).
 //! - [`api`]: the Pusher HTTP API.
 //!
 //! The listener that serves them (pingora `HttpServerApp`: upgrades and API requests) is
@@ -16,6 +17,7 @@ pub use crate::pusher::{channel, protocol};
 pub mod api;
 pub mod auth;
 mod cache;
+pub mod events;
 pub mod fanout;
 mod local;
 pub mod presence;

@@ -16,9 +16,8 @@ use super::request_body::read_whole;
 use super::request_body::ClientBody;
 use crate::config::{PublishRule, Route, WebhookConfig};
 use crate::errors::{Fault, GatewayError};
-use crate::hub::channel::ChannelName;
-use crate::hub::fanout::{Frame, Hub};
-use crate::hub::protocol;
+use crate::hub::events::{Event, PublishError};
+use crate::hub::fanout::Hub;
 use crate::publish::{lookup, render_str, render_value};
 use crate::signing::{self, VerifyError};
 use crate::state::{Gateway, Snapshot};
@@ -216,23 +215,27 @@ fn publish_one(hub: &Hub, rule: &PublishRule, input: &Value, now: i64) -> &'stat
         tracing::warn!(event = %rule.event, "a publish rule's fields are missing from the webhook");
         return "unmapped";
     };
-    if ChannelName::parse_publishable(&channel).is_err() {
-        tracing::warn!(event = %rule.event, "a publish rule rendered an invalid channel name");
-        return "unmapped";
-    }
     let Some(app) = hub.app_by_id(&rule.app) else {
         tracing::warn!(event = %rule.event, app = %rule.app, "a publish rule names an app the hub no longer has");
         return "unmapped";
     };
-    let data = payload.to_string();
-    let limit = app.conf().max_message_size;
-    if data.len() > limit {
-        tracing::warn!(event = %rule.event, size = data.len(), limit, "mapped event over the app's message limit: not published");
-        return "too_large";
+    let event = Event {
+        channels: std::slice::from_ref(&channel),
+        name: &name,
+        data: &payload.to_string(),
+        except: None,
+    };
+    match hub.publish_event(&app, event) {
+        Ok(_) => "published",
+        Err(e @ PublishError::TooLarge { .. }) => {
+            tracing::warn!(event = %rule.event, error = %e, "a mapped event was not published");
+            "too_large"
+        }
+        Err(e) => {
+            tracing::warn!(event = %rule.event, error = %e, "a publish rule rendered an event that cannot be published");
+            "unmapped"
+        }
     }
-    let frame = Frame::from(protocol::event(&channel, &name, &data, None));
-    hub.publish(&app, &channel, &frame, None);
-    "published"
 }
 
 /// A verified delivery that Laravel could not take (unreachable, or failing mid-answer) is

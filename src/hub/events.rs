@@ -1,0 +1,129 @@
+//! The one way an event is published to the hub ([`Hub::publish_event`]), for the Pusher HTTP
+//! API and the edge's webhook rules alike: its channels checked, its data held to the app's
+//! message limit, framed once per channel and published. Its refusals are [`PublishError`], with
+//! one table of HTTP statuses and stable codes.
+
+use super::channel::ChannelName;
+use super::fanout::{AppState, Frame, Hub};
+use super::protocol;
+use tokio::sync::oneshot;
+
+/// Channels one event may go to (Pusher's limit).
+pub const MAX_CHANNELS: usize = 100;
+
+/// An event to publish.
+pub struct Event<'a> {
+    pub channels: &'a [String],
+    pub name: &'a str,
+    /// The event's `data` as it goes on the wire (a string).
+    pub data: &'a str,
+    /// A socket that does not get it (the sender's own, from the API's `socket_id`).
+    pub except: Option<&'a str>,
+}
+
+/// Why an event was not published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    /// No channel, or more than [`MAX_CHANNELS`].
+    ChannelCount(usize),
+    /// A name a server may not publish to.
+    InvalidChannel(String),
+    /// `data` over the app's `max_message_size`.
+    TooLarge { size: usize, limit: usize },
+}
+
+impl PublishError {
+    /// The HTTP status and stable error code (the Pusher HTTP API's answer).
+    pub fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            PublishError::ChannelCount(_) => (400, "hub.too_many_channels"),
+            PublishError::InvalidChannel(_) => (400, "hub.invalid_channel"),
+            PublishError::TooLarge { .. } => (413, "hub.message_too_large"),
+        }
+    }
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::ChannelCount(n) => {
+                write!(f, "an event goes to 1 to {MAX_CHANNELS} channels, not {n}")
+            }
+            PublishError::InvalidChannel(name) => write!(f, "invalid channel name `{name}`"),
+            PublishError::TooLarge { size, limit } => write!(
+                f,
+                "event data is {size} bytes, over the app's message limit of {limit}"
+            ),
+        }
+    }
+}
+
+impl Hub {
+    /// Publishes `event` to each of its channels. Clustered, the receivers complete once Redis
+    /// took each copy (see [`Hub::publish`]). Nothing is published when a check fails.
+    pub fn publish_event(
+        &self,
+        app: &AppState,
+        event: Event<'_>,
+    ) -> Result<Vec<oneshot::Receiver<()>>, PublishError> {
+        let count = event.channels.len();
+        if count == 0 || count > MAX_CHANNELS {
+            return Err(PublishError::ChannelCount(count));
+        }
+        if let Some(bad) = event
+            .channels
+            .iter()
+            .find(|c| ChannelName::parse_publishable(c).is_err())
+        {
+            return Err(PublishError::InvalidChannel(bad.clone()));
+        }
+        let limit = app.conf().max_message_size;
+        if event.data.len() > limit {
+            return Err(PublishError::TooLarge {
+                size: event.data.len(),
+                limit,
+            });
+        }
+        let except = event.except.filter(|s| protocol::is_valid_socket_id(s));
+        let mut acks = Vec::new();
+        for channel in event.channels {
+            let frame = Frame::from(protocol::event(channel, event.name, event.data, None));
+            acks.extend(self.publish(app, channel, &frame, except));
+        }
+        Ok(acks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API's answers are part of its contract: pinned.
+    #[test]
+    fn each_refusal_has_its_status_and_code() {
+        let table = [
+            (PublishError::ChannelCount(0), 400, "hub.too_many_channels"),
+            (
+                PublishError::ChannelCount(101),
+                400,
+                "hub.too_many_channels",
+            ),
+            (
+                PublishError::InvalidChannel("bad name".into()),
+                400,
+                "hub.invalid_channel",
+            ),
+            (
+                PublishError::TooLarge {
+                    size: 10_241,
+                    limit: 10_240,
+                },
+                413,
+                "hub.message_too_large",
+            ),
+        ];
+        for (error, status, code) in table {
+            assert_eq!(error.status_and_code(), (status, code), "{error}");
+        }
+    }
+}
