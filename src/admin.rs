@@ -114,7 +114,7 @@ impl AdminApp {
             ),
             Err(e) => {
                 let problems: Vec<_> = e
-                    .problems
+                    .problems()
                     .iter()
                     .map(|p| json!({"path": p.path, "message": p.message}))
                     .collect();

@@ -34,7 +34,6 @@ const KNOWN_LONG: &[&str] = &[
     "src/pusher/protocol/tests.rs",
     "src/signing/tests.rs",
     "src/spool/mod.rs",
-    "src/state.rs",
 ];
 
 /// `src/a/b.rs` and `src/a/b/mod.rs` → `a::b`; `src/lib.rs` → the crate (empty).
