@@ -102,25 +102,7 @@ pub async fn redeliver(gateway: &Gateway, route: &str, record: &Record, attempt:
         Err(_) => return Attempt::Failed("no healthy instance".into()),
     };
     let group = &snap.config.groups[route.group];
-    let mut headers = HeaderMap::with_capacity(record.headers.len() + 4);
-    for (name, value) in &record.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    let id = headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let now = (now_ms() / 1000) as i64;
-    for (name, value) in signing::sign(webhook.scheme, secret, &record.body, now, id.as_deref()) {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    }
+    let mut headers = signed_headers(record, webhook.scheme, secret);
     let delivery = HeaderValue::from_str(&record.id).unwrap_or(HeaderValue::from_static("-"));
     headers.insert(DELIVERY_ID, delivery.clone());
     headers.insert(ATTEMPT, HeaderValue::from(attempt));
@@ -145,7 +127,37 @@ pub async fn redeliver(gateway: &Gateway, route: &str, record: &Record, attempt:
         idle: group.idle_timeout,
     };
     let addr = group.instances[instance].addr;
-    match upstream::send(addr, req, &add, timeouts).await {
+    verdict(upstream::send(addr, req, &add, timeouts).await).await
+}
+
+/// The record's headers as kept, signed again for now over its body with `secret` (the
+/// `webhook-id` kept).
+fn signed_headers(record: &Record, scheme: signing::Scheme, secret: &signing::Secret) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(record.headers.len() + 4);
+    for (name, value) in &record.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let now = (now_ms() / 1000) as i64;
+    for (name, value) in signing::sign(scheme, secret, &record.body, now, id.as_deref()) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    headers
+}
+
+/// What Laravel's answer (or its absence) means for the spooled delivery.
+async fn verdict(sent: Result<Response<upstream::UpstreamBody>, upstream::Failure>) -> Attempt {
+    match sent {
         Ok(resp) => {
             let status = resp.status();
             // Read to the end, so the connection goes back to the pool.

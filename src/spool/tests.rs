@@ -1,5 +1,10 @@
+use super::files::{seg_path, segments};
+use super::queue::*;
 use super::*;
 use bytes::Bytes;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 fn record(id: &str, body: &str) -> Record {
