@@ -55,7 +55,6 @@ const KNOWN_LONG: &[&str] = &[
     "src/proxy/hygiene.rs",
     "src/proxy/mod.rs",
     "src/proxy/upstream.rs",
-    "src/pusher/protocol.rs",
 ];
 
 /// `src/a/b.rs` and `src/a/b/mod.rs` → `a::b`; `src/lib.rs` → the crate (empty).

@@ -20,7 +20,12 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 pub mod close;
+mod encode;
+mod ids;
 mod payload;
+
+pub use encode::encode_client;
+pub use ids::{is_valid_socket_id, random_node_id, socket_id};
 pub use payload::{decode_channel_data, decode_user_data, encode_channel_data, PresenceMember};
 
 /// Longest event name echoed back in an error message.
@@ -166,44 +171,6 @@ fn payload<T: serde::de::DeserializeOwned>(
         serde_json::from_str(raw)
     };
     parsed.map_err(|_| ProtocolError::InvalidMessage(rule))
-}
-
-/// The frame a client would send for `message` (pusher-js's form: `data` as an object).
-pub fn encode_client(message: &ClientMessage) -> String {
-    use ClientMessage::*;
-    let (event, channel, data) = match message {
-        Subscribe {
-            channel,
-            auth,
-            channel_data,
-        } => {
-            let mut data = vec![("channel", Val::Str(channel))];
-            data.extend(auth.as_deref().map(|a| ("auth", Val::Str(a))));
-            data.extend(
-                channel_data
-                    .as_deref()
-                    .map(|c| ("channel_data", Val::Str(c))),
-            );
-            ("pusher:subscribe", None, Val::Obj(data))
-        }
-        Unsubscribe { channel } => (
-            "pusher:unsubscribe",
-            None,
-            Val::Obj(vec![("channel", Val::Str(channel))]),
-        ),
-        Ping => ("pusher:ping", None, Val::Obj(vec![])),
-        Pong => ("pusher:pong", None, Val::Obj(vec![])),
-        Signin { auth, user_data } => {
-            let data = vec![("auth", Val::Str(auth)), ("user_data", Val::Str(user_data))];
-            ("pusher:signin", None, Val::Obj(data))
-        }
-        ClientEvent {
-            event,
-            channel,
-            data,
-        } => (event.as_str(), Some(channel.as_str()), json_or_string(data)),
-    };
-    frame(event, channel, Some(data), None)
 }
 
 #[derive(Serialize)]
@@ -386,27 +353,6 @@ pub fn client_event(channel: &str, event: &str, data_json: &str, user_id: Option
 /// `pusher:cache_miss`: a cache channel had no event to replay on subscribe.
 pub fn cache_miss(channel: &str) -> String {
     frame::<()>("pusher:cache_miss", Some(channel), None, None)
-}
-
-/// A node id for a node alone (or whose cluster's Redis is unreachable at start): the first half
-/// of every socket id, different across restarts.
-pub fn random_node_id() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    (std::process::id() ^ nanos) % 1_000_000_000
-}
-
-/// `{node}.{counter}`: unique per cluster when every node has its own `node`.
-pub fn socket_id(node: u32, counter: u64) -> String {
-    format!("{node}.{counter}")
-}
-
-/// `^\d+\.\d+$` (ASCII digits), the form every Pusher server library insists on.
-pub fn is_valid_socket_id(s: &str) -> bool {
-    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    s.split_once('.')
-        .is_some_and(|(a, b)| digits(a) && digits(b))
 }
 
 fn truncate(s: &str, max: usize) -> &str {
