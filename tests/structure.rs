@@ -52,7 +52,6 @@ const KNOWN_LONG: &[&str] = &[
     "src/hub/fanout.rs",
     "src/hub/session.rs",
     "src/proxy/framing.rs",
-    "src/proxy/hygiene.rs",
     "src/proxy/mod.rs",
     "src/proxy/upstream.rs",
 ];
