@@ -51,7 +51,6 @@ const KNOWN_CYCLES: &[&str] = &[];
 const KNOWN_LONG: &[&str] = &[
     "src/hub/fanout.rs",
     "src/hub/session.rs",
-    "src/proxy/framing.rs",
     "src/proxy/mod.rs",
     "src/proxy/upstream.rs",
 ];
