@@ -52,7 +52,6 @@ const KNOWN_LONG: &[&str] = &[
     "src/hub/fanout.rs",
     "src/hub/session.rs",
     "src/proxy/mod.rs",
-    "src/proxy/upstream.rs",
 ];
 
 /// `src/a/b.rs` and `src/a/b/mod.rs` → `a::b`; `src/lib.rs` → the crate (empty).

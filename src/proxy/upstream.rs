@@ -15,100 +15,30 @@
 //! connection closed without an answer is the instance failing ([`SendError::Dropped`]); the
 //! request comes back for another instance when it is idempotent and can be sent again.
 
-use super::h1::{self, Chunked, Decoded, Framing};
+use super::h1::{self, Chunked, Framing};
 use super::hygiene::Forwarding;
 use super::request_body::{Outgoing, OutgoingError};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Response, Version};
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::task::Poll;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-/// Idle connections kept per instance address, per thread.
-const MAX_IDLE: usize = 256;
+mod body;
+mod pool;
+
+pub use body::UpstreamBody;
+use pool::{checkout, connect, Conn, READ_RESERVE};
+
 /// A body read before forwarding up to this size goes out in the same write as the head (and
 /// a body with a declared length up to it is read first).
 const COALESCE: usize = 16 * 1024;
-const READ_RESERVE: usize = 8 * 1024;
-
-thread_local! {
-    /// Idle connections by instance address (a handful of instances: a list is faster than
-    /// hashing the address twice per request).
-    static IDLE: RefCell<Vec<(SocketAddr, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// This thread's idle list for `addr`.
-fn idle_list(idle: &mut Vec<(SocketAddr, Vec<Idle>)>, addr: SocketAddr) -> &mut Vec<Idle> {
-    let at = match idle.iter().position(|(a, _)| *a == addr) {
-        Some(at) => at,
-        None => {
-            idle.push((addr, Vec::new()));
-            idle.len() - 1
-        }
-    };
-    &mut idle[at].1
-}
-
-struct Idle {
-    conn: Conn,
-    since: Instant,
-}
-
-/// One connection to an instance and what was read from it but not consumed.
-pub struct Conn {
-    stream: TcpStream,
-    buf: BytesMut,
-    addr: SocketAddr,
-    /// The read timeout's timer, kept armed across requests ([`within`]).
-    timer: Option<Pin<Box<Sleep>>>,
-}
-
-impl Conn {
-    fn release(self) {
-        IDLE.with(|idle| {
-            let mut idle = idle.borrow_mut();
-            let list = idle_list(&mut idle, self.addr);
-            if list.len() < MAX_IDLE && self.buf.is_empty() {
-                list.push(Idle {
-                    conn: self,
-                    since: Instant::now(),
-                });
-            }
-        });
-    }
-
-    /// Reads more bytes into the buffer; `Ok(0)` at the end of the stream.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        self.buf.reserve(READ_RESERVE);
-        loop {
-            ready!(self.stream.poll_read_ready(cx))?;
-            match self.stream.try_read_buf(&mut self.buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
-    }
-
-    /// Whether an idle connection is still open and quiet (one `recv` when the socket is
-    /// marked readable: end of stream or bytes nobody asked for both mean drop it).
-    fn is_open(&mut self) -> bool {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        if self.stream.poll_read_ready(&mut cx).is_pending() {
-            return true;
-        }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-    }
-}
 
 /// Why an instance gave no answer.
 #[derive(Debug)]
@@ -449,16 +379,8 @@ async fn read_head(conn: &mut Conn, method: &http::Method) -> Result<Answer, Exc
 
 /// Whether a request means the same sent twice as once (RFC 9110, 9.2.2).
 fn idempotent(method: &http::Method) -> bool {
-    use http::Method;
-    [
-        Method::GET,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::TRACE,
-        Method::PUT,
-        Method::DELETE,
-    ]
-    .contains(method)
+    use http::Method as M;
+    [M::GET, M::HEAD, M::OPTIONS, M::TRACE, M::PUT, M::DELETE].contains(method)
 }
 
 /// The peer closed the connection (rather than the answer being bad or the machine failing).
@@ -468,153 +390,4 @@ fn closed(e: &io::Error) -> bool {
         e.kind(),
         ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
     )
-}
-
-/// The newest idle connection to `addr` on this thread that is still fresh (and, for a body
-/// that cannot be sent twice, checked to be open).
-fn checkout(addr: SocketAddr, idle_timeout: Duration, check: bool) -> Option<Conn> {
-    IDLE.with(|idle| {
-        let mut idle = idle.borrow_mut();
-        let list = idle_list(&mut idle, addr);
-        while let Some(mut idle) = list.pop() {
-            if idle.since.elapsed() < idle_timeout && (!check || idle.conn.is_open()) {
-                return Some(idle.conn);
-            }
-        }
-        None
-    })
-}
-
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, SendError> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Err(_) => {
-            return Err(SendError::Connect(format!(
-                "connect timed out after {timeout:?}"
-            )))
-        }
-        Ok(Err(e)) => return Err(SendError::Connect(format!("connect: {e}"))),
-        Ok(Ok(stream)) => stream,
-    };
-    let _ = stream.set_nodelay(true);
-    Ok(Conn {
-        stream,
-        buf: BytesMut::with_capacity(READ_RESERVE),
-        addr,
-        timer: None,
-    })
-}
-
-/// An instance's answer body, read from its connection as the client's side asks for it.
-pub struct UpstreamBody {
-    conn: Option<Conn>,
-    framing: Framing,
-    chunked: Chunked,
-    reusable: bool,
-    switching: bool,
-}
-
-impl UpstreamBody {
-    /// After a `101`: the connection and the bytes already read past the head, for the tunnel.
-    pub fn into_tunnel(mut self) -> Option<(TcpStream, BytesMut)> {
-        let conn = self.conn.take().filter(|_| self.switching)?;
-        Some((conn.stream, conn.buf))
-    }
-
-    /// The body ended as framed: the connection may serve another request.
-    fn finish(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            if self.reusable {
-                conn.release();
-            }
-        }
-    }
-
-    fn next_data(&mut self) -> Result<Option<Option<Bytes>>, io::Error> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(Some(None));
-        };
-        match self.framing {
-            Framing::Empty | Framing::Length(0) => Ok(Some(None)),
-            Framing::Length(left) if !conn.buf.is_empty() => {
-                let n = left.min(conn.buf.len() as u64);
-                self.framing = Framing::Length(left - n);
-                Ok(Some(Some(conn.buf.split_to(n as usize).freeze())))
-            }
-            Framing::Chunked => match self.chunked.decode(&mut conn.buf) {
-                Ok(Decoded::Data(data)) => Ok(Some(Some(data))),
-                Ok(Decoded::End) => Ok(Some(None)),
-                Ok(Decoded::More) => Ok(None),
-                Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-            },
-            Framing::Close if !conn.buf.is_empty() => Ok(Some(Some(conn.buf.split().freeze()))),
-            Framing::Length(_) | Framing::Close => Ok(None),
-        }
-    }
-}
-
-impl Drop for UpstreamBody {
-    fn drop(&mut self) {
-        // A body with nothing (left) to read is complete even if never polled (hyper does not
-        // poll a body that says it has ended).
-        if matches!(self.framing, Framing::Empty | Framing::Length(0)) {
-            self.finish();
-        }
-    }
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let this = self.get_mut();
-        loop {
-            match this.next_data() {
-                Ok(Some(Some(data))) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Ok(Some(None)) => {
-                    this.finish();
-                    return Poll::Ready(None);
-                }
-                Err(e) => {
-                    this.conn = None;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Ok(None) => {}
-            }
-            let Some(conn) = this.conn.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match ready!(conn.poll_fill(cx)) {
-                Ok(0) if this.framing == Framing::Close => {
-                    this.conn = None;
-                    return Poll::Ready(None);
-                }
-                Ok(0) => {
-                    this.conn = None;
-                    let cut = io::Error::new(io::ErrorKind::UnexpectedEof, "answer cut short");
-                    return Poll::Ready(Some(Err(cut)));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    this.conn = None;
-                    return Poll::Ready(Some(Err(e)));
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self.framing, Framing::Empty | Framing::Length(0))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.framing {
-            Framing::Empty => SizeHint::with_exact(0),
-            Framing::Length(n) => SizeHint::with_exact(n),
-            Framing::Chunked | Framing::Close => SizeHint::default(),
-        }
-    }
 }
