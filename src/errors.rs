@@ -220,95 +220,98 @@ pub fn json_header(
 mod tests {
     use super::*;
 
+    use GatewayError::*;
+
+    /// Every error, its status, code and fault: the answers are part of the contract.
+    const TABLE: &[(GatewayError, u16, &str, &str)] = &[
+        (BadRequest("x"), 400, "request.malformed", "client"),
+        (BadPath("x"), 400, "request.bad_path", "client"),
+        (BodyTimeout, 408, "request.body_timeout", "client"),
+        (
+            TooManyConnections("max_connections"),
+            503,
+            "listener.too_many_connections",
+            "client",
+        ),
+        (UriTooLong, 414, "request.uri_too_long", "client"),
+        (HeadTooLarge, 431, "request.header_too_large", "client"),
+        (HeaderTimeout, 408, "request.header_timeout", "client"),
+        (
+            BadProxyProtocol,
+            400,
+            "request.bad_proxy_protocol",
+            "client",
+        ),
+        (RouteNotFound, 404, "route.not_found", "client"),
+        (TokenMissing, 401, "auth.missing_token", "client"),
+        (TokenInvalid, 401, "auth.invalid_token", "client"),
+        (ClientNotAllowed, 403, "route.client_not_allowed", "client"),
+        (RouteDenied, 403, "route.denied", "client"),
+        (BodyTooLarge, 413, "request.body_too_large", "client"),
+        (NoWorkspace, 400, "routing.no_workspace", "client"),
+        (
+            WorkspaceRateLimited {
+                retry_after_secs: 1,
+            },
+            429,
+            "routing.workspace_rate_limited",
+            "client",
+        ),
+        (
+            InstanceDown {
+                retry_after_secs: 5,
+            },
+            503,
+            "routing.instance_down",
+            "upstream",
+        ),
+        (
+            NoHealthyInstance {
+                retry_after_secs: 5,
+            },
+            503,
+            "upstream.no_healthy_instance",
+            "upstream",
+        ),
+        (UpstreamConnect, 502, "upstream.connect_failed", "upstream"),
+        (UpstreamTimeout, 504, "upstream.timeout", "upstream"),
+        (UpstreamBroken, 502, "upstream.broken", "upstream"),
+        (Internal, 500, "gateway.internal", "gateway"),
+        (WebhookMissing, 401, "webhook.missing_signature", "client"),
+        (
+            WebhookStale,
+            401,
+            "webhook.timestamp_out_of_tolerance",
+            "client",
+        ),
+        (WebhookMismatch, 401, "webhook.signature_mismatch", "client"),
+        (
+            WebhookMalformed,
+            400,
+            "webhook.malformed_signature",
+            "client",
+        ),
+        (
+            WebhookDeferred {
+                retry_after_secs: 1,
+            },
+            429,
+            "webhook.upstream_unavailable",
+            "upstream",
+        ),
+    ];
+
     #[test]
     fn every_error_maps_to_a_stable_status_code_and_fault() {
-        use GatewayError::*;
-        let table = [
-            (BadRequest("x"), 400, "request.malformed", "client"),
-            (BadPath("x"), 400, "request.bad_path", "client"),
-            (BodyTimeout, 408, "request.body_timeout", "client"),
-            (
-                TooManyConnections("max_connections"),
-                503,
-                "listener.too_many_connections",
-                "client",
-            ),
-            (UriTooLong, 414, "request.uri_too_long", "client"),
-            (HeadTooLarge, 431, "request.header_too_large", "client"),
-            (HeaderTimeout, 408, "request.header_timeout", "client"),
-            (
-                BadProxyProtocol,
-                400,
-                "request.bad_proxy_protocol",
-                "client",
-            ),
-            (RouteNotFound, 404, "route.not_found", "client"),
-            (TokenMissing, 401, "auth.missing_token", "client"),
-            (TokenInvalid, 401, "auth.invalid_token", "client"),
-            (ClientNotAllowed, 403, "route.client_not_allowed", "client"),
-            (RouteDenied, 403, "route.denied", "client"),
-            (BodyTooLarge, 413, "request.body_too_large", "client"),
-            (NoWorkspace, 400, "routing.no_workspace", "client"),
-            (
-                WorkspaceRateLimited {
-                    retry_after_secs: 1,
-                },
-                429,
-                "routing.workspace_rate_limited",
-                "client",
-            ),
-            (
-                InstanceDown {
-                    retry_after_secs: 5,
-                },
-                503,
-                "routing.instance_down",
-                "upstream",
-            ),
-            (
-                NoHealthyInstance {
-                    retry_after_secs: 5,
-                },
-                503,
-                "upstream.no_healthy_instance",
-                "upstream",
-            ),
-            (UpstreamConnect, 502, "upstream.connect_failed", "upstream"),
-            (UpstreamTimeout, 504, "upstream.timeout", "upstream"),
-            (UpstreamBroken, 502, "upstream.broken", "upstream"),
-            (Internal, 500, "gateway.internal", "gateway"),
-            (WebhookMissing, 401, "webhook.missing_signature", "client"),
-            (
-                WebhookStale,
-                401,
-                "webhook.timestamp_out_of_tolerance",
-                "client",
-            ),
-            (WebhookMismatch, 401, "webhook.signature_mismatch", "client"),
-            (
-                WebhookMalformed,
-                400,
-                "webhook.malformed_signature",
-                "client",
-            ),
-            (
-                WebhookDeferred {
-                    retry_after_secs: 1,
-                },
-                429,
-                "webhook.upstream_unavailable",
-                "upstream",
-            ),
-        ];
-        for (error, status, code, fault) in table {
+        for (error, status, code, fault) in TABLE {
             let resp = error.http_response();
-            assert_eq!(resp.status().as_u16(), status);
+            assert_eq!(resp.status().as_u16(), *status);
             assert_eq!(resp.headers()["content-type"], "application/json");
             let json: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
-            assert_eq!(json["error"]["code"], code);
-            assert_eq!(json["error"]["fault"], fault);
+            assert_eq!(json["error"]["code"], *code);
+            assert_eq!(json["error"]["fault"], *fault);
         }
-        let resp = InstanceDown {
+        let resp = GatewayError::InstanceDown {
             retry_after_secs: 5,
         }
         .http_response();

@@ -149,18 +149,8 @@ fn canonical_holds(path: &str) {
 const NOW: i64 = 1_767_225_600;
 const TOLERANCE: Duration = Duration::from_secs(300);
 
-/// The three webhook signature schemes: `[scheme][secret] 0xFF [name: value lines] 0xFF [body]`.
-pub fn signatures(data: &[u8]) {
-    let Some((&selector, rest)) = data.split_first() else {
-        return;
-    };
-    let scheme = Scheme::ALL[usize::from(selector) % Scheme::ALL.len()];
-    let mut parts = rest.splitn(3, |&b| b == 0xFF);
-    let (secret, lines, body) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
+/// `name: value` lines as a header map (lines that are not a header are left out).
+fn header_lines(lines: &[u8]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for line in lines.split(|&b| b == b'\n') {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -174,6 +164,22 @@ pub fn signatures(data: &[u8]) {
         };
         headers.append(name, value);
     }
+    headers
+}
+
+/// The three webhook signature schemes: `[scheme][secret] 0xFF [name: value lines] 0xFF [body]`.
+pub fn signatures(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let scheme = Scheme::ALL[usize::from(selector) % Scheme::ALL.len()];
+    let mut parts = rest.splitn(3, |&b| b == 0xFF);
+    let (secret, lines, body) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let headers = header_lines(lines);
     let secrets: Vec<Secret> = std::str::from_utf8(secret)
         .ok()
         .and_then(|text| Secret::from_config(scheme, text).ok())

@@ -88,25 +88,7 @@ impl Gateway {
                 cluster.clone(),
             ))
         });
-        let webhook_routes = config
-            .routes
-            .iter()
-            .filter(|r| r.webhook.is_some())
-            .map(|r| r.name.clone());
-        let spool = match &config.spool {
-            Some(conf) => Some(
-                crate::spool::Spool::open(conf.clone(), metrics.spool.clone())
-                    .map_err(|e| anyhow::anyhow!("spool.dir {}: {e}", conf.dir.display()))?,
-            ),
-            None => None,
-        };
-        if let Some(spool) = &spool {
-            for route in webhook_routes {
-                spool
-                    .queue(&route)
-                    .map_err(|e| anyhow::anyhow!("spool.dir, route {route}: {e}"))?;
-            }
-        }
+        let spool = open_spool(&config, &metrics)?;
         let gateway = Self {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             spool,
@@ -166,4 +148,22 @@ impl Gateway {
             .set(i64::from(healthy));
         tracing::warn!(group, instance, healthy, "instance health changed");
     }
+}
+
+/// The spool of `config` (`None` when off), with a queue opened for every webhook route.
+fn open_spool(
+    config: &Config,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<Arc<crate::spool::Spool>>> {
+    let Some(conf) = &config.spool else {
+        return Ok(None);
+    };
+    let spool = crate::spool::Spool::open(conf.clone(), metrics.spool.clone())
+        .map_err(|e| anyhow::anyhow!("spool.dir {}: {e}", conf.dir.display()))?;
+    for route in config.routes.iter().filter(|r| r.webhook.is_some()) {
+        spool
+            .queue(&route.name)
+            .map_err(|e| anyhow::anyhow!("spool.dir, route {}: {e}", route.name))?;
+    }
+    Ok(Some(spool))
 }
