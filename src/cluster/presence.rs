@@ -204,40 +204,52 @@ async fn reap(
                 set.query_async(conn).await?
             }
         };
-        if locked.is_none() {
-            continue;
+        if locked.is_some() {
+            reap_node(cluster, hub, conn, nodes, node).await?;
         }
-        let memberships: Vec<(String, i64)> = redis::cmd("HGETALL")
-            .arg(cluster.node_key(node, "presence"))
-            .query_async(conn)
-            .await?;
-        for (field, sockets) in memberships {
-            let Ok([app, channel, user]) = serde_json::from_str::<[String; 3]>(&field) else {
-                continue;
-            };
-            if let Err(e) = cluster
-                .leave_for(node, &app, &channel, &user, sockets)
-                .await
-            {
-                return Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "presence leave",
-                    e,
-                )));
-            }
-        }
-        tracing::info!(node, "cluster: removed a dead node's presence members");
-        let mut cleanup = redis::pipe();
-        cleanup
-            .cmd("DEL")
-            .arg(cluster.node_key(node, "presence"))
-            .ignore();
-        for app in hub.map(|h| h.app_ids()).unwrap_or_default() {
-            let key = cluster.node_key(node, &format!("subs:{app}"));
-            cleanup.cmd("DEL").arg(key).ignore();
-        }
-        cleanup.cmd("SREM").arg(nodes).arg(node).ignore();
-        cleanup.query_async::<()>(conn).await?;
     }
+    Ok(())
+}
+
+/// Removes dead node `node`'s presence memberships (announcing users who left with it) and its
+/// keys.
+async fn reap_node(
+    cluster: &Cluster,
+    hub: Option<&dyn LocalHub>,
+    conn: &mut ConnectionManager,
+    nodes: &str,
+    node: u32,
+) -> redis::RedisResult<()> {
+    let memberships: Vec<(String, i64)> = redis::cmd("HGETALL")
+        .arg(cluster.node_key(node, "presence"))
+        .query_async(conn)
+        .await?;
+    for (field, sockets) in memberships {
+        let Ok([app, channel, user]) = serde_json::from_str::<[String; 3]>(&field) else {
+            continue;
+        };
+        if let Err(e) = cluster
+            .leave_for(node, &app, &channel, &user, sockets)
+            .await
+        {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "presence leave",
+                e,
+            )));
+        }
+    }
+    tracing::info!(node, "cluster: removed a dead node's presence members");
+    let mut cleanup = redis::pipe();
+    cleanup
+        .cmd("DEL")
+        .arg(cluster.node_key(node, "presence"))
+        .ignore();
+    for app in hub.map(|h| h.app_ids()).unwrap_or_default() {
+        let key = cluster.node_key(node, &format!("subs:{app}"));
+        cleanup.cmd("DEL").arg(key).ignore();
+    }
+    cleanup.cmd("SREM").arg(nodes).arg(node).ignore();
+    cleanup.query_async::<()>(conn).await?;
     Ok(())
 }

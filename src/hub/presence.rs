@@ -78,6 +78,7 @@ impl ClusterPresence {
     }
 }
 
+/// Applies a connection's joins and leaves to Redis in order.
 async fn work(
     mut ops: mpsc::UnboundedReceiver<Op>,
     hub: Arc<Hub>,
@@ -85,6 +86,12 @@ async fn work(
     conn: Conn,
     cluster: Arc<Cluster>,
 ) {
+    let worker = Worker {
+        hub,
+        app,
+        conn,
+        cluster,
+    };
     while let Some(op) = ops.recv().await {
         match op {
             Op::Join {
@@ -95,59 +102,88 @@ async fn work(
                 local_members,
                 cache,
             } => {
-                let joined = cluster
-                    .join((&app.id, &channel), &conn.socket_id, &user, &info)
-                    .await;
-                // Joined through Redis, the script announced the user; otherwise this node does.
-                let (announce, members) = match joined {
-                    Ok((added, members)) => {
-                        if added {
-                            app.metrics.published.inc();
-                        }
-                        (false, members)
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cluster presence unavailable: this node's view decides");
-                        (local == Presence::Added, local_members)
-                    }
-                };
-                cluster
-                    .until_receiving(&app.id, &channel, RECEIVE_WAIT)
-                    .await;
-                let succeeded = protocol::subscription_succeeded(&channel, Some(&members));
-                conn.offer(&Frame::from(succeeded), None, &app.metrics.dropped_slow);
-                if let Some(local) = cache {
-                    let dropped = &app.metrics.dropped_slow;
-                    replay_cache(Some(&cluster), &conn, dropped, &app.id, &channel, local).await;
-                }
-                if announce {
-                    let frame = Frame::from(protocol::member_added(&channel, &user, &info));
-                    hub.publish(&app, &channel, &frame, Some(&conn.socket_id));
-                }
+                let view = (local, local_members);
+                worker.join(&channel, (&user, &info), view, cache).await
             }
             Op::Leave {
                 channel,
                 user,
                 local,
-            } => {
-                // Left through Redis, the script announced the departure; otherwise this node does.
-                let announce = match cluster.leave(&app.id, &channel, &user, 1).await {
-                    Ok(removed) => {
-                        if removed {
-                            app.metrics.published.inc();
-                        }
-                        false
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cluster presence unavailable: this node's view decides");
-                        local == Presence::Removed
-                    }
-                };
-                if announce {
-                    let frame = Frame::from(protocol::member_removed(&channel, &user));
-                    hub.publish(&app, &channel, &frame, None);
+            } => worker.leave(&channel, &user, local).await,
+        }
+    }
+}
+
+/// What a connection's presence worker works with.
+struct Worker {
+    hub: Arc<Hub>,
+    app: Arc<AppState>,
+    conn: Conn,
+    cluster: Arc<Cluster>,
+}
+
+impl Worker {
+    /// Joins cluster-wide, confirms the subscription (with the members), replays a cache
+    /// channel's last event, and announces the user if Redis could not.
+    async fn join(
+        &self,
+        channel: &str,
+        (user, info): (&str, &str),
+        (local, local_members): (Presence, Vec<(String, String)>),
+        cache: Option<Option<Frame>>,
+    ) {
+        let (app, conn, cluster) = (&self.app, &self.conn, &self.cluster);
+        let joined = cluster
+            .join((&app.id, channel), &conn.socket_id, user, info)
+            .await;
+        // Joined through Redis, the script announced the user; otherwise this node does.
+        let (announce, members) = match joined {
+            Ok((added, members)) => {
+                if added {
+                    app.metrics.published.inc();
                 }
+                (false, members)
             }
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster presence unavailable: this node's view decides");
+                (local == Presence::Added, local_members)
+            }
+        };
+        cluster
+            .until_receiving(&app.id, channel, RECEIVE_WAIT)
+            .await;
+        let succeeded = protocol::subscription_succeeded(channel, Some(&members));
+        conn.offer(&Frame::from(succeeded), None, &app.metrics.dropped_slow);
+        if let Some(local) = cache {
+            let dropped = &app.metrics.dropped_slow;
+            replay_cache(Some(cluster), conn, dropped, &app.id, channel, local).await;
+        }
+        if announce {
+            let frame = Frame::from(protocol::member_added(channel, user, info));
+            self.hub
+                .publish(app, channel, &frame, Some(&conn.socket_id));
+        }
+    }
+
+    /// Leaves cluster-wide; announces the departure if Redis could not.
+    async fn leave(&self, channel: &str, user: &str, local: Presence) {
+        let app = &self.app;
+        // Left through Redis, the script announced the departure; otherwise this node does.
+        let announce = match self.cluster.leave(&app.id, channel, user, 1).await {
+            Ok(removed) => {
+                if removed {
+                    app.metrics.published.inc();
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster presence unavailable: this node's view decides");
+                local == Presence::Removed
+            }
+        };
+        if announce {
+            let frame = Frame::from(protocol::member_removed(channel, user));
+            self.hub.publish(app, channel, &frame, None);
         }
     }
 }
