@@ -208,45 +208,7 @@ async fn send_outbox(
             fall_back(&cluster, hub.as_deref(), item);
             continue;
         };
-        let cmd = match &item {
-            Outgoing::Publish {
-                channel, payload, ..
-            } => {
-                let mut cmd = redis::cmd("PUBLISH");
-                cmd.arg(channel).arg(payload.as_slice());
-                cmd
-            }
-            Outgoing::Learn { key, instance } => {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(key)
-                    .arg(instance)
-                    .arg("EX")
-                    .arg(LEARNED_TTL.as_secs());
-                cmd
-            }
-            Outgoing::Forget { key } => {
-                let mut cmd = redis::cmd("DEL");
-                cmd.arg(key);
-                cmd
-            }
-            Outgoing::Cache { key, frame } => {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(key)
-                    .arg(frame.as_slice())
-                    .arg("EX")
-                    .arg(CACHE_TTL.as_secs());
-                cmd
-            }
-            Outgoing::Count {
-                key,
-                channel,
-                delta,
-            } => {
-                let mut cmd = redis::cmd("HINCRBY");
-                cmd.arg(key).arg(channel).arg(delta);
-                cmd
-            }
-        };
+        let cmd = command(&item);
         // One retry: after Redis restarts, the reconnecting connection fails the first command.
         let mut sent = false;
         for _attempt in 0..2 {
@@ -266,6 +228,49 @@ async fn send_outbox(
             }
             (true, _) => {}
             (false, item) => fall_back(&cluster, hub.as_deref(), item),
+        }
+    }
+}
+
+/// The Redis command for one outbox item.
+fn command(item: &Outgoing) -> redis::Cmd {
+    match item {
+        Outgoing::Publish {
+            channel, payload, ..
+        } => {
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(channel).arg(payload.as_slice());
+            cmd
+        }
+        Outgoing::Learn { key, instance } => {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key)
+                .arg(instance)
+                .arg("EX")
+                .arg(LEARNED_TTL.as_secs());
+            cmd
+        }
+        Outgoing::Forget { key } => {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(key);
+            cmd
+        }
+        Outgoing::Cache { key, frame } => {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key)
+                .arg(frame.as_slice())
+                .arg("EX")
+                .arg(CACHE_TTL.as_secs());
+            cmd
+        }
+        Outgoing::Count {
+            key,
+            channel,
+            delta,
+        } => {
+            let mut cmd = redis::cmd("HINCRBY");
+            cmd.arg(key).arg(channel).arg(delta);
+            cmd
         }
     }
 }
