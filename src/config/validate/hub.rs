@@ -20,76 +20,83 @@ pub(super) fn hub(p: &mut Problems, raw: RawHub, listeners: &[Listener]) -> HubC
         .apps
         .into_iter()
         .enumerate()
-        .map(|(i, a)| {
-            let at = format!("hub.apps[{i}]");
-            for (key, value) in [("id", &a.id), ("key", &a.key), ("secret", &a.secret)] {
-                if value.is_empty() {
-                    p.push(format!("{at}.{key}"), "must not be empty");
-                }
-            }
-            if !seen.insert(a.id.clone()) || !seen.insert(format!("key:{}", a.key)) {
-                p.push(at.clone(), "app id or key used twice");
-            }
-            let presence = a.presence.unwrap_or_default();
-            let size = |p: &mut Problems, key: &str, text: &Option<String>, default: usize| {
-                usize::try_from(p.size(format!("{at}.{key}"), text, default as u64))
-                    .unwrap_or(usize::MAX)
-            };
-            App {
-                allowed_origins: a.allowed_origins.unwrap_or_else(|| vec!["*".into()]),
-                max_connections: a.max_connections.unwrap_or(defaults::HUB_MAX_CONNECTIONS),
-                max_connections_per_ip: positive(
-                    p,
-                    format!("{at}.max_connections_per_ip"),
-                    a.max_connections_per_ip,
-                    defaults::HUB_MAX_CONNECTIONS_PER_IP,
-                ),
-                max_channels: positive(
-                    p,
-                    format!("{at}.max_channels"),
-                    a.max_channels,
-                    defaults::HUB_MAX_CHANNELS,
-                ),
-                max_subscriptions_per_second: positive(
-                    p,
-                    format!("{at}.max_subscriptions_per_second"),
-                    a.max_subscriptions_per_second.map(|n| n as usize),
-                    defaults::HUB_MAX_SUBSCRIPTIONS_PER_SECOND as usize,
-                ) as u32,
-                write_timeout: p.duration(
-                    format!("{at}.write_timeout"),
-                    &a.write_timeout,
-                    defaults::HUB_WRITE_TIMEOUT,
-                ),
-                client_events: a.client_events.unwrap_or(false),
-                max_message_size: size(
-                    p,
-                    "max_message_size",
-                    &a.max_message_size,
-                    defaults::HUB_MAX_MESSAGE_SIZE,
-                ),
-                activity_timeout: p.duration(
-                    format!("{at}.activity_timeout"),
-                    &a.activity_timeout,
-                    defaults::HUB_ACTIVITY_TIMEOUT,
-                ),
-                max_presence_members: presence
-                    .max_members
-                    .unwrap_or(defaults::HUB_MAX_PRESENCE_MEMBERS),
-                max_user_info: size(
-                    p,
-                    "presence.max_user_info",
-                    &presence.max_user_info,
-                    defaults::HUB_MAX_USER_INFO,
-                ),
-                id: a.id,
-                key: a.key,
-                secret: a.secret,
-            }
-        })
+        .map(|(i, a)| app(p, &mut seen, i, a))
         .collect();
     HubConfig {
         listener: raw.listener,
         apps,
+    }
+}
+
+/// `hub.apps[i]`; `seen` holds the ids and keys of the apps before it.
+fn app(p: &mut Problems, seen: &mut HashSet<String>, i: usize, a: RawApp) -> App {
+    let at = format!("hub.apps[{i}]");
+    identity(p, seen, &at, &a);
+    let presence = a.presence.unwrap_or_default();
+    let size = |p: &mut Problems, key: &str, text: &Option<String>, default: usize| {
+        usize::try_from(p.size(format!("{at}.{key}"), text, default as u64)).unwrap_or(usize::MAX)
+    };
+    App {
+        allowed_origins: a.allowed_origins.unwrap_or_else(|| vec!["*".into()]),
+        max_connections: a.max_connections.unwrap_or(defaults::HUB_MAX_CONNECTIONS),
+        max_connections_per_ip: positive(
+            p,
+            format!("{at}.max_connections_per_ip"),
+            a.max_connections_per_ip,
+            defaults::HUB_MAX_CONNECTIONS_PER_IP,
+        ),
+        max_channels: positive(
+            p,
+            format!("{at}.max_channels"),
+            a.max_channels,
+            defaults::HUB_MAX_CHANNELS,
+        ),
+        max_subscriptions_per_second: positive(
+            p,
+            format!("{at}.max_subscriptions_per_second"),
+            a.max_subscriptions_per_second.map(|n| n as usize),
+            defaults::HUB_MAX_SUBSCRIPTIONS_PER_SECOND as usize,
+        ) as u32,
+        write_timeout: p.duration(
+            format!("{at}.write_timeout"),
+            &a.write_timeout,
+            defaults::HUB_WRITE_TIMEOUT,
+        ),
+        client_events: a.client_events.unwrap_or(false),
+        max_message_size: size(
+            p,
+            "max_message_size",
+            &a.max_message_size,
+            defaults::HUB_MAX_MESSAGE_SIZE,
+        ),
+        activity_timeout: p.duration(
+            format!("{at}.activity_timeout"),
+            &a.activity_timeout,
+            defaults::HUB_ACTIVITY_TIMEOUT,
+        ),
+        max_presence_members: presence
+            .max_members
+            .unwrap_or(defaults::HUB_MAX_PRESENCE_MEMBERS),
+        max_user_info: size(
+            p,
+            "presence.max_user_info",
+            &presence.max_user_info,
+            defaults::HUB_MAX_USER_INFO,
+        ),
+        id: a.id,
+        key: a.key,
+        secret: a.secret,
+    }
+}
+
+/// An app's id, key and secret are set, and its id and key are its own.
+fn identity(p: &mut Problems, seen: &mut HashSet<String>, at: &str, a: &RawApp) {
+    for (key, value) in [("id", &a.id), ("key", &a.key), ("secret", &a.secret)] {
+        if value.is_empty() {
+            p.push(format!("{at}.{key}"), "must not be empty");
+        }
+    }
+    if !seen.insert(a.id.clone()) || !seen.insert(format!("key:{}", a.key)) {
+        p.push(at.to_string(), "app id or key used twice");
     }
 }
