@@ -18,7 +18,7 @@ pub(super) fn listeners(
         p.push("listeners", "at least one listener is required");
     }
     raw.into_iter()
-        .map(|(name, l)| {
+        .map(|(name, mut l)| {
             let path = format!("listeners.{name}.listen");
             let addr = p.addr(path.clone(), &l.listen);
             if let Some(other) = seen.insert(addr, name.clone()) {
@@ -27,63 +27,11 @@ pub(super) fn listeners(
             let is_hub = hub_listener == Some(name.as_str());
             let tls = l
                 .tls
+                .take()
                 .map(|t| tls(p, &format!("listeners.{name}.tls"), t, is_hub));
             let at = format!("listeners.{name}");
-            let limits = ListenerLimits {
-                header_timeout: p.duration(
-                    format!("{at}.header_timeout"),
-                    &l.header_timeout,
-                    defaults::HEADER_TIMEOUT,
-                ),
-                idle_timeout: p.duration(
-                    format!("{at}.idle_timeout"),
-                    &l.idle_timeout,
-                    defaults::LISTENER_IDLE_TIMEOUT,
-                ),
-                max_connections: positive(
-                    p,
-                    format!("{at}.max_connections"),
-                    l.max_connections,
-                    defaults::MAX_CONNECTIONS,
-                ),
-                max_connections_per_ip: positive(
-                    p,
-                    format!("{at}.max_connections_per_ip"),
-                    l.max_connections_per_ip,
-                    defaults::MAX_CONNECTIONS_PER_IP,
-                ),
-                max_head_size: head_limit(
-                    p,
-                    format!("{at}.max_head_size"),
-                    &l.max_head_size,
-                    defaults::MAX_HEAD_SIZE,
-                ),
-                max_uri_length: head_limit(
-                    p,
-                    format!("{at}.max_uri_length"),
-                    &l.max_uri_length,
-                    defaults::MAX_URI_LENGTH,
-                ),
-            };
-            // The hub counts connections per app (its upgrades); a listener-wide count there
-            // would be a second, silently different limit.
-            for (key, set) in [
-                ("max_connections", l.max_connections.is_some()),
-                ("max_connections_per_ip", l.max_connections_per_ip.is_some()),
-            ] {
-                if is_hub && set {
-                    p.push(
-                        format!("{at}.{key}"),
-                        format!("not on the hub's listener: set hub.apps[].{key}"),
-                    );
-                }
-            }
-            if l.proxy_protocol == Some(true) && (tls.is_some() || is_hub) {
-                p.push(
-                    format!("{at}.proxy_protocol"),
-                    "only on plain HTTP listeners of routes (not with tls, not on the hub's)",
-                );
-            }
+            let limits = limits(p, &at, &l);
+            exclusive_settings(p, &at, &l, is_hub, tls.is_some());
             let trusted = l
                 .trusted_proxies
                 .unwrap_or_else(|| defaults::TRUSTED_PROXIES.map(String::from).to_vec());
@@ -135,5 +83,69 @@ pub(super) fn tls(p: &mut Problems, at: &str, raw: RawTls, is_hub: bool) -> TlsC
     TlsConfig {
         dir: raw.dir.into(),
         h2: !is_hub && raw.h2.unwrap_or(true),
+    }
+}
+
+/// `listeners.NAME`'s deadlines and limits (`at` is its YAML path).
+fn limits(p: &mut Problems, at: &str, l: &RawListener) -> ListenerLimits {
+    ListenerLimits {
+        header_timeout: p.duration(
+            format!("{at}.header_timeout"),
+            &l.header_timeout,
+            defaults::HEADER_TIMEOUT,
+        ),
+        idle_timeout: p.duration(
+            format!("{at}.idle_timeout"),
+            &l.idle_timeout,
+            defaults::LISTENER_IDLE_TIMEOUT,
+        ),
+        max_connections: positive(
+            p,
+            format!("{at}.max_connections"),
+            l.max_connections,
+            defaults::MAX_CONNECTIONS,
+        ),
+        max_connections_per_ip: positive(
+            p,
+            format!("{at}.max_connections_per_ip"),
+            l.max_connections_per_ip,
+            defaults::MAX_CONNECTIONS_PER_IP,
+        ),
+        max_head_size: head_limit(
+            p,
+            format!("{at}.max_head_size"),
+            &l.max_head_size,
+            defaults::MAX_HEAD_SIZE,
+        ),
+        max_uri_length: head_limit(
+            p,
+            format!("{at}.max_uri_length"),
+            &l.max_uri_length,
+            defaults::MAX_URI_LENGTH,
+        ),
+    }
+}
+
+/// Settings a listener may not have: connection counts on the hub's (its apps count), the PROXY
+/// protocol with TLS or on the hub's.
+fn exclusive_settings(p: &mut Problems, at: &str, l: &RawListener, is_hub: bool, tls: bool) {
+    // The hub counts connections per app (its upgrades); a listener-wide count there
+    // would be a second, silently different limit.
+    for (key, set) in [
+        ("max_connections", l.max_connections.is_some()),
+        ("max_connections_per_ip", l.max_connections_per_ip.is_some()),
+    ] {
+        if is_hub && set {
+            p.push(
+                format!("{at}.{key}"),
+                format!("not on the hub's listener: set hub.apps[].{key}"),
+            );
+        }
+    }
+    if l.proxy_protocol == Some(true) && (tls || is_hub) {
+        p.push(
+            format!("{at}.proxy_protocol"),
+            "only on plain HTTP listeners of routes (not with tls, not on the hub's)",
+        );
     }
 }
