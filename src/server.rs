@@ -20,7 +20,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,38 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
     server.bootstrap();
     let gateway = Gateway::new(config.clone(), Some(path.clone()))?;
 
+    add_listeners(&mut server, &config, &gateway, &resolvers)?;
+    for watcher in cert_watchers {
+        server.add_service(background_service("certificates", watcher));
+    }
+    add_background(&mut server, &gateway, &path, options.watch);
+    add_readiness(&mut server, &config, &gateway);
+    if let Some(addr) = config.admin {
+        let mut admin = pingora::services::listening::Service::new(
+            "admin".to_string(),
+            AdminApp::new(gateway.clone()),
+        );
+        admin.add_tcp(&addr.to_string());
+        server.add_service(admin);
+    }
+    tracing::info!(
+        listeners = config.listeners.len(),
+        routes = config.routes.len(),
+        "fleetgate starting"
+    );
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainFirst { gateway }),
+    });
+    std::process::exit(0)
+}
+
+/// A listening service per listener: the hub's app on the hub's listener, the proxy elsewhere.
+fn add_listeners(
+    server: &mut Server,
+    config: &Config,
+    gateway: &Arc<Gateway>,
+    resolvers: &Resolvers,
+) -> anyhow::Result<()> {
     let hub_listener = config.hub.as_ref().map(|h| h.listener.clone());
     for listener in &config.listeners {
         if Some(&listener.name) == hub_listener.as_ref() {
@@ -71,19 +103,41 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
             };
             let mut service =
                 pingora::services::listening::Service::new(listener.name.clone(), app);
-            add_endpoint(&mut service, listener, &resolvers)?;
+            add_endpoint(&mut service, listener, resolvers)?;
             server.add_service(service);
             continue;
         }
         let tls = listener.tls.is_some();
         let app = ProxyApp::new(listener.name.clone(), gateway.clone(), tls);
         let mut service = pingora::services::listening::Service::new(listener.name.clone(), app);
-        add_endpoint(&mut service, listener, &resolvers)?;
+        add_endpoint(&mut service, listener, resolvers)?;
         server.add_service(service);
     }
-    for watcher in cert_watchers {
-        server.add_service(background_service("certificates", watcher));
-    }
+    Ok(())
+}
+
+/// `/readyz` turns ready once every plain listener and the admin listener accept.
+fn add_readiness(server: &mut Server, config: &Config, gateway: &Arc<Gateway>) {
+    // TLS listeners are not probed: a bare TCP connect there is a failed handshake in the log.
+    // pingora starts every listener together, so the plain ones and the admin listener tell.
+    let mut probes: Vec<_> = config
+        .listeners
+        .iter()
+        .filter(|l| l.tls.is_none())
+        .map(|l| l.addr)
+        .collect();
+    probes.extend(config.admin);
+    server.add_service(background_service(
+        "readiness",
+        ReadinessProbe {
+            gateway: gateway.clone(),
+            addrs: probes,
+        },
+    ));
+}
+
+/// The background services: the cluster link, the spool's delivery, health checks, reloads.
+fn add_background(server: &mut Server, gateway: &Arc<Gateway>, path: &Path, watch: bool) {
     if let Some(cluster) = gateway.cluster.clone() {
         let link = crate::cluster::ClusterLink {
             cluster,
@@ -111,43 +165,10 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
         "reload",
         crate::reload::ReloadTriggers {
             gateway: gateway.clone(),
-            path: path.clone(),
-            watch: options.watch,
+            path: path.to_path_buf(),
+            watch,
         },
     ));
-    // TLS listeners are not probed: a bare TCP connect there is a failed handshake in the log.
-    // pingora starts every listener together, so the plain ones and the admin listener tell.
-    let mut probes: Vec<_> = config
-        .listeners
-        .iter()
-        .filter(|l| l.tls.is_none())
-        .map(|l| l.addr)
-        .collect();
-    probes.extend(config.admin);
-    server.add_service(background_service(
-        "readiness",
-        ReadinessProbe {
-            gateway: gateway.clone(),
-            addrs: probes,
-        },
-    ));
-    if let Some(addr) = config.admin {
-        let mut admin = pingora::services::listening::Service::new(
-            "admin".to_string(),
-            AdminApp::new(gateway.clone()),
-        );
-        admin.add_tcp(&addr.to_string());
-        server.add_service(admin);
-    }
-    tracing::info!(
-        listeners = config.listeners.len(),
-        routes = config.routes.len(),
-        "fleetgate starting"
-    );
-    server.run(RunArgs {
-        shutdown_signal: Box::new(DrainFirst { gateway }),
-    });
-    std::process::exit(0)
 }
 
 /// Loads every TLS listener's certificates before anything starts, so that a missing, empty or
