@@ -67,9 +67,9 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The module paths `code` names, resolved against the file's module `me` (`is_mod`: the file is
-/// a `mod.rs`/`lib.rs`, so `super` is one level further up).
-fn references(code: &str, me: &[String], is_mod: bool) -> Vec<Vec<String>> {
+/// The module paths `code` names, resolved against the file's module `me` (`super` in `a/b.rs`
+/// and in `a/b/mod.rs` is `a` either way).
+fn references(code: &str, me: &[String]) -> Vec<Vec<String>> {
     let mut found = Vec::new();
     let text: String = code
         .lines()
@@ -86,8 +86,6 @@ fn references(code: &str, me: &[String], is_mod: bool) -> Vec<Vec<String>> {
             if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
                 continue;
             }
-            // `super` in `a/b.rs` and in `a/b/mod.rs` is `a` either way.
-            let _ = is_mod;
             let mut base: Vec<String> = match anchor {
                 0 => Vec::new(),
                 _ => me[..me.len().saturating_sub(1)].to_vec(),
@@ -218,12 +216,10 @@ fn read_crate() -> Crate {
         {
             continue;
         }
-        let name = file.file_name().unwrap().to_string_lossy();
-        let is_mod = matches!(name.as_ref(), "mod.rs" | "lib.rs" | "main.rs");
         for depth in 1..=module.len() {
             modules.insert(module[..depth].to_vec());
         }
-        uses.insert(module.clone(), references(&code, &module, is_mod));
+        uses.insert(module.clone(), references(&code, &module));
     }
     Crate {
         modules,

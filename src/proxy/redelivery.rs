@@ -52,7 +52,6 @@ impl BackgroundService for SpoolService {
 
 /// Sends `queue`'s records to Laravel, in order, for ever.
 async fn deliver(gateway: Arc<Gateway>, spool: Arc<Spool>, queue: Arc<Queue>) {
-    let route = crate::spool::dir_name(&queue.route);
     let conf = spool.config();
     let max_age_ms = conf.max_age.as_millis() as u64;
     loop {
@@ -78,7 +77,7 @@ async fn deliver(gateway: Arc<Gateway>, spool: Arc<Spool>, queue: Arc<Queue>) {
                 ));
             }
             attempt += 1;
-            match redeliver(&gateway, &route, &record, attempt).await {
+            match redeliver(&gateway, &queue.route, &record, attempt).await {
                 Attempt::Delivered => break Ok(()),
                 Attempt::Refused(reason) => break Err(reason),
                 Attempt::Failed(reason) if attempt >= conf.max_attempts => {

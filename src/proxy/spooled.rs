@@ -82,15 +82,10 @@ pub fn queued(record: &Record) -> Response<Answer> {
     resp
 }
 
-/// Sends a spooled delivery of route `route` (its spool directory name) to Laravel, signed
-/// again for now.
+/// Sends a spooled delivery of route `route` to Laravel, signed again for now.
 pub async fn redeliver(gateway: &Gateway, route: &str, record: &Record, attempt: u32) -> Attempt {
     let snap = gateway.snapshot();
-    let found = snap
-        .config
-        .routes
-        .iter()
-        .find(|r| crate::spool::dir_name(&r.name) == route);
+    let found = snap.config.routes.iter().find(|r| r.name == route);
     let Some((route, webhook)) = found.and_then(|r| Some((r, r.webhook.as_ref()?))) else {
         return Attempt::Failed("the route is no longer a webhook route".into());
     };
