@@ -20,8 +20,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use pingora_http::ResponseHeader;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -101,47 +103,11 @@ impl HubApp {
         crate::proxy::connection_closed(&self.gateway, &self.listener, reason, client);
     }
 
-    async fn upgrade(&self, mut session: ServerSession, key: &str, shutdown: ShutdownWatch) {
-        let headers = &session.req_header().headers;
-        let ws_key = headers
-            .get("sec-websocket-key")
-            .map(|k| derive_accept_key(k.as_bytes()));
-        let (Some(accept), true) = (ws_key, session.is_upgrade_req()) else {
-            let body = api::error_body("hub.not_websocket", "expected a WebSocket upgrade");
-            respond(&mut session, 400, body).await;
+    async fn upgrade(&self, session: ServerSession, key: &str, shutdown: ShutdownWatch) {
+        let Some((stream, origin)) = handshake(session).await else {
             return;
         };
-        let origin = headers
-            .get("origin")
-            .and_then(|o| o.to_str().ok())
-            .map(str::to_string);
-        let Ok(mut resp) = ResponseHeader::build(101, Some(3)) else {
-            return;
-        };
-        let built = resp
-            .insert_header("upgrade", "websocket")
-            .and_then(|_| resp.insert_header("connection", "Upgrade"))
-            .and_then(|_| resp.insert_header("sec-websocket-accept", accept));
-        if built.is_err() || session.write_response_header(Box::new(resp)).await.is_err() {
-            return;
-        }
-        let ServerSession::H1(h1) = session else {
-            return;
-        };
-        let stream = h1.into_inner();
-
-        let client = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        // A trusted proxy carries many clients: only the app's total applies to it.
-        let snap = self.gateway.snapshot();
-        let trusted = |ip: &std::net::IpAddr| {
-            snap.config
-                .listener(&self.listener)
-                .is_some_and(|l| l.trust.trusts(*ip))
-        };
-        let client = client.filter(|ip| !trusted(ip));
-        drop(snap);
+        let client = self.untrusted_client(&stream);
         let hub = self.hub.clone();
         let Some(app) = hub.app_by_key(key) else {
             return session::reject(stream, &hub, None, 4001, "App key does not exist").await;
@@ -169,6 +135,47 @@ impl HubApp {
         drop(conf);
         session::serve(stream, hub, app, shutdown).await;
     }
+
+    /// The client's address, or `None` when it is a trusted proxy: a proxy carries many
+    /// clients, so only the app's total applies to it.
+    fn untrusted_client(&self, stream: &Stream) -> Option<IpAddr> {
+        let client = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))?;
+        let snap = self.gateway.snapshot();
+        let trusted = snap
+            .config
+            .listener(&self.listener)
+            .is_some_and(|l| l.trust.trusts(client));
+        (!trusted).then_some(client)
+    }
+}
+
+/// Answers a WebSocket upgrade with 101 (400 when it is not one) and hands over the stream and
+/// the request's `Origin`.
+async fn handshake(mut session: ServerSession) -> Option<(Stream, Option<String>)> {
+    let headers = &session.req_header().headers;
+    let ws_key = headers
+        .get("sec-websocket-key")
+        .map(|k| derive_accept_key(k.as_bytes()));
+    let (Some(accept), true) = (ws_key, session.is_upgrade_req()) else {
+        let body = api::error_body("hub.not_websocket", "expected a WebSocket upgrade");
+        respond(&mut session, 400, body).await;
+        return None;
+    };
+    let origin = headers
+        .get("origin")
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_string);
+    let mut resp = ResponseHeader::build(101, Some(3)).ok()?;
+    resp.insert_header("upgrade", "websocket").ok()?;
+    resp.insert_header("connection", "Upgrade").ok()?;
+    resp.insert_header("sec-websocket-accept", accept).ok()?;
+    session.write_response_header(Box::new(resp)).await.ok()?;
+    let ServerSession::H1(h1) = session else {
+        return None;
+    };
+    Some((h1.into_inner(), origin))
 }
 
 async fn respond(session: &mut ServerSession, status: u16, body: Bytes) {

@@ -18,21 +18,8 @@ const MAX_LINES: usize = 400;
 /// A function's lines, from its `fn` line to its closing brace.
 const MAX_FN_LINES: usize = 60;
 
-/// Functions over [`MAX_FN_LINES`] not yet taken apart (issue 15), as `file: name`.
-const KNOWN_LONG_FNS: &[&str] = &[
-    "src/config/validate/groups.rs: routing",
-    "src/config/validate/routes.rs: routes",
-    "src/config/validate/routes.rs: webhook",
-    "src/hub_listener.rs: upgrade",
-    "src/metrics/mod.rs: new",
-    "src/proxy/connection.rs: process_new",
-    "src/proxy/forward.rs: forward",
-    "src/proxy/h1.rs: encode_request",
-    "src/proxy/h1.rs: parse_response",
-    "src/proxy/locate.rs: locate",
-    "src/proxy/mod.rs: walk",
-    "src/proxy/upstream.rs: send",
-];
+/// Functions over [`MAX_FN_LINES`] not yet taken apart, as `file: name` (none left).
+const KNOWN_LONG_FNS: &[&str] = &[];
 
 /// Import cycles not yet taken apart, each as `parent: its sorted members` (none left).
 const KNOWN_CYCLES: &[&str] = &[];

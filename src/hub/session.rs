@@ -13,7 +13,10 @@ use super::presence::ClusterPresence;
 use super::protocol::close;
 use super::writer::write_frames;
 
+mod client_events;
 mod subscribe;
+#[cfg(test)]
+mod tests;
 use super::{auth, channel::ChannelName, protocol};
 use crate::cluster::Cluster;
 use crate::rate::TokenBucket;
@@ -39,21 +42,44 @@ pub const CLIENT_EVENTS_PER_SECOND: u32 = 10;
 /// anyway.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
+/// The transport's error type (a WebSocket's, or a test's stand-in for one).
+pub type WsError = tokio_tungstenite::tungstenite::Error;
+
 /// Serves one upgraded connection until it closes.
 pub async fn serve<S>(stream: S, hub: Arc<Hub>, app: Arc<AppState>, shutdown: ShutdownWatch)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conf = app.conf();
-    let mut ws_config = WebSocketConfig::default();
+    let config = ws_config(app.conf().max_message_size);
+    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+    let (sink, source) = ws.split();
+    serve_frames(sink, source, hub, app, shutdown).await;
+}
+
+fn ws_config(max_message_size: usize) -> WebSocketConfig {
+    let mut config = WebSocketConfig::default();
     // Frames over the limit get a pusher:error below; the transport cap is a generous backstop.
-    ws_config.max_message_size = Some(conf.max_message_size.saturating_mul(4).max(64 * 1024));
-    ws_config.max_frame_size = ws_config.max_message_size;
+    config.max_message_size = Some(max_message_size.saturating_mul(4).max(64 * 1024));
+    config.max_frame_size = config.max_message_size;
     // tungstenite's default 128 KiB read buffer is zero-filled per connection, so it is all
     // resident: 165 KiB per idle connection measured (bench/hub-bench.sh), 36 KiB with 4 KiB.
-    ws_config.read_buffer_size = 4 * 1024;
-    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
-    let (sink, mut source) = ws.split();
+    config.read_buffer_size = 4 * 1024;
+    config
+}
+
+/// The session over any sink and stream of frames: a WebSocket's halves in production, channels
+/// in the unit tests (so the protocol's rules are tested without sockets).
+pub async fn serve_frames<Si, St>(
+    sink: Si,
+    mut source: St,
+    hub: Arc<Hub>,
+    app: Arc<AppState>,
+    shutdown: ShutdownWatch,
+) where
+    Si: futures_util::Sink<Message, Error = WsError> + Unpin + Send + 'static,
+    St: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let conf = app.conf();
     let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
     let (id, socket_id) = hub.next_socket();
     let conn = Conn {
@@ -152,8 +178,7 @@ impl Session<'_> {
 
     async fn run<St>(&mut self, source: &mut St, mut shutdown: ShutdownWatch)
     where
-        St: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-            + Unpin,
+        St: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
     {
         let idle = self.app.conf().activity_timeout;
         let mut retired = self.app.retired();
@@ -320,41 +345,6 @@ impl Session<'_> {
         let server_to_user = super::channel::server_to_user(&user_id);
         self.app.subscribe(&server_to_user, &self.conn, None);
         self.subscriptions.insert(server_to_user, None);
-    }
-
-    /// A `client-…` event: only on private/presence channels this socket is subscribed to, only if
-    /// the app allows it, never echoed, `user_id` added on presence, at most 10 per second.
-    fn client_event(&mut self, event: &str, name: &str, data: &str) -> bool {
-        if !self.app.conf().client_events {
-            self.send(protocol::error(
-                None,
-                "Client events are not enabled for this app",
-            ));
-            return true;
-        }
-        let Some(member) = self.subscriptions.get(name) else {
-            self.send(protocol::error(
-                None,
-                "Client event on a channel this connection is not subscribed to",
-            ));
-            return true;
-        };
-        let allowed = ChannelName::parse(name).is_ok_and(|c| c.accepts_client_events());
-        if !allowed {
-            self.send(protocol::error(
-                None,
-                "Client events are only allowed on private and presence channels",
-            ));
-            return true;
-        }
-        if over(&mut self.events, CLIENT_EVENTS_PER_SECOND) {
-            self.conn.closer.close(close::CLIENT_EVENT_RATE_LIMIT);
-            return false;
-        }
-        let frame = Frame::from(protocol::client_event(name, event, data, member.as_deref()));
-        self.hub
-            .publish(self.app, name, &frame, Some(&self.conn.socket_id));
-        true
     }
 }
 

@@ -94,10 +94,11 @@ impl InstanceMetrics {
         Self {
             by_outcome: UPSTREAM_OUTCOMES.map(|o| {
                 metrics
-                    .upstream_requests
+                    .upstream
+                    .requests
                     .with_label_values(&[group, instance, o])
             }),
-            upstream_duration: metrics.upstream_duration.clone(),
+            upstream_duration: metrics.upstream.duration.clone(),
             labels: [group.to_string(), instance.to_string()],
             duration: OnceLock::new(),
         }

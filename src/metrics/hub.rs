@@ -46,6 +46,26 @@ pub struct AppMetrics {
     pub delivery_latency: Histogram,
 }
 
+impl ClusterMetrics {
+    pub(super) fn new(b: &Builder<'_>) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            link_up: b.register(IntGauge::new(
+                "fleetgate_cluster_link_up",
+                "1 while the Redis cluster link is up (0 when down or not clustered).",
+            )?)?,
+            messages: b.counter(
+                "fleetgate_cluster_messages_total",
+                "Hub messages through the cluster link, by kind (sent, received, local_fallback, overflow).",
+                &["kind"],
+            )?,
+        };
+        for kind in CLUSTER_MESSAGE_KINDS {
+            metrics.messages.with_label_values(&[kind]);
+        }
+        Ok(metrics)
+    }
+}
+
 impl HubMetrics {
     pub(super) fn new(b: &Builder<'_>) -> Result<Self, prometheus::Error> {
         Ok(Self {

@@ -15,13 +15,19 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+mod config;
 mod handles;
 mod hub;
 mod spool;
+mod upstream;
+mod webhook;
 
+pub use config::ConfigMetrics;
 pub use handles::*;
 pub use hub::{AppMetrics, ClusterMetrics, HubMetrics};
 pub use spool::SpoolMetrics;
+pub use upstream::UpstreamMetrics;
+pub use webhook::WebhookMetrics;
 
 /// Webhook verification results (the `result` label), all exported from the start at 0.
 pub const WEBHOOK_RESULTS: [&str; 8] = [
@@ -57,34 +63,19 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Request duration from first byte read to last byte written.
     pub request_duration: HistogramVec,
-    /// Upstream attempts by group, instance and outcome ([`UPSTREAM_OUTCOMES`]).
-    pub upstream_requests: IntCounterVec,
-    /// Time from choosing an instance to the end of the exchange, by group and instance.
-    pub upstream_duration: HistogramVec,
-    /// Requests in flight per instance (set when scraped).
-    pub upstream_in_flight: IntGaugeVec,
-    /// 1 while an instance is healthy, 0 while it is down.
-    pub instance_healthy: IntGaugeVec,
+    pub upstream: UpstreamMetrics,
     /// Routing decisions by source (header, session, query, body, none) and kind.
     pub routing_decisions: RoutingDecisions,
     /// Sessions in the learned session table, by group (set when scraped).
     pub learned_sessions: IntGaugeVec,
-    /// Webhook verifications by route and result ([`WEBHOOK_RESULTS`]).
-    pub webhook_verifications: IntCounterVec,
-    /// Verified webhooks mapped to hub events, by route and result (published, too_large, unmapped).
-    pub webhook_publishes: IntCounterVec,
+    pub webhook: WebhookMetrics,
     /// Client connections the gateway closed by itself, by listener and reason
     /// (`max_connections`, `max_connections_per_ip`, `header_timeout`, `write_timeout`,
     /// `proxy_protocol`).
     pub connections_closed: IntCounterVec,
     /// Open client connections per fleet or edge listener.
     pub open_connections: IntGaugeVec,
-    /// Configuration reloads by result ([`RELOAD_RESULTS`]).
-    pub config_reloads: IntCounterVec,
-    /// Unix time of the last configuration that was applied (start or reload).
-    pub config_last_success: IntGauge,
-    /// 1 for the hash of the configuration being served (see `GET /admin/config`).
-    pub config_info: IntGaugeVec,
+    pub config: ConfigMetrics,
     /// Access log lines dropped because the writer could not keep up.
     pub access_log_dropped: IntCounter,
     pub hub: HubMetrics,
@@ -136,6 +127,17 @@ impl Builder<'_> {
     }
 }
 
+/// `fleetgate_build_info{version}`, set to 1.
+fn build_info(b: &Builder<'_>) -> Result<IntGaugeVec, prometheus::Error> {
+    let info = b.gauge(
+        "fleetgate_build_info",
+        "Build information; always 1.",
+        &["version"],
+    )?;
+    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    Ok(info)
+}
+
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
@@ -156,27 +158,7 @@ impl Metrics {
                 &["listener", "route"],
                 &REQUEST_BUCKETS,
             )?,
-            upstream_requests: b.counter(
-                "fleetgate_upstream_requests_total",
-                "Upstream requests by group, instance and outcome.",
-                &["group", "instance_name", "outcome"],
-            )?,
-            upstream_duration: b.histogram(
-                "fleetgate_upstream_request_duration_seconds",
-                "Time from choosing an instance to the end of the exchange, by group and instance.",
-                &["group", "instance_name"],
-                &REQUEST_BUCKETS,
-            )?,
-            upstream_in_flight: b.gauge(
-                "fleetgate_upstream_in_flight_requests",
-                "Requests in flight to an instance.",
-                &["group", "instance_name"],
-            )?,
-            instance_healthy: b.gauge(
-                "fleetgate_instance_healthy",
-                "1 while the instance passes health checks, else 0.",
-                &["group", "instance_name"],
-            )?,
+            upstream: UpstreamMetrics::new(&b)?,
             routing_decisions: RoutingDecisions::new(b.counter(
                 "fleetgate_routing_decisions_total",
                 "Workspace routing decisions by source and kind.",
@@ -187,16 +169,7 @@ impl Metrics {
                 "Sessions in the learned session table.",
                 &["group"],
             )?,
-            webhook_verifications: b.counter(
-                "fleetgate_webhook_verifications_total",
-                "Webhook verifications by route and result.",
-                &["route", "result"],
-            )?,
-            webhook_publishes: b.counter(
-                "fleetgate_webhook_publishes_total",
-                "Verified webhooks mapped to hub events, by route and result.",
-                &["route", "result"],
-            )?,
+            webhook: WebhookMetrics::new(&b)?,
             connections_closed: b.counter(
                 "fleetgate_connections_closed_total",
                 "Client connections closed by the gateway's limits, by listener and reason.",
@@ -207,82 +180,27 @@ impl Metrics {
                 "Open client connections, by listener (fleet and edge listeners).",
                 &["listener"],
             )?,
-            config_reloads: b.counter(
-                "fleetgate_config_reloads_total",
-                "Configuration reloads by result (ok, invalid, needs_restart).",
-                &["result"],
-            )?,
-            config_last_success: b.register(IntGauge::new(
-                "fleetgate_config_last_reload_success_timestamp_seconds",
-                "Unix time the configuration being served was applied.",
-            )?)?,
-            config_info: b.gauge(
-                "fleetgate_config_info",
-                "1 for the hash of the configuration being served.",
-                &["hash"],
-            )?,
+            config: ConfigMetrics::new(&b)?,
             access_log_dropped: b.register(IntCounter::new(
                 "fleetgate_access_log_dropped_total",
                 "Access log lines dropped because the log writer could not keep up.",
             )?)?,
             hub: HubMetrics::new(&b)?,
             spool: SpoolMetrics::new(&b)?,
-            cluster: ClusterMetrics {
-                link_up: b.register(IntGauge::new(
-                    "fleetgate_cluster_link_up",
-                    "1 while the Redis cluster link is up (0 when down or not clustered).",
-                )?)?,
-                messages: b.counter(
-                    "fleetgate_cluster_messages_total",
-                    "Hub messages through the cluster link, by kind (sent, received, local_fallback, overflow).",
-                    &["kind"],
-                )?,
-            },
-            build_info: b.gauge(
-                "fleetgate_build_info",
-                "Build information; always 1.",
-                &["version"],
-            )?,
+            cluster: ClusterMetrics::new(&b)?,
+            build_info: build_info(&b)?,
             registry,
         };
-        metrics
-            .build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        for result in RELOAD_RESULTS {
-            metrics.config_reloads.with_label_values(&[result]);
-        }
-        for kind in CLUSTER_MESSAGE_KINDS {
-            metrics.cluster.messages.with_label_values(&[kind]);
-        }
         Ok(metrics)
     }
 
-    /// Exports a webhook route's and an instance's label sets at 0, so rates read 0, not "no data".
-    pub fn init_route(&self, route: &str, webhook: bool) {
-        if webhook {
-            for result in WEBHOOK_RESULTS {
-                self.webhook_verifications
-                    .with_label_values(&[route, result]);
-            }
-        }
-    }
-
+    /// Exports an instance's label sets at 0, so rates read 0, not "no data".
     pub fn init_instance(&self, group: &str, instance: &str) {
         for outcome in UPSTREAM_OUTCOMES {
-            self.upstream_requests
+            self.upstream
+                .requests
                 .with_label_values(&[group, instance, outcome]);
         }
-    }
-
-    /// Marks `hash` as the configuration being served.
-    pub fn config_applied(&self, hash: &str) {
-        self.config_info.reset();
-        self.config_info.with_label_values(&[hash]).set(1);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        self.config_last_success.set(now);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -3,6 +3,8 @@
 //! never reached the handler).
 
 use super::*;
+use crate::config::{ListenerLimits, Trust};
+use std::future::Future;
 
 impl ProxyApp {
     /// Answers a connection over a limit and closes it (its first bytes, if any, unread).
@@ -91,21 +93,7 @@ impl ServerApp for ProxyApp {
         drop(snap);
         // Behind a balancer speaking the PROXY protocol, the client is the one its header names.
         let (peer, early) = match trust.proxy_protocol {
-            true => {
-                let header = proxy_protocol::read(&mut stream);
-                match tokio::time::timeout(limits.header_timeout, header).await {
-                    Ok(Ok((header, early))) => (header.client.map(|a| a.ip()).or(peer), early),
-                    Ok(Err(reason)) => {
-                        tracing::debug!(%reason, "connection without a valid PROXY header");
-                        connection_closed(&self.gateway, &self.listener, "proxy_protocol", peer);
-                        return None;
-                    }
-                    Err(_) => {
-                        connection_closed(&self.gateway, &self.listener, "header_timeout", peer);
-                        return None;
-                    }
-                }
-            }
+            true => self.proxy_header(&mut stream, &limits, peer).await?,
             false => (peer, Vec::new()),
         };
         let trusted = peer.is_some_and(|ip| trust.trusts(ip));
@@ -131,6 +119,49 @@ impl ServerApp for ProxyApp {
         open.inc();
         let _open = scopeguard(move || open.dec());
         let h2 = stream.selected_alpn_proto() == Some(pingora::protocols::ALPN::H2);
+        let (stream, conn) = self.connection(stream, early, limits, peer, trust, h2);
+        match h2 {
+            true => serve_h2(stream, conn, shutdown.clone()).await,
+            false => serve_h1(stream, conn, shutdown.clone()).await,
+        }
+        None
+    }
+}
+
+impl ProxyApp {
+    /// Reads a PROXY protocol header within the head deadline: the client it names (the peer
+    /// when it names none) and the bytes read after it. `None` closes the connection.
+    async fn proxy_header(
+        &self,
+        stream: &mut Stream,
+        limits: &ListenerLimits,
+        peer: Option<IpAddr>,
+    ) -> Option<(Option<IpAddr>, Vec<u8>)> {
+        let header = proxy_protocol::read(stream);
+        match tokio::time::timeout(limits.header_timeout, header).await {
+            Ok(Ok((header, early))) => Some((header.client.map(|a| a.ip()).or(peer), early)),
+            Ok(Err(reason)) => {
+                tracing::debug!(%reason, "connection without a valid PROXY header");
+                connection_closed(&self.gateway, &self.listener, "proxy_protocol", peer);
+                None
+            }
+            Err(_) => {
+                connection_closed(&self.gateway, &self.listener, "header_timeout", peer);
+                None
+            }
+        }
+    }
+
+    /// The connection's state, and its stream wrapped in the deadlines below hyper.
+    fn connection(
+        self: &Arc<Self>,
+        stream: Stream,
+        early: Vec<u8>,
+        limits: ListenerLimits,
+        peer: Option<IpAddr>,
+        trust: Trust,
+        h2: bool,
+    ) -> (TokioIo<framing::Guarded<Stream>>, Arc<Connection>) {
         let write_timeout = Arc::new(AtomicU64::new(
             crate::config::defaults::WRITE_TIMEOUT.as_millis() as u64,
         ));
@@ -145,59 +176,79 @@ impl ServerApp for ProxyApp {
             app: self.clone(),
             limits,
             client: hygiene::client_value(peer),
+            trusted: peer.is_some_and(|ip| trust.trusts(ip)),
             peer,
-            trusted,
             trust,
             heads,
             write_timeout,
         });
-        let state = conn.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let conn = conn.clone();
-            async move { Ok::<_, Infallible>(conn.app.handle(req, &conn).await) }
-        });
-        let io = TokioIo::new(stream);
-        let mut shutdown = shutdown.clone();
-        if h2 {
-            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .serve_connection(io, service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => return None,
-                _ = shutdown.changed() => conn.as_mut().graceful_shutdown(),
-            }
-            let _ = conn.await;
-        } else {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(coarse_timer::CoarseTimer)
-                // Runs from the end of one exchange to the next head's end: the idle keep-alive
-                // limit (a head's own deadline, from its first byte, is kept by `Guarded`).
-                .header_read_timeout(limits.idle_timeout)
-                // hyper's read buffer grows to this (default ~400 KiB): it bounds a request head
-                // and what one connection holds of a body being read.
-                .max_buf_size(MAX_READ_BUF.max(limits.max_head_size * 2))
-                .serve_connection(io, service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => return None,
-                _ = shutdown.changed() => {}
-            }
-            // A connection accepted as shutdown began (pingora broadcasts it before it stops
-            // accepting) has its first request on the way: read it rather than close unanswered.
-            if !state.heads.any_handled()
-                && tokio::time::timeout(FIRST_REQUEST_GRACE, conn.as_mut())
-                    .await
-                    .is_ok()
-            {
-                return None;
-            }
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-        None
+        (TokioIo::new(stream), conn)
     }
+}
+
+/// hyper's service for a connection: every request goes to [`ProxyApp::handle`].
+fn service(
+    conn: Arc<Connection>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Answer>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Answer>, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |req| {
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(conn.app.handle(req, &conn).await) }
+    })
+}
+
+async fn serve_h2(
+    io: TokioIo<framing::Guarded<Stream>>,
+    conn: Arc<Connection>,
+    mut shutdown: ShutdownWatch,
+) {
+    let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .serve_connection(io, service(conn));
+    tokio::pin!(served);
+    tokio::select! {
+        _ = served.as_mut() => return,
+        _ = shutdown.changed() => served.as_mut().graceful_shutdown(),
+    }
+    let _ = served.await;
+}
+
+async fn serve_h1(
+    io: TokioIo<framing::Guarded<Stream>>,
+    conn: Arc<Connection>,
+    mut shutdown: ShutdownWatch,
+) {
+    let limits = conn.limits;
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(coarse_timer::CoarseTimer)
+        // Runs from the end of one exchange to the next head's end: the idle keep-alive
+        // limit (a head's own deadline, from its first byte, is kept by `Guarded`).
+        .header_read_timeout(limits.idle_timeout)
+        // hyper's read buffer grows to this (default ~400 KiB): it bounds a request head
+        // and what one connection holds of a body being read.
+        .max_buf_size(MAX_READ_BUF.max(limits.max_head_size * 2))
+        .serve_connection(io, service(conn.clone()))
+        .with_upgrades();
+    tokio::pin!(served);
+    tokio::select! {
+        _ = served.as_mut() => return,
+        _ = shutdown.changed() => {}
+    }
+    // A connection accepted as shutdown began (pingora broadcasts it before it stops
+    // accepting) has its first request on the way: read it rather than close unanswered.
+    if !conn.heads.any_handled()
+        && tokio::time::timeout(FIRST_REQUEST_GRACE, served.as_mut())
+            .await
+            .is_ok()
+    {
+        return;
+    }
+    served.as_mut().graceful_shutdown();
+    let _ = served.await;
 }
 
 /// Runs `f` when dropped.

@@ -97,6 +97,18 @@ impl Prepared<'_> {
                 }
             }
         };
+        self.answered(resp, client_upgrade, learn, obs)
+    }
+
+    /// The instance's answer: learned from when it succeeded, a tunnel when it switched
+    /// protocols, else relayed.
+    fn answered(
+        &self,
+        resp: Response<upstream::UpstreamBody>,
+        client_upgrade: Option<OnUpgrade>,
+        learn: Learn,
+        obs: &mut Observation,
+    ) -> Result<Response<Answer>, Refused> {
         let status = resp.status();
         obs.upstream_outcome = Some("ok");
         obs.upstream_status = Some(status.as_u16());
@@ -193,7 +205,8 @@ impl Prepared<'_> {
         let instance = &group.instances[target.instance].name;
         self.gateway
             .metrics
-            .upstream_requests
+            .upstream
+            .requests
             .with_label_values(&[&group.name, instance, outcome])
             .inc();
         let health = &self.snap.groups[target.group].health[target.instance];

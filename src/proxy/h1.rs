@@ -3,7 +3,7 @@
 //! the upstream client ([`super::upstream`]) drives them inside the request's own task.
 
 use super::hygiene::{self, Added, Forwarding, Hop};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
 use std::mem::MaybeUninit;
@@ -44,48 +44,9 @@ pub fn encode_request(
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let named = match headers.contains_key(header::CONNECTION) {
-        true => hygiene::connection_named(
-            headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .map(HeaderValue::as_bytes),
-            add.upgrade,
-        ),
-        false => Vec::new(),
-    };
     // What came in of the headers the gateway appends to (rarely anything).
     let mut prior: [Vec<u8>; 3] = Default::default();
-    let mut host = None;
-    for (name, value) in headers {
-        let framing = name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING;
-        if framing && body_len.is_some() {
-            continue;
-        }
-        match hygiene::hop_by_hop(name.as_str().as_bytes()) {
-            Some(Hop::Upgrade) if add.upgrade => {}
-            Some(_) => continue,
-            None => {}
-        }
-        match hygiene::added(name.as_str()) {
-            Some(Added::Forwarded(_)) if !add.believe => continue,
-            Some(Added::Forwarded(which)) => {
-                let joined = &mut prior[which as usize];
-                joined.extend_from_slice(value.as_bytes());
-                joined.extend_from_slice(b", ");
-                continue;
-            }
-            Some(Added::Replaced) => continue,
-            None => {}
-        }
-        if !named.is_empty() && named.contains(name) {
-            continue;
-        }
-        if name == header::HOST {
-            host.get_or_insert(value.as_bytes());
-        }
-        field(out, name.as_str().as_bytes(), value.as_bytes());
-    }
+    let mut host = client_fields(out, headers, body_len.is_some(), add, &mut prior);
     if host.is_none() {
         // HTTP/2 carries the host in the URI's authority.
         host = uri.authority().map(|a| a.as_str().as_bytes());
@@ -116,6 +77,58 @@ pub fn encode_request(
         None => {}
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// The client's headers an instance gets, written into `out`; what came in of the headers the
+/// gateway appends to goes into `prior` instead. Returns the client's `Host`.
+fn client_fields<'h>(
+    out: &mut Vec<u8>,
+    headers: &'h HeaderMap,
+    whole: bool,
+    add: &Forwarding<'_>,
+    prior: &mut [Vec<u8>; 3],
+) -> Option<&'h [u8]> {
+    let named = match headers.contains_key(header::CONNECTION) {
+        true => hygiene::connection_named(
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            add.upgrade,
+        ),
+        false => Vec::new(),
+    };
+    let mut host = None;
+    for (name, value) in headers {
+        let framing = name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING;
+        if framing && whole {
+            continue;
+        }
+        match hygiene::hop_by_hop(name.as_str().as_bytes()) {
+            Some(Hop::Upgrade) if add.upgrade => {}
+            Some(_) => continue,
+            None => {}
+        }
+        match hygiene::added(name.as_str()) {
+            Some(Added::Forwarded(_)) if !add.believe => continue,
+            Some(Added::Forwarded(which)) => {
+                let joined = &mut prior[which as usize];
+                joined.extend_from_slice(value.as_bytes());
+                joined.extend_from_slice(b", ");
+                continue;
+            }
+            Some(Added::Replaced) => continue,
+            None => {}
+        }
+        if !named.is_empty() && named.contains(name) {
+            continue;
+        }
+        if name == header::HOST {
+            host.get_or_insert(value.as_bytes());
+        }
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    host
 }
 
 /// `name: <what came in>, <last>` (or either alone).
@@ -171,22 +184,67 @@ pub fn parse_response(buf: &mut BytesMut) -> Result<Option<Head>, ParseError> {
         .ok_or(ParseError::Head)?;
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     // Offsets into the head (name, value), so the values can share its bytes once frozen.
-    let base = buf.as_ptr() as usize;
     let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let mut said = ConnectionSaid::default();
+    let kept = end_to_end(
+        resp.headers,
+        buf.as_ptr() as usize,
+        switching,
+        &mut spans,
+        &mut said,
+    );
+    let keep_alive = !said.close && (resp.version == Some(1) || said.keep);
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(kept);
+    for &(name, name_end, value, value_end) in &spans[..kept] {
+        let name = HeaderName::from_bytes(&head[name as usize..name_end as usize])
+            .map_err(|_| ParseError::Head)?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value as usize..value_end as usize))
+            .map_err(|_| ParseError::Head)?;
+        headers.append(name, value);
+    }
+    for name in said.named {
+        headers.remove(name);
+    }
+    Ok(Some(Head {
+        status,
+        headers,
+        keep_alive,
+    }))
+}
+
+/// What an instance's `Connection` headers said.
+#[derive(Default)]
+struct ConnectionSaid {
+    close: bool,
+    keep: bool,
+    /// Headers it named, hop-by-hop too (rarely any).
+    named: Vec<HeaderName>,
+}
+
+/// A header's name and value as offsets into the head: name start, end, value start, end.
+type Span = (u32, u32, u32, u32);
+
+/// Finds the end-to-end headers of a response head starting at `base` (the hop-by-hop ones are
+/// left out but for the handshake of a `101`): their spans, how many, and what `Connection` said.
+fn end_to_end(
+    headers: &[httparse::Header<'_>],
+    base: usize,
+    switching: bool,
+    spans: &mut [Span; MAX_HEADERS],
+    said: &mut ConnectionSaid,
+) -> usize {
     let mut kept = 0;
-    let (mut close, mut keep) = (false, false);
-    // Headers the instance named in `Connection` are hop-by-hop too (rarely any).
-    let mut named = Vec::new();
-    for h in resp.headers.iter() {
+    for h in headers {
         let name = h.name.as_bytes();
         match hygiene::hop_by_hop(name) {
             Some(Hop::Connection) => {
                 for token in hygiene::connection_tokens(std::iter::once(h.value)) {
                     let is = |t: &[u8]| token.eq_ignore_ascii_case(t);
-                    close |= is(b"close");
-                    keep |= is(b"keep-alive");
+                    said.close |= is(b"close");
+                    said.keep |= is(b"keep-alive");
                 }
-                named.extend(hygiene::connection_named(
+                said.named.extend(hygiene::connection_named(
                     std::iter::once(h.value),
                     switching,
                 ));
@@ -208,24 +266,7 @@ pub fn parse_response(buf: &mut BytesMut) -> Result<Option<Head>, ParseError> {
         );
         kept += 1;
     }
-    let keep_alive = !close && (resp.version == Some(1) || keep);
-    let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(kept);
-    for &(name, name_end, value, value_end) in &spans[..kept] {
-        let name = HeaderName::from_bytes(&head[name as usize..name_end as usize])
-            .map_err(|_| ParseError::Head)?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value as usize..value_end as usize))
-            .map_err(|_| ParseError::Head)?;
-        headers.append(name, value);
-    }
-    for name in named {
-        headers.remove(name);
-    }
-    Ok(Some(Head {
-        status,
-        headers,
-        keep_alive,
-    }))
+    kept
 }
 
 /// How a response body is delimited.
@@ -274,126 +315,8 @@ fn last_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a [u8]>
         .map(HeaderValue::as_bytes)
 }
 
-/// Decodes a chunked body incrementally from a read buffer.
-#[derive(Debug, Default)]
-pub struct Chunked {
-    /// Data bytes left in the current chunk; `None` between chunks.
-    left: Option<u64>,
-    done: bool,
-}
-
-/// What the decoder found in the buffer.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Decoded {
-    Data(Bytes),
-    /// Needs more bytes.
-    More,
-    /// The last chunk and the trailers were read.
-    End,
-}
-
-impl Chunked {
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, ParseError> {
-        loop {
-            if self.done {
-                return Ok(Decoded::End);
-            }
-            match self.left {
-                Some(0) => {
-                    // The CRLF after a chunk's data.
-                    if buf.len() < 2 {
-                        return Ok(Decoded::More);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(ParseError::Chunk);
-                    }
-                    buf.advance(2);
-                    self.left = None;
-                }
-                Some(left) => {
-                    if buf.is_empty() {
-                        return Ok(Decoded::More);
-                    }
-                    let n = left.min(buf.len() as u64) as usize;
-                    self.left = Some(left - n as u64);
-                    return Ok(Decoded::Data(buf.split_to(n).freeze()));
-                }
-                None => {
-                    // A size line is at most MAX_SIZE_LINE bytes with its CRLF, however the bytes
-                    // arrived (found by fuzzing: a longer one was taken when it came whole).
-                    let window = &buf[..buf.len().min(MAX_SIZE_LINE)];
-                    let Some(line) = window.windows(2).position(|w| w == b"\r\n") else {
-                        return match buf.len() >= MAX_SIZE_LINE {
-                            true => Err(ParseError::Chunk),
-                            false => Ok(Decoded::More),
-                        };
-                    };
-                    let size = chunk_size(&buf[..line])?;
-                    if size == 0 {
-                        return self.trailers(buf);
-                    }
-                    buf.advance(line + 2);
-                    self.left = Some(size);
-                }
-            }
-        }
-    }
-
-    /// After the last chunk's size line: skips trailers through the empty line.
-    fn trailers(&mut self, buf: &mut BytesMut) -> Result<Decoded, ParseError> {
-        // `0\r\n` then trailer lines, then `\r\n`: find the blank line after the size line.
-        let Some(size_end) = buf.windows(2).position(|w| w == b"\r\n") else {
-            return Ok(Decoded::More);
-        };
-        let rest = &buf[size_end + 2..];
-        let end = match rest.starts_with(b"\r\n") {
-            true => Some(size_end + 4),
-            false => rest
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map(|i| size_end + 2 + i + 4),
-        };
-        match end {
-            Some(end) if end <= MAX_HEAD => {
-                buf.advance(end);
-                self.done = true;
-                Ok(Decoded::End)
-            }
-            Some(_) => Err(ParseError::Chunk),
-            None if buf.len() >= MAX_HEAD => Err(ParseError::Chunk),
-            None => Ok(Decoded::More),
-        }
-    }
-}
-
-/// The longest chunk-size line (extensions included) with its CRLF.
-const MAX_SIZE_LINE: usize = 1026;
-
-/// A chunk-size line: hex digits, then optional extensions after `;`.
-fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {
-    let digits = line
-        .split(|b| *b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    if digits.is_empty() || digits.len() > 15 {
-        return Err(ParseError::Chunk);
-    }
-    let text = std::str::from_utf8(digits).map_err(|_| ParseError::Chunk)?;
-    u64::from_str_radix(text, 16).map_err(|_| ParseError::Chunk)
-}
-
-/// The size line of a chunk of `len` bytes (`{hex}\r\n`), in a buffer and its used length.
-pub fn chunk_prefix(len: usize) -> ([u8; 18], usize) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 18];
-    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
-    for (i, byte) in out[..digits].iter_mut().enumerate() {
-        *byte = DIGITS[(len >> (4 * (digits - 1 - i))) & 0xf];
-    }
-    out[digits..digits + 2].copy_from_slice(b"\r\n");
-    (out, digits + 2)
-}
-
+mod chunked;
 #[cfg(test)]
 mod tests;
+
+pub use chunked::{chunk_prefix, Chunked, Decoded};

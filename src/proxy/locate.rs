@@ -103,54 +103,22 @@ pub async fn locate(
     let group = &snap.config.groups[route.group];
     let state = &snap.groups[route.group];
     let rules = group.routing.as_ref().ok_or(GatewayError::Internal)?;
-    let method = &parts.method;
     // Only session creation and deletion teach the learned table.
-    let session_path = matches!(*method, http::Method::POST | http::Method::DELETE)
+    let session_path = matches!(parts.method, http::Method::POST | http::Method::DELETE)
         .then(|| normalized_session_path(parts.uri.path()))
         .flatten();
-    let declared = hygiene::content_length(&parts.headers);
-    let eligible = hygiene::is_json(&parts.headers)
-        && declared.is_some_and(|len| len > 0 && len <= rules.body_limit as u64);
-    let creating = method == http::Method::POST && session_path.as_deref() == Some("");
-
-    let mut read = None;
-    let mut outcome = extract_from(parts, rules, Body::NotRead);
-    if outcome == Outcome::NeedBody || creating {
-        if eligible {
-            read = Some(read_whole(body, rules.body_limit as u64).await?);
-        }
-        let body = read.as_deref().map_or(Body::Unavailable, Body::Json);
-        outcome = extract_from(parts, rules, body);
-    }
-
-    let metrics = &gateway.metrics;
-    let count = |source: &str, kind: &str| metrics.routing_decisions.inc(source, kind);
+    let creating = parts.method == http::Method::POST && session_path.as_deref() == Some("");
+    let (outcome, read) = find(parts, rules, body, creating).await?;
     let Outcome::Found {
         workspace,
         source,
         session_id,
     } = outcome
     else {
-        let instance = match rules.when_no_workspace {
-            NoWorkspacePolicy::Reject => {
-                count("none", "rejected");
-                return Err(GatewayError::NoWorkspace.into());
-            }
-            NoWorkspacePolicy::Any => {
-                count("none", Kind::Any.as_str());
-                balance(snap, route.group)?
-            }
-        };
-        return Ok(Located {
-            instance,
-            workspace: None,
-            source: "none",
-            learn: Learn::Nothing,
-            body: read,
-        });
+        return no_workspace(gateway, snap, route.group, rules, read);
     };
     let learn = learning(
-        method,
+        &parts.method,
         session_path.as_deref(),
         read.as_deref(),
         session_id.as_deref(),
@@ -161,9 +129,11 @@ pub async fn locate(
     }
     .and_then(|name| state.names.iter().position(|n| *n == name));
     let healthy = |i: usize| state.health[i].is_healthy();
-    match routing::resolve(rules, &state.names, workspace, learned, &healthy) {
+    let decision = routing::resolve(rules, &state.names, workspace, learned, &healthy);
+    let count = |kind: &str| gateway.metrics.routing_decisions.inc(source.as_str(), kind);
+    match decision {
         Ok(decision) => {
-            count(source.as_str(), decision.kind.as_str());
+            count(decision.kind.as_str());
             Ok(Located {
                 instance: decision.instance,
                 workspace: Some(workspace),
@@ -173,16 +143,72 @@ pub async fn locate(
             })
         }
         Err(e) => {
-            count(source.as_str(), "rejected");
-            let retry_after_secs = retry_after(snap, route.group);
-            Err(match e {
-                RouteError::InstanceDown { instance } => Refusal {
-                    error: GatewayError::InstanceDown { retry_after_secs },
-                    down: Some(instance),
-                },
-                _ => GatewayError::NoHealthyInstance { retry_after_secs }.into(),
-            })
+            count("rejected");
+            Err(refused(snap, route.group, e))
         }
+    }
+}
+
+/// What the request names, and its body when it had to be read: only when the workspace may
+/// be in it, or the request creates a session (whose body teaches the learned table).
+async fn find(
+    parts: &http::request::Parts,
+    rules: &RoutingConfig,
+    body: &mut ClientBody,
+    creating: bool,
+) -> Result<(Outcome, Option<Bytes>), Refusal> {
+    let outcome = extract_from(parts, rules, Body::NotRead);
+    if outcome != Outcome::NeedBody && !creating {
+        return Ok((outcome, None));
+    }
+    let declared = hygiene::content_length(&parts.headers);
+    let eligible = hygiene::is_json(&parts.headers)
+        && declared.is_some_and(|len| len > 0 && len <= rules.body_limit as u64);
+    let read = match eligible {
+        true => Some(read_whole(body, rules.body_limit as u64).await?),
+        false => None,
+    };
+    let body = read.as_deref().map_or(Body::Unavailable, Body::Json);
+    Ok((extract_from(parts, rules, body), read))
+}
+
+/// A request that names no workspace: refused, or balanced with `when_no_workspace: any`.
+fn no_workspace(
+    gateway: &Gateway,
+    snap: &Snapshot,
+    group: usize,
+    rules: &RoutingConfig,
+    read: Option<Bytes>,
+) -> Result<Located, Refusal> {
+    let count = |kind: &str| gateway.metrics.routing_decisions.inc("none", kind);
+    let instance = match rules.when_no_workspace {
+        NoWorkspacePolicy::Reject => {
+            count("rejected");
+            return Err(GatewayError::NoWorkspace.into());
+        }
+        NoWorkspacePolicy::Any => {
+            count(Kind::Any.as_str());
+            balance(snap, group)?
+        }
+    };
+    Ok(Located {
+        instance,
+        workspace: None,
+        source: "none",
+        learn: Learn::Nothing,
+        body: read,
+    })
+}
+
+/// The refusal of a workspace whose instance is down (or of a group with none healthy).
+fn refused(snap: &Snapshot, group: usize, e: RouteError) -> Refusal {
+    let retry_after_secs = retry_after(snap, group);
+    match e {
+        RouteError::InstanceDown { instance } => Refusal {
+            error: GatewayError::InstanceDown { retry_after_secs },
+            down: Some(instance),
+        },
+        _ => GatewayError::NoHealthyInstance { retry_after_secs }.into(),
     }
 }
 

@@ -49,6 +49,7 @@ use verified::{Kept, Verified};
 
 use crate::config::Treatment;
 use crate::errors::GatewayError;
+use crate::routing::budget::Permit;
 use crate::state::{Gateway, Snapshot};
 use answer::Answer;
 use async_trait::async_trait;
@@ -114,6 +115,8 @@ struct Chosen {
     learn: Learn,
     /// Where the workspace was found, for routing metrics if it has to move.
     source: &'static str,
+    /// The workspace's request in flight ([`ProxyApp::budget`]), held until the instance answered.
+    permit: Option<Permit>,
 }
 
 impl ProxyApp {
@@ -171,35 +174,8 @@ impl ProxyApp {
         conn: &Connection,
         obs: &mut Observation,
     ) -> Result<Response<Answer>, Refused> {
-        hygiene::check_framing(&parts.headers).map_err(|error| Refused { error, close: true })?;
-        hygiene::check_head_size(parts, &conn.limits)
-            .map_err(|error| Refused { error, close: true })?;
-        // Routes and deny lists see the canonical path, and so does the instance.
-        let path = hygiene::canonical_path(parts.uri.path())?;
-        let (index, route) = snap
-            .route_for(&self.listener, &path)
-            .ok_or(GatewayError::RouteNotFound)?;
-        obs.route = Some(index);
+        let (index, route) = self.admit(snap, parts, conn, obs)?;
         let mut body = ClientBody::new(body, route.body_timeout);
-        if hygiene::is_denied(&route.deny, &path) {
-            return Err(GatewayError::RouteDenied.into());
-        }
-        if let Some(allowed) = &route.allow_from {
-            if !obs
-                .client
-                .is_some_and(|ip| allowed.iter().any(|c| c.contains(ip)))
-            {
-                return Err(GatewayError::ClientNotAllowed.into());
-            }
-        }
-        if !route.require_token.is_empty() {
-            hygiene::check_token(&parts.headers, &route.require_token)?;
-        }
-        if let std::borrow::Cow::Owned(path) = path {
-            parts.uri = with_path(&parts.uri, path)?;
-        }
-        // Held until the instance answered: the workspace's request in flight.
-        let mut permit = None;
         // A verified webhook's request, kept to be spooled if Laravel does not take it.
         let mut kept = None;
         let chosen = match route.treatment {
@@ -222,26 +198,9 @@ impl ProxyApp {
                 body: Outgoing::streamed(body, route.max_body),
                 learn: Learn::Nothing,
                 source: "none",
+                permit: None,
             },
-            Treatment::Workspace => {
-                match locate::locate(&self.gateway, snap, route, parts, &mut body).await {
-                    Ok(located) => {
-                        obs.workspace = located.workspace;
-                        permit = self.budget(snap, route.group, located.workspace)?;
-                        chosen(located, body, route.max_body)
-                    }
-                    Err(refusal) => {
-                        if let Some(instance) = refusal.down {
-                            obs.set_target(Target {
-                                group: route.group,
-                                instance,
-                            });
-                            obs.upstream_outcome = Some("unhealthy");
-                        }
-                        return Err(refusal.error.into());
-                    }
-                }
-            }
+            Treatment::Workspace => self.workspace(snap, route, parts, body, obs).await?,
         };
         obs.set_target(Target {
             group: route.group,
@@ -258,18 +217,80 @@ impl ProxyApp {
         let answered = request
             .forward(parts, chosen.body, chosen.learn, chosen.source, obs)
             .await;
-        drop(permit);
-        let Some(kept) = kept else {
-            return answered;
-        };
-        // Laravel did not take the verified delivery: the spool does.
-        let unavailable = match &answered {
-            Ok(resp) => spooled::is_unavailable(resp.status()),
-            Err(refused) => spooled::is_upstream_failure(&refused.error),
-        };
-        match unavailable {
-            true => self.spool(snap, index, kept, conn, obs).await,
-            false => answered,
+        drop(chosen.permit);
+        match kept {
+            // Laravel did not take the verified delivery: the spool does.
+            Some(kept) if spooled::unavailable(&answered) => {
+                self.spool(snap, index, kept, conn, obs).await
+            }
+            _ => answered,
+        }
+    }
+
+    /// Phases 1–2: a well-formed head, its canonical path, the route it takes and that route's
+    /// access rules (deny list, `allow_from`, `require_token`).
+    fn admit<'s>(
+        &self,
+        snap: &'s Snapshot,
+        parts: &mut http::request::Parts,
+        conn: &Connection,
+        obs: &mut Observation,
+    ) -> Result<(usize, &'s crate::config::Route), Refused> {
+        hygiene::check_framing(&parts.headers).map_err(|error| Refused { error, close: true })?;
+        hygiene::check_head_size(parts, &conn.limits)
+            .map_err(|error| Refused { error, close: true })?;
+        // Routes and deny lists see the canonical path, and so does the instance.
+        let path = hygiene::canonical_path(parts.uri.path())?;
+        let (index, route) = snap
+            .route_for(&self.listener, &path)
+            .ok_or(GatewayError::RouteNotFound)?;
+        obs.route = Some(index);
+        if hygiene::is_denied(&route.deny, &path) {
+            return Err(GatewayError::RouteDenied.into());
+        }
+        if let Some(allowed) = &route.allow_from {
+            if !obs
+                .client
+                .is_some_and(|ip| allowed.iter().any(|c| c.contains(ip)))
+            {
+                return Err(GatewayError::ClientNotAllowed.into());
+            }
+        }
+        if !route.require_token.is_empty() {
+            hygiene::check_token(&parts.headers, &route.require_token)?;
+        }
+        if let std::borrow::Cow::Owned(path) = path {
+            parts.uri = with_path(&parts.uri, path)?;
+        }
+        Ok((index, route))
+    }
+
+    /// Phase 3 of a workspace route: the instance that holds the workspace, within the
+    /// workspace's budget (its permit is held until the instance answered).
+    async fn workspace(
+        &self,
+        snap: &Snapshot,
+        route: &crate::config::Route,
+        parts: &http::request::Parts,
+        mut body: ClientBody,
+        obs: &mut Observation,
+    ) -> Result<Chosen, Refused> {
+        match locate::locate(&self.gateway, snap, route, parts, &mut body).await {
+            Ok(located) => {
+                obs.workspace = located.workspace;
+                let permit = self.budget(snap, route.group, located.workspace)?;
+                Ok(chosen(located, body, route.max_body, permit))
+            }
+            Err(refusal) => {
+                if let Some(instance) = refusal.down {
+                    obs.set_target(Target {
+                        group: route.group,
+                        instance,
+                    });
+                    obs.upstream_outcome = Some("unhealthy");
+                }
+                Err(refusal.error.into())
+            }
         }
     }
 
@@ -279,7 +300,7 @@ impl ProxyApp {
         snap: &Snapshot,
         group: usize,
         ws: Option<u64>,
-    ) -> Result<Option<crate::routing::budget::Permit>, GatewayError> {
+    ) -> Result<Option<Permit>, GatewayError> {
         let rules = snap.config.groups[group].routing.as_ref();
         let (Some(limits), Some(ws)) = (rules.and_then(|r| r.workspace_limits.as_ref()), ws) else {
             return Ok(None);
@@ -339,7 +360,7 @@ fn with_path(uri: &http::Uri, mut path: String) -> Result<http::Uri, GatewayErro
     http::Uri::from_parts(parts).map_err(|_| GatewayError::BadPath("not a valid path"))
 }
 
-fn chosen(located: Located, body: ClientBody, max_body: u64) -> Chosen {
+fn chosen(located: Located, body: ClientBody, max_body: u64, permit: Option<Permit>) -> Chosen {
     Chosen {
         instance: located.instance,
         body: match located.body {
@@ -348,6 +369,7 @@ fn chosen(located: Located, body: ClientBody, max_body: u64) -> Chosen {
         },
         learn: located.learn,
         source: located.source,
+        permit,
     }
 }
 

@@ -2,10 +2,10 @@
 //! forwarded, what is kept of it, the sender's answer, and how it is sent to Laravel again.
 
 use super::answer::Answer;
+use super::forward::Refused;
 use super::hygiene::Forwarding;
 use super::request_body::Outgoing;
 use super::upstream::{self, SendError, Timeouts};
-use crate::errors::GatewayError;
 use crate::signing;
 use crate::spool::now_ms;
 use crate::spool::record::Record;
@@ -26,9 +26,13 @@ pub fn is_unavailable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429) || status.is_server_error()
 }
 
-/// The errors that mean Laravel did not take the delivery (nothing the client did wrong).
-pub fn is_upstream_failure(error: &GatewayError) -> bool {
-    error.parts().2 == crate::errors::Fault::Upstream
+/// Laravel did not take a forwarded delivery: it answered [`is_unavailable`], or the
+/// exchange failed on its side (nothing the client did wrong).
+pub(super) fn unavailable(answered: &Result<Response<Answer>, Refused>) -> bool {
+    match answered {
+        Ok(resp) => is_unavailable(resp.status()),
+        Err(refused) => refused.error.parts().2 == crate::errors::Fault::Upstream,
+    }
 }
 
 /// How one attempt went.

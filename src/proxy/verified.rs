@@ -76,6 +76,7 @@ impl ProxyApp {
             body: Outgoing::Full(Some(body)),
             learn: Learn::Delivered(dedupe_key),
             source: "none",
+            permit: None,
         };
         Ok(Verified::Forward(chosen, kept))
     }

@@ -65,7 +65,8 @@ pub async fn verify(
     };
     gateway
         .metrics
-        .webhook_verifications
+        .webhook
+        .verifications
         .with_label_values(&[&route.name, result])
         .inc();
     let verdict = verdict?;
@@ -198,7 +199,8 @@ fn publish_mapped(gateway: &Gateway, route: &str, conf: &WebhookConfig, input: O
         let result = publish_one(hub, rule, input, now);
         gateway
             .metrics
-            .webhook_publishes
+            .webhook
+            .publishes
             .with_label_values(&[route, result])
             .inc();
     }

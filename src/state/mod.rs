@@ -127,7 +127,8 @@ impl Gateway {
                 .set(state.learned.len() as i64);
             for (instance, health) in group.instances.iter().zip(&state.health) {
                 self.metrics
-                    .upstream_in_flight
+                    .upstream
+                    .in_flight
                     .with_label_values(&[&group.name, &instance.name])
                     .set(health.in_flight.load(Ordering::Relaxed));
             }
@@ -143,7 +144,8 @@ impl Gateway {
     /// Publishes a health change to the instance gauge.
     pub fn health_changed(&self, group: &str, instance: &str, healthy: bool) {
         self.metrics
-            .instance_healthy
+            .upstream
+            .healthy
             .with_label_values(&[group, instance])
             .set(i64::from(healthy));
         tracing::warn!(group, instance, healthy, "instance health changed");

@@ -64,7 +64,8 @@ impl Gateway {
         let result = self.try_reload();
         let label = result.as_ref().err().map_or("ok", ReloadError::label);
         self.metrics
-            .config_reloads
+            .config
+            .reloads
             .with_label_values(&[label])
             .inc();
         if let Err(e) = &result {

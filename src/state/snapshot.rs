@@ -46,13 +46,12 @@ impl Gateway {
             hub.apply(&conf.apps);
         }
         let groups = config.groups.iter().map(|g| self.group_state(g)).collect();
-        for route in &config.routes {
-            self.metrics
-                .init_route(&route.name, route.webhook.is_some());
+        for route in config.routes.iter().filter(|r| r.webhook.is_some()) {
+            self.metrics.webhook.init_route(&route.name);
         }
         let effective = config.effective();
         let hash = config.hash();
-        self.metrics.config_applied(&hash);
+        self.metrics.config.applied(&hash);
         let mut routes_by_listener: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, route) in config.routes.iter().enumerate() {
             routes_by_listener
@@ -123,7 +122,8 @@ impl Gateway {
                 let entry = self.health.entry(key).or_default().clone();
                 self.metrics.init_instance(&group.name, &i.name);
                 self.metrics
-                    .instance_healthy
+                    .upstream
+                    .healthy
                     .with_label_values(&[&group.name, &i.name])
                     .set(i64::from(entry.is_healthy()));
                 entry

@@ -5,7 +5,7 @@ use super::super::types::{defaults, *};
 use super::health;
 use super::{positive, Problems};
 use crate::routing::{Assign, DownPolicy, NoWorkspacePolicy, Source};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub(super) fn group(p: &mut Problems, name: String, raw: RawGroup) -> Group {
     let at = format!("upstreams.{name}");
@@ -65,44 +65,14 @@ pub(super) fn routing(
         None => vec![Source::Header, Source::Session, Source::Query, Source::Body],
         Some(names) => sources(p, &at, names),
     };
-    let header = raw
-        .header
-        .unwrap_or_else(|| defaults::WORKSPACE_HEADER.to_string());
-    let header = http::HeaderName::from_bytes(header.as_bytes()).unwrap_or_else(|_| {
-        p.push(
-            format!("{at}.header"),
-            format!("`{header}` is not a header name"),
-        );
-        http::HeaderName::from_static(defaults::WORKSPACE_HEADER)
-    });
     let body_limit = p.size(
         format!("{at}.body_limit"),
         &raw.body_limit,
         defaults::BODY_LIMIT as u64,
     );
-    let mut pins = HashMap::new();
-    for (workspace, name) in raw.pins.unwrap_or_default() {
-        match instances.iter().position(|i| i.name == name) {
-            Some(index) => drop(pins.insert(workspace, index)),
-            None => p.push(
-                format!("{at}.pins.{workspace}"),
-                format!("no instance named `{name}` in this group"),
-            ),
-        }
-    }
-    let learned_capacity = match raw.learned_sessions.and_then(|l| l.capacity) {
-        Some(0) => {
-            p.push(
-                format!("{at}.learned_sessions.capacity"),
-                "must be at least 1",
-            );
-            defaults::LEARNED_CAPACITY
-        }
-        other => other.unwrap_or(defaults::LEARNED_CAPACITY),
-    };
     RoutingConfig {
         sources,
-        header,
+        header: header(p, &at, raw.header),
         body_limit: usize::try_from(body_limit).unwrap_or(usize::MAX),
         assign: p.choice(
             format!("{at}.assign"),
@@ -113,7 +83,7 @@ pub(super) fn routing(
                 ("rendezvous", Assign::Rendezvous),
             ],
         ),
-        pins,
+        pins: pins(p, &at, raw.pins.unwrap_or_default(), instances),
         when_instance_down: p.choice(
             format!("{at}.when_instance_down"),
             &raw.when_instance_down,
@@ -132,24 +102,71 @@ pub(super) fn routing(
                 ("any", NoWorkspacePolicy::Any),
             ],
         ),
-        learned_capacity,
-        workspace_limits: raw.workspace_limits.map(|l| {
-            let at = format!("{at}.workspace_limits");
-            let count = |p: &mut Problems, key: &str, value: Option<u32>, default: u32| {
-                positive(
-                    p,
-                    format!("{at}.{key}"),
-                    value.map(|v| v as usize),
-                    default as usize,
-                ) as u32
-            };
-            let rate = count(p, "rate", l.rate, u32::MAX);
-            WorkspaceLimits {
-                rate,
-                burst: count(p, "burst", l.burst, rate.saturating_mul(2)),
-                concurrency: count(p, "concurrency", l.concurrency, u32::MAX),
-            }
-        }),
+        learned_capacity: learned_capacity(p, &at, raw.learned_sessions.and_then(|l| l.capacity)),
+        workspace_limits: raw.workspace_limits.map(|l| workspace_limits(p, &at, l)),
+    }
+}
+
+/// The header that names the workspace (`X-Workspace-Id` unless set).
+fn header(p: &mut Problems, at: &str, raw: Option<String>) -> http::HeaderName {
+    let header = raw.unwrap_or_else(|| defaults::WORKSPACE_HEADER.to_string());
+    http::HeaderName::from_bytes(header.as_bytes()).unwrap_or_else(|_| {
+        p.push(
+            format!("{at}.header"),
+            format!("`{header}` is not a header name"),
+        );
+        http::HeaderName::from_static(defaults::WORKSPACE_HEADER)
+    })
+}
+
+/// Workspaces pinned to an instance, by the instance's index in the group.
+fn pins(
+    p: &mut Problems,
+    at: &str,
+    raw: BTreeMap<u64, String>,
+    instances: &[Instance],
+) -> HashMap<u64, usize> {
+    let mut pins = HashMap::new();
+    for (workspace, name) in raw {
+        match instances.iter().position(|i| i.name == name) {
+            Some(index) => drop(pins.insert(workspace, index)),
+            None => p.push(
+                format!("{at}.pins.{workspace}"),
+                format!("no instance named `{name}` in this group"),
+            ),
+        }
+    }
+    pins
+}
+
+fn learned_capacity(p: &mut Problems, at: &str, raw: Option<usize>) -> usize {
+    match raw {
+        Some(0) => {
+            p.push(
+                format!("{at}.learned_sessions.capacity"),
+                "must be at least 1",
+            );
+            defaults::LEARNED_CAPACITY
+        }
+        other => other.unwrap_or(defaults::LEARNED_CAPACITY),
+    }
+}
+
+fn workspace_limits(p: &mut Problems, at: &str, l: RawWorkspaceLimits) -> WorkspaceLimits {
+    let at = format!("{at}.workspace_limits");
+    let count = |p: &mut Problems, key: &str, value: Option<u32>, default: u32| {
+        positive(
+            p,
+            format!("{at}.{key}"),
+            value.map(|v| v as usize),
+            default as usize,
+        ) as u32
+    };
+    let rate = count(p, "rate", l.rate, u32::MAX);
+    WorkspaceLimits {
+        rate,
+        burst: count(p, "burst", l.burst, rate.saturating_mul(2)),
+        concurrency: count(p, "concurrency", l.concurrency, u32::MAX),
     }
 }
 

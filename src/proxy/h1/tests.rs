@@ -1,4 +1,5 @@
 use super::*;
+use bytes::Bytes;
 
 fn head_of(text: &str) -> Head {
     let mut buf = BytesMut::from(text.as_bytes());

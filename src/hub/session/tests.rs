@@ -1,0 +1,368 @@
+//! The session's rules without sockets: each client is a pair of channels driven through
+//! [`serve_frames`], against a hub of one app.
+
+use super::*;
+use crate::config::App;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+const KEY: &str = "app-key";
+const SECRET: &str = "app-secret";
+
+/// How long a test waits for a frame the session must send (a hang fails, it never passes).
+const FRAME_WAIT: Duration = Duration::from_secs(10);
+
+fn app_conf() -> App {
+    App {
+        id: "app-1".into(),
+        key: KEY.into(),
+        secret: SECRET.into(),
+        allowed_origins: vec!["*".into()],
+        max_connections: 100,
+        max_connections_per_ip: 100,
+        max_channels: 100,
+        max_subscriptions_per_second: 50,
+        write_timeout: Duration::from_secs(5),
+        client_events: true,
+        max_message_size: 10 * 1024,
+        activity_timeout: Duration::from_secs(120),
+        max_presence_members: 100,
+        max_user_info: 1024,
+    }
+}
+
+/// A hub of one app with `conf` applied over the defaults above.
+fn hub(conf: impl FnOnce(&mut App)) -> (Arc<Hub>, Arc<AppState>) {
+    let mut app = app_conf();
+    conf(&mut app);
+    let metrics = crate::metrics::Metrics::new().expect("metrics").hub;
+    let hub = Arc::new(Hub::new(&[app], 7, metrics, None));
+    let state = hub.app_by_key(KEY).expect("the app");
+    (hub, state)
+}
+
+/// One client: what it sends goes to the session's stream, what the session writes comes back.
+struct Client {
+    to: Option<mpsc::UnboundedSender<Result<Message, WsError>>>,
+    from: mpsc::UnboundedReceiver<Message>,
+    socket_id: String,
+    _shutdown: watch::Sender<bool>,
+}
+
+impl Client {
+    /// Connects and reads `pusher:connection_established`.
+    async fn connect(hub: &Arc<Hub>, app: &Arc<AppState>) -> Self {
+        Self::connect_with(hub, app, watch::channel(false)).await
+    }
+
+    async fn connect_with(
+        hub: &Arc<Hub>,
+        app: &Arc<AppState>,
+        (shutdown_tx, shutdown): (watch::Sender<bool>, watch::Receiver<bool>),
+    ) -> Self {
+        let (to, source) = mpsc::unbounded_channel::<Result<Message, WsError>>();
+        let (sink_tx, from) = mpsc::unbounded_channel::<Message>();
+        let source = Box::pin(futures_util::stream::unfold(source, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        }));
+        let sink = Box::pin(futures_util::sink::unfold(sink_tx, |tx, m| async move {
+            tx.send(m).map_err(|_| WsError::ConnectionClosed)?;
+            Ok::<_, WsError>(tx)
+        }));
+        tokio::spawn(serve_frames(
+            sink,
+            source,
+            hub.clone(),
+            app.clone(),
+            shutdown,
+        ));
+        let mut client = Self {
+            to: Some(to),
+            from,
+            socket_id: String::new(),
+            _shutdown: shutdown_tx,
+        };
+        let established = client.expect("pusher:connection_established").await;
+        client.socket_id = data(&established)["socket_id"]
+            .as_str()
+            .expect("a socket id")
+            .to_string();
+        client
+    }
+
+    fn send(&self, message: Value) {
+        let text = message.to_string();
+        let to = self.to.as_ref().expect("still connected");
+        to.send(Ok(Message::Text(text.into())))
+            .expect("session alive");
+    }
+
+    /// The client goes away (its stream ends).
+    fn hang_up(&mut self) {
+        self.to = None;
+    }
+
+    /// The next frame the session writes.
+    async fn next(&mut self) -> Message {
+        self.next_within(FRAME_WAIT).await
+    }
+
+    async fn next_within(&mut self, wait: Duration) -> Message {
+        let next = tokio::time::timeout(wait, self.from.recv()).await;
+        next.expect("a frame in time").expect("the session is open")
+    }
+
+    /// The next frame, which must be a text frame with this `event`.
+    async fn expect(&mut self, event: &str) -> Value {
+        match self.next().await {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).expect("JSON");
+                assert_eq!(value["event"], event, "got {value}");
+                value
+            }
+            other => panic!("expected {event}, got {other:?}"),
+        }
+    }
+
+    /// The next frame, which must be a close frame: its code.
+    async fn closed(&mut self) -> u16 {
+        self.closed_within(FRAME_WAIT).await
+    }
+
+    async fn closed_within(&mut self, wait: Duration) -> u16 {
+        loop {
+            match self.next_within(wait).await {
+                Message::Close(Some(frame)) => return frame.code.into(),
+                Message::Text(_) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Proves that nothing was written before now: a ping's pong is the next frame.
+    async fn nothing_pending(&mut self) {
+        self.send(json!({"event": "pusher:ping", "data": {}}));
+        self.expect("pusher:pong").await;
+    }
+
+    fn subscribe(&self, channel: &str, auth: Option<String>, channel_data: Option<&str>) {
+        self.send(json!({"event": "pusher:subscribe", "data": {
+            "channel": channel, "auth": auth, "channel_data": channel_data,
+        }}));
+    }
+
+    /// Subscribes to a presence channel as `user` (signed as the auth endpoint would).
+    async fn join(&mut self, channel: &str, user: &str) -> Value {
+        let channel_data = json!({"user_id": user, "user_info": {"name": user}}).to_string();
+        let auth =
+            auth::sign_channel_auth(KEY, SECRET, &self.socket_id, channel, Some(&channel_data));
+        self.subscribe(channel, Some(auth), Some(&channel_data));
+        self.expect("pusher_internal:subscription_succeeded").await
+    }
+}
+
+/// An event's `data`, decoded when it is JSON text (as Pusher sends it).
+fn data(frame: &Value) -> Value {
+    match &frame["data"] {
+        Value::String(text) => serde_json::from_str(text).unwrap_or(Value::String(text.clone())),
+        other => other.clone(),
+    }
+}
+
+#[tokio::test]
+async fn connection_is_established_with_the_nodes_socket_id_and_pings_are_answered() {
+    let (hub, app) = hub(|_| {});
+    let mut client = Client::connect(&hub, &app).await;
+    assert!(
+        client.socket_id.starts_with("7."),
+        "socket id {} is on node 7",
+        client.socket_id
+    );
+    client.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn a_public_subscription_is_confirmed_and_receives_what_is_published() {
+    let (hub, app) = hub(|_| {});
+    let mut client = Client::connect(&hub, &app).await;
+    client.subscribe("news", None, None);
+    let confirmed = client
+        .expect("pusher_internal:subscription_succeeded")
+        .await;
+    assert_eq!(confirmed["channel"], "news");
+    let frame = Frame::from(protocol::event("news", "headline", "{\"n\":1}", None));
+    hub.publish(&app, "news", &frame, None);
+    let event = client.expect("headline").await;
+    assert_eq!(data(&event), json!({"n": 1}));
+}
+
+#[tokio::test]
+async fn a_private_channel_needs_a_signature_for_this_socket() {
+    let (hub, app) = hub(|_| {});
+    let mut client = Client::connect(&hub, &app).await;
+    let other_socket = auth::sign_channel_auth(KEY, SECRET, "1.2", "private-a", None);
+    client.subscribe("private-a", Some(other_socket), None);
+    let refused = client.expect("pusher:subscription_error").await;
+    assert_eq!(data(&refused)["type"], "AuthError");
+    assert_eq!(data(&refused)["status"], 401);
+    let signed = auth::sign_channel_auth(KEY, SECRET, &client.socket_id, "private-a", None);
+    client.subscribe("private-a", Some(signed), None);
+    client
+        .expect("pusher_internal:subscription_succeeded")
+        .await;
+}
+
+#[tokio::test]
+async fn presence_members_are_announced_to_the_others_and_removed_when_they_leave() {
+    let (hub, app) = hub(|_| {});
+    let mut alice = Client::connect(&hub, &app).await;
+    let mut bob = Client::connect(&hub, &app).await;
+    let first = alice.join("presence-room", "1").await;
+    assert_eq!(data(&first)["presence"]["count"], 1);
+    let second = bob.join("presence-room", "2").await;
+    assert_eq!(data(&second)["presence"]["count"], 2);
+    assert_eq!(data(&second)["presence"]["hash"]["1"], json!({"name": "1"}));
+    let added = alice.expect("pusher_internal:member_added").await;
+    assert_eq!(data(&added)["user_id"], "2");
+    bob.nothing_pending().await;
+    bob.hang_up();
+    let removed = alice.expect("pusher_internal:member_removed").await;
+    assert_eq!(data(&removed)["user_id"], "2");
+}
+
+#[tokio::test]
+async fn a_presence_channel_refuses_a_member_over_its_limit() {
+    let (hub, app) = hub(|a| a.max_presence_members = 1);
+    let mut alice = Client::connect(&hub, &app).await;
+    let mut bob = Client::connect(&hub, &app).await;
+    alice.join("presence-room", "1").await;
+    let channel_data = json!({"user_id": "2", "user_info": {}}).to_string();
+    let auth = auth::sign_channel_auth(
+        KEY,
+        SECRET,
+        &bob.socket_id,
+        "presence-room",
+        Some(&channel_data),
+    );
+    bob.subscribe("presence-room", Some(auth), Some(&channel_data));
+    let refused = bob.expect("pusher:subscription_error").await;
+    assert_eq!(data(&refused)["type"], "LimitReached");
+    alice.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn client_events_reach_the_others_with_the_senders_user_id_and_are_not_echoed() {
+    let (hub, app) = hub(|_| {});
+    let mut alice = Client::connect(&hub, &app).await;
+    let mut bob = Client::connect(&hub, &app).await;
+    alice.join("presence-room", "1").await;
+    bob.join("presence-room", "2").await;
+    alice.expect("pusher_internal:member_added").await;
+    alice.send(json!({"event": "client-typing", "channel": "presence-room", "data": {"on": true}}));
+    let typing = bob.expect("client-typing").await;
+    assert_eq!(typing["user_id"], "1");
+    assert_eq!(data(&typing), json!({"on": true}));
+    alice.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn client_events_are_refused_on_public_channels_and_when_the_app_disables_them() {
+    let (hub, app) = hub(|_| {});
+    let mut client = Client::connect(&hub, &app).await;
+    client.subscribe("news", None, None);
+    client
+        .expect("pusher_internal:subscription_succeeded")
+        .await;
+    client.send(json!({"event": "client-x", "channel": "news", "data": {}}));
+    let error = client.expect("pusher:error").await;
+    assert!(data(&error)["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("private and presence")));
+
+    let (hub, app) = self::hub(|a| a.client_events = false);
+    let mut client = Client::connect(&hub, &app).await;
+    client.join("presence-room", "1").await;
+    client.send(json!({"event": "client-x", "channel": "presence-room", "data": {}}));
+    let error = client.expect("pusher:error").await;
+    assert!(data(&error)["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("not enabled")));
+}
+
+#[tokio::test]
+async fn a_burst_of_client_events_over_the_limit_closes_4301() {
+    let (hub, app) = hub(|_| {});
+    let mut alice = Client::connect(&hub, &app).await;
+    alice.join("presence-room", "1").await;
+    // Twice the limit at once: a token bucket has no window edge for a burst to straddle.
+    for _ in 0..2 * CLIENT_EVENTS_PER_SECOND {
+        alice.send(json!({"event": "client-x", "channel": "presence-room", "data": {}}));
+    }
+    assert_eq!(alice.closed().await, close::CLIENT_EVENT_RATE_LIMIT);
+}
+
+#[tokio::test]
+async fn subscribe_churn_over_the_apps_rate_closes_4301() {
+    let (hub, app) = hub(|a| a.max_subscriptions_per_second = 5);
+    let mut client = Client::connect(&hub, &app).await;
+    for i in 0..10 {
+        client.subscribe(&format!("c{i}"), None, None);
+    }
+    assert_eq!(client.closed().await, close::CLIENT_EVENT_RATE_LIMIT);
+}
+
+#[tokio::test]
+async fn a_connection_over_its_channel_limit_is_refused_that_channel() {
+    let (hub, app) = hub(|a| a.max_channels = 2);
+    let mut client = Client::connect(&hub, &app).await;
+    for name in ["a", "b"] {
+        client.subscribe(name, None, None);
+        client
+            .expect("pusher_internal:subscription_succeeded")
+            .await;
+    }
+    client.subscribe("c", None, None);
+    let refused = client.expect("pusher:subscription_error").await;
+    assert_eq!(data(&refused)["type"], "LimitReached");
+    assert_eq!(data(&refused)["status"], 429);
+    // Leaving one makes room.
+    client.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "a"}}));
+    client.subscribe("c", None, None);
+    client
+        .expect("pusher_internal:subscription_succeeded")
+        .await;
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_an_error_and_the_connection_stays() {
+    let (hub, app) = hub(|a| a.max_message_size = 100);
+    let mut client = Client::connect(&hub, &app).await;
+    client.send(json!({"event": "pusher:ping", "data": {"pad": "x".repeat(200)}}));
+    let error = client.expect("pusher:error").await;
+    assert_eq!(data(&error)["code"], 4200);
+    client.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_4200_so_clients_reconnect_elsewhere() {
+    let (hub, app) = hub(|_| {});
+    let (tx, rx) = watch::channel(false);
+    let shutdown = tx.clone();
+    let mut client = Client::connect_with(&hub, &app, (tx, rx)).await;
+    shutdown.send(true).expect("the session watches");
+    assert_eq!(client.closed().await, 4200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_gets_a_ping_and_no_pong_closes_4201() {
+    let (hub, app) = hub(|a| a.activity_timeout = Duration::from_secs(120));
+    let mut client = Client::connect(&hub, &app).await;
+    // Virtual time: the waits below pass as soon as the runtime is idle.
+    let hour = Duration::from_secs(3600);
+    let ping = client.next_within(hour).await;
+    assert!(
+        matches!(&ping, Message::Text(t) if t.contains("pusher:ping")),
+        "{ping:?}"
+    );
+    assert_eq!(client.closed_within(hour).await, 4201);
+}
