@@ -6,10 +6,13 @@
 //!   that (`starting`) and from the start of shutdown (`draining`).
 //! - `GET /admin/config`: the effective configuration, every secret redacted, and its hash (the
 //!   `hash` label of `fleetgate_config_info`).
+//! - `GET /admin/listeners`: the address every listener (and this one) listens on, as bound: a
+//!   listener configured on port 0 shows the port it got.
 //! - `GET /admin/upstreams`: every instance with health, since when, last error, in-flight
 //!   requests and learned sessions, plus each group's learned-table size and capacity.
 //! - `POST /admin/reload`: re-read `gateway.yaml`; all or nothing (422 with every problem).
 
+use crate::bound::Addresses;
 use crate::state::{Gateway, Readiness};
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -21,11 +24,27 @@ use std::time::UNIX_EPOCH;
 
 pub struct AdminApp {
     gateway: Arc<Gateway>,
+    /// Where every listener listens, as bound (`GET /admin/listeners`).
+    addresses: Arc<Addresses>,
 }
 
 impl AdminApp {
-    pub fn new(gateway: Arc<Gateway>) -> Self {
-        Self { gateway }
+    pub fn new(gateway: Arc<Gateway>, addresses: Arc<Addresses>) -> Self {
+        Self { gateway, addresses }
+    }
+
+    /// 200 `ready`, or 503 `starting` / `draining`; with the cluster link's state when clustered.
+    fn readyz(&self) -> Response<Vec<u8>> {
+        let (status, word) = match self.gateway.readiness() {
+            Readiness::Ready => (StatusCode::OK, "ready"),
+            Readiness::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
+            Readiness::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+        };
+        let mut body = json!({ "status": word });
+        if let Some(cluster) = &self.gateway.cluster {
+            body["cluster"] = json!(if cluster.is_up() { "up" } else { "down" });
+        }
+        reply(status, "application/json", body.to_string().into_bytes())
     }
 
     fn upstreams(&self) -> serde_json::Value {
@@ -175,28 +194,20 @@ impl ServeHttp for AdminApp {
                 self.gateway.render_metrics(),
             ),
             ("GET", "/healthz") => reply(StatusCode::OK, json_type, br#"{"status":"ok"}"#.to_vec()),
-            ("GET", "/readyz") => {
-                let (status, word) = match self.gateway.readiness() {
-                    Readiness::Ready => (StatusCode::OK, "ready"),
-                    Readiness::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
-                    Readiness::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
-                };
-                let mut body = json!({ "status": word });
-                if let Some(cluster) = &self.gateway.cluster {
-                    body["cluster"] = json!(if cluster.is_up() { "up" } else { "down" });
-                }
-                reply(status, json_type, body.to_string().into_bytes())
-            }
+            ("GET", "/readyz") => self.readyz(),
             ("GET", "/admin/config") => {
                 let snap = self.gateway.snapshot();
                 let body = json!({ "hash": snap.hash, "config": snap.effective });
                 reply(StatusCode::OK, json_type, body.to_string().into_bytes())
             }
-            ("GET", "/admin/upstreams") => reply(
-                StatusCode::OK,
-                json_type,
-                self.upstreams().to_string().into_bytes(),
-            ),
+            ("GET", "/admin/listeners") => {
+                let body = json!(*self.addresses);
+                reply(StatusCode::OK, json_type, body.to_string().into_bytes())
+            }
+            ("GET", "/admin/upstreams") => {
+                let body = self.upstreams();
+                reply(StatusCode::OK, json_type, body.to_string().into_bytes())
+            }
             ("POST", "/admin/reload") => self.reload(),
             ("GET", "/admin/spool") => match &self.gateway.spool {
                 Some(spool) => reply(

@@ -28,7 +28,8 @@
 //!   webhook Laravel cannot take goes to the spool and [`proxy::redelivery`] sends it later.
 //! - Browsers and Laravel's broadcaster → the hub: [`hub_listener`] (WebSocket upgrades, HTTP API).
 //!
-//! The control plane: [`admin`] (the operators' listener), [`reload`] (SIGHUP, `gateway.yaml`
+//! The control plane: [`admin`] (the operators' listener), [`bound`] (where each listener
+//! listens; ports picked for port 0), [`reload`] (SIGHUP, `gateway.yaml`
 //! changing on disk), [`tls`] (certificates by SNI, replaced live), [`server`] (assembles the
 //! pingora server); `fuzz`: the fuzz targets' entry points (`fuzz/`).
 #![forbid(unsafe_code)]
@@ -36,6 +37,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod admission;
+pub mod bound;
 pub mod cluster;
 pub mod config;
 pub mod dedupe;

@@ -8,6 +8,7 @@
 //! pingora's binary upgrade (listening sockets handed to the new process).
 
 use crate::admin::AdminApp;
+use crate::bound::Bound;
 use crate::config::{Config, Listener};
 use crate::hub_listener::HubApp;
 use crate::proxy::ProxyApp;
@@ -15,11 +16,12 @@ use crate::state::Gateway;
 use crate::tls::{CertWatcher, SniResolver};
 use anyhow::Context;
 use async_trait::async_trait;
-use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,21 +59,25 @@ pub fn run(config: Config, path: PathBuf, options: Options) -> anyhow::Result<()
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     let gateway = Gateway::new(config.clone(), Some(path.clone()))?;
+    // Held until the process exits: the ports picked for listeners on port 0.
+    let bound = Bound::resolve(&config).context("picking ports for listeners on port 0")?;
 
-    add_listeners(&mut server, &config, &gateway, &resolvers)?;
+    add_listeners(&mut server, &config, &gateway, &resolvers, &bound)?;
     for watcher in cert_watchers {
         server.add_service(background_service("certificates", watcher));
     }
     add_background(&mut server, &gateway, &path, options.watch);
-    add_readiness(&mut server, &config, &gateway);
-    if let Some(addr) = config.admin {
+    add_readiness(&mut server, &config, &gateway, &bound);
+    if let Some(addr) = bound.addresses.admin {
+        let addresses = Arc::new(bound.addresses.clone());
         let mut admin = pingora::services::listening::Service::new(
             "admin".to_string(),
-            AdminApp::new(gateway.clone()),
+            AdminApp::new(gateway.clone(), addresses),
         );
-        admin.add_tcp(&addr.to_string());
+        admin.add_listener(tcp_endpoint(addr, &bound));
         server.add_service(admin);
     }
+    bound.log();
     tracing::info!(
         listeners = config.listeners.len(),
         routes = config.routes.len(),
@@ -89,6 +95,7 @@ fn add_listeners(
     config: &Config,
     gateway: &Arc<Gateway>,
     resolvers: &Resolvers,
+    bound: &Bound,
 ) -> anyhow::Result<()> {
     let hub_listener = config.hub.as_ref().map(|h| h.listener.clone());
     for listener in &config.listeners {
@@ -103,30 +110,30 @@ fn add_listeners(
             };
             let mut service =
                 pingora::services::listening::Service::new(listener.name.clone(), app);
-            add_endpoint(&mut service, listener, resolvers)?;
+            add_endpoint(&mut service, listener, resolvers, bound)?;
             server.add_service(service);
             continue;
         }
         let tls = listener.tls.is_some();
         let app = ProxyApp::new(listener.name.clone(), gateway.clone(), tls);
         let mut service = pingora::services::listening::Service::new(listener.name.clone(), app);
-        add_endpoint(&mut service, listener, resolvers)?;
+        add_endpoint(&mut service, listener, resolvers, bound)?;
         server.add_service(service);
     }
     Ok(())
 }
 
 /// `/readyz` turns ready once every plain listener and the admin listener accept.
-fn add_readiness(server: &mut Server, config: &Config, gateway: &Arc<Gateway>) {
+fn add_readiness(server: &mut Server, config: &Config, gateway: &Arc<Gateway>, bound: &Bound) {
     // TLS listeners are not probed: a bare TCP connect there is a failed handshake in the log.
     // pingora starts every listener together, so the plain ones and the admin listener tell.
     let mut probes: Vec<_> = config
         .listeners
         .iter()
         .filter(|l| l.tls.is_none())
-        .map(|l| l.addr)
+        .filter_map(|l| bound.listener(&l.name))
         .collect();
-    probes.extend(config.admin);
+    probes.extend(bound.addresses.admin);
     server.add_service(background_service(
         "readiness",
         ReadinessProbe {
@@ -196,20 +203,37 @@ fn add_endpoint<A>(
     service: &mut pingora::services::listening::Service<A>,
     listener: &Listener,
     resolvers: &Resolvers,
+    bound: &Bound,
 ) -> anyhow::Result<()> {
-    let addr = listener.addr.to_string();
+    let addr = bound.listener(&listener.name).unwrap_or(listener.addr);
     match (&listener.tls, resolvers.get(&listener.name)) {
         (Some(tls), Some(resolver)) => {
             let settings = crate::tls::tls_settings(resolver.clone(), tls.h2)
                 .map_err(|e| anyhow::anyhow!("listener `{}`: {e}", listener.name))?;
-            service.add_tls_with_settings(&addr, None, settings);
+            let options = bound.is_reserved(addr).then(reuse_port);
+            service.add_tls_with_settings(&addr.to_string(), options, settings);
         }
         // hyper and the hub buffer on their own: pingora's 64 KiB read buffer and 1,460-byte
         // write buffer in front of them only copy every byte once more.
         _ => service
-            .add_listener(ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::unbuffered())),
+            .add_listener(tcp_endpoint(addr, bound).l4_buffer(L4BufferSettings::unbuffered())),
     }
     Ok(())
+}
+
+/// A plain TCP endpoint on `addr` (beside the socket that holds it, when its port was picked).
+fn tcp_endpoint(addr: SocketAddr, bound: &Bound) -> ListenerConfig {
+    let endpoint = ListenerConfig::tcp(addr.to_string());
+    match bound.is_reserved(addr) {
+        true => endpoint.tcp_socket_options(reuse_port()),
+        false => endpoint,
+    }
+}
+
+fn reuse_port() -> TcpSocketOptions {
+    let mut options = TcpSocketOptions::default();
+    options.so_reuseport = Some(true);
+    options
 }
 
 /// Turns `/readyz` 503 and waits the current `shutdown.drain_delay` before handing a

@@ -321,3 +321,32 @@ async fn a_binary_upgrade_hands_the_sockets_over_and_short_requests_see_no_error
         fates.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_on_port_zero_each_get_a_port_and_the_admin_tells_them() {
+    let stub = Upstream::node("u1").await;
+    let yaml = format!(
+        "admin: {{ listen: 127.0.0.1:0 }}\nlisteners:\n  fleet: {{ listen: 127.0.0.1:0 }}\n  edge: {{ listen: 127.0.0.1:0 }}\nupstreams:\n  node:\n    instances:\n{}routes:\n  - {{ name: a, listener: fleet, upstream: node }}\n  - {{ name: b, listener: edge, upstream: node }}\n",
+        instances_yaml([&stub])
+    );
+    let (gw, listeners) = Gateway::start_bound(&yaml).await;
+    let (fleet, edge) = (listeners["fleet"], listeners["edge"]);
+    let ports = [fleet.port(), edge.port(), gw.admin.port()];
+    assert!(ports.iter().all(|p| *p != 0), "{ports:?}");
+    assert!(
+        ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2],
+        "{ports:?}"
+    );
+    for addr in [fleet, edge] {
+        let r = send(addr, "GET", "/api/sessions", &[], vec![]).await;
+        assert_eq!(
+            (r.status, r.instance()),
+            (200, "u1".to_string()),
+            "via {addr}"
+        );
+    }
+    let told = send(gw.admin, "GET", "/admin/listeners", &[], vec![])
+        .await
+        .json();
+    assert_eq!(told["admin"], gw.admin.to_string());
+}

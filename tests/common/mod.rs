@@ -15,6 +15,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -169,6 +170,60 @@ impl Gateway {
             }
         }
         gateway
+    }
+
+    /// Starts the binary on `yaml`, whose listeners and admin listener may be on port 0, and
+    /// waits until it is ready: the admin address is read from the start-up log, the others
+    /// from `GET /admin/listeners` (listener name → address). No port is picked by the test,
+    /// so none can be taken by another process before the gateway binds it.
+    pub async fn start_bound(yaml: &str) -> (Self, HashMap<String, SocketAddr>) {
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut gateway = Self::launch(yaml, unknown, &[]);
+        let start = Instant::now();
+        gateway.admin = loop {
+            let log = gateway.log();
+            let admin = log
+                .lines()
+                .filter(|l| l.contains("listening") && l.contains("listener=admin"))
+                .find_map(|l| {
+                    l.split("addr=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                });
+            if let Some(admin) = admin {
+                break admin;
+            }
+            let exited = gateway.child.try_wait().unwrap();
+            assert!(
+                exited.is_none(),
+                "fleetgate exited early ({exited:?}): {log}"
+            );
+            assert!(
+                start.elapsed() < DEADLINE,
+                "no admin address in the log: {log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let admin = gateway.admin;
+        // The address is logged before anything listens: refused connections are waited out.
+        wait_for("fleetgate to be ready", DEADLINE, || async move {
+            let ready = try_send(admin, "GET", "/readyz", &[], Vec::new()).await;
+            ready.is_ok_and(|r| r.status == 200).then_some(())
+        })
+        .await;
+        let bound = send(admin, "GET", "/admin/listeners", &[], Vec::new())
+            .await
+            .json();
+        let listeners = bound["listeners"]
+            .as_object()
+            .expect("listeners by name")
+            .iter()
+            .map(|(name, addr)| (name.clone(), addr.as_str().unwrap().parse().unwrap()))
+            .collect();
+        (gateway, listeners)
     }
 
     /// Sends SIGTERM (graceful shutdown).
@@ -465,12 +520,14 @@ pub async fn fleet(routing: &str, route: &str) -> (Vec<Upstream>, Gateway, Socke
     (stubs, gateway, fleet_addr)
 }
 
+/// A gateway in front of `stubs` with its listeners on port 0: the gateway and the fleet
+/// listener's address.
 pub async fn gateway_for(stubs: &[Upstream], routing: &str, route: &str) -> (Gateway, SocketAddr) {
-    let fleet: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let refs: Vec<&Upstream> = stubs.iter().collect();
-    let yaml = fleet_yaml(fleet, admin, &refs, routing, route);
-    (Gateway::start(&yaml, admin, &[fleet]).await, fleet)
+    let yaml = fleet_yaml(any, any, &refs, routing, route);
+    let (gateway, listeners) = Gateway::start_bound(&yaml).await;
+    (gateway, listeners["fleet"])
 }
 
 /// Established IPv4 connections accepted on `addr`, and the bytes they received that the

@@ -21,7 +21,9 @@ pub(super) fn listeners(
         .map(|(name, mut l)| {
             let path = format!("listeners.{name}.listen");
             let addr = p.addr(path.clone(), &l.listen);
-            if let Some(other) = seen.insert(addr, name.clone()) {
+            // Port 0: each gets a port of its own at start (`crate::bound`).
+            let shared = addr.port() != 0;
+            if let Some(other) = seen.insert(addr, name.clone()).filter(|_| shared) {
                 p.push(path, format!("{addr} is also used by {other}"));
             }
             let is_hub = hub_listener == Some(name.as_str());
