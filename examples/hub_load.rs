@@ -121,6 +121,11 @@ const IDLE: OptSpec = &[
         "idle connections, one public channel each",
     ),
     ("hold", "5", "seconds to hold them before measuring"),
+    (
+        "settle",
+        "30",
+        "seconds after closing them before the gateway's VmRSS is read again",
+    ),
     ("channel", "idle", "channel prefix (idle-0, idle-1, ...)"),
 ];
 
@@ -1310,12 +1315,14 @@ async fn idle(o: Opts, t: Arc<Target>) -> i32 {
         h.abort();
     }
     drop(handles);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settle = o.secs("settle");
+    tokio::time::sleep(settle).await;
     let closed = vm_rss_kib(&pid);
     let fds_closed = open_fds(&pid);
     let fds = |n: Option<usize>| n.map_or("-".into(), |n| n.to_string());
     println!(
-        "  gateway VmRSS 2 s after closing them all: {} KiB; gateway open fds before / with them / after: {} / {} / {}; connection ends seen by the client: {}",
+        "  gateway VmRSS {} s after closing them all: {} KiB; gateway open fds before / with them / after: {} / {} / {}; connection ends seen by the client: {}",
+        settle.as_secs(),
         closed.map_or("-".into(), thousands),
         fds(fds_before),
         fds(fds_after),
@@ -1326,7 +1333,7 @@ async fn idle(o: Opts, t: Arc<Target>) -> i32 {
         "mode": "idle", "ws": o.str("ws"), "connections": alive, "connect_failed": s.failed.load(Relaxed),
         "connect_errors": map_json(&s.errors), "connect_secs": connect_time.as_secs_f64(),
         "rss_before_kib": before, "rss_after_kib": after, "rss_samples_kib": samples,
-        "rss_per_conn_kib": (per_conn * 100.0).round() / 100.0, "rss_after_close_kib": closed,
+        "rss_per_conn_kib": (per_conn * 100.0).round() / 100.0, "rss_after_close_kib": closed, "settle_secs": settle.as_secs(),
         "gateway_fds": {"before": fds_before, "open": fds_after, "after_close": fds_closed},
         "connection_ends": map_json(&s.closes),
     });

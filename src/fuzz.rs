@@ -338,6 +338,22 @@ fn decode_chunked(reads: &[&[u8]]) -> (Vec<u8>, Option<bool>) {
     (out, None)
 }
 
+/// Client WebSocket bytes: decoded alike whatever the read boundaries, and never a panic.
+pub fn ws_frames(data: &[u8]) {
+    use crate::hub::wire::Decoder;
+    let Some((&step, bytes)) = data.split_first() else {
+        return;
+    };
+    let decode = |chunk: usize| {
+        let (mut decoder, mut got) = (Decoder::default(), Vec::new());
+        let result = bytes
+            .chunks(chunk.max(1))
+            .try_for_each(|piece| decoder.feed(piece, 1024, &mut |m| got.push(m)));
+        (got, result)
+    };
+    assert_eq!(decode(bytes.len()), decode(usize::from(step)));
+}
+
 #[cfg(test)]
 mod tests {
     type Target = (&'static str, fn(&[u8]));

@@ -26,6 +26,7 @@ use pingora_http::ResponseHeader;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 pub struct HubApp {
@@ -124,7 +125,7 @@ impl HubApp {
         let admitted = hub
             .admission
             .admit(client, usize::MAX, conf.max_connections_per_ip);
-        let Ok(_slot) = admitted else {
+        let Ok(slot) = admitted else {
             let message = "Over connection quota for this address";
             return session::reject(stream, &hub, Some(&app), 4004, message).await;
         };
@@ -133,7 +134,17 @@ impl HubApp {
             return session::reject(stream, &hub, Some(&app), 4004, "Over connection quota").await;
         }
         drop(conf);
-        session::serve(stream, hub, app, shutdown).await;
+        // A plain TCP socket can be written to directly by the fan-out (TLS needs its session).
+        let direct = stream
+            .as_any()
+            .is::<pingora::protocols::l4::stream::Stream>()
+            .then(|| stream.id());
+        // A task of its own: the WebSocket outlives this HTTP exchange, and the connection
+        // then holds only the session's state, not pingora's request handling around it.
+        tokio::spawn(async move {
+            let _slot = slot;
+            session::serve(stream, direct, hub, app, shutdown).await;
+        });
     }
 
     /// The client's address, or `None` when it is a trusted proxy: a proxy carries many
@@ -175,7 +186,10 @@ async fn handshake(mut session: ServerSession) -> Option<(Stream, Option<String>
     let ServerSession::H1(h1) = session else {
         return None;
     };
-    Some((h1.into_inner(), origin))
+    // Everything written so far is on the socket before the fan-out may write to it directly.
+    let mut stream = h1.into_inner();
+    stream.flush().await.ok()?;
+    Some((stream, origin))
 }
 
 async fn respond(session: &mut ServerSession, status: u16, body: Bytes) {

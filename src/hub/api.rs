@@ -306,7 +306,7 @@ fn channel_info(app: &AppState, view: &View, name: &str, query: &str) -> Reply {
     if wants(query, "cache") && channel.is_cache() {
         let cached = app.channel(name).and_then(|c| c.last_event());
         if let Some(frame) = cached {
-            if let Ok(value) = serde_json::from_str::<Value>(frame.as_str()) {
+            if let Ok(value) = serde_json::from_str::<Value>(&frame.as_text()) {
                 out["cache"] = json!({"event": value["event"], "data": value["data"], "ttl": null});
             }
         }

@@ -1,7 +1,8 @@
 //! The fan-out engine: apps, channels, their subscribers and presence members.
 //!
-//! An event is serialized once into a [`Frame`] (reference-counted bytes) and the same frame is
-//! queued for every subscriber. Each connection has a bounded send queue of [`SEND_QUEUE`] frames.
+//! An event is serialized once into a [`Frame`] (its WebSocket frame, reference-counted bytes)
+//! and the same bytes go to every subscriber's socket, directly when the socket takes them
+//! (`conn`). Each connection queues at most [`SEND_QUEUE`] frames the kernel did not take.
 //! **Slow-consumer policy**: a subscriber whose queue is full when a frame arrives is closed with
 //! 4100 (pusher-js reconnects after a back-off) and counted; the publisher never waits for it and
 //! other subscribers never notice it.
@@ -17,17 +18,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 mod conn;
+mod deliver;
 
-pub use conn::{Closer, Conn, Outgoing};
+pub use conn::{Closer, Conn, Offered, Outbox};
 
 /// Frames a connection may have queued before it counts as a slow consumer.
 pub const SEND_QUEUE: usize = 512;
 
 /// One serialized text frame, shared by every subscriber it goes to.
-pub type Frame = Utf8Bytes;
+pub use super::wire::Frame;
 
 /// A presence member: how many of the user's sockets are subscribed, and their info.
 struct Member {
@@ -201,57 +202,6 @@ impl Hub {
     /// The Redis link, when clustered.
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
-    }
-
-    /// Publishes `frame` on `channel` to every subscriber but `except` (a socket id): through the
-    /// cluster when there is one and its link is up (this node's subscribers get it back from
-    /// Redis, in the cluster's order), else directly. Never waits.
-    /// Clustered, the returned receiver completes once Redis took the event (or it was delivered
-    /// here instead).
-    pub fn publish(
-        &self,
-        app: &AppState,
-        channel: &str,
-        frame: &Frame,
-        except: Option<&str>,
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        app.metrics.published.inc();
-        if let Some(cluster) = &self.cluster {
-            let (done, taken) = tokio::sync::oneshot::channel();
-            if cluster.publish(&app.id, channel, frame.as_bytes(), except, done) {
-                return Some(taken);
-            }
-        }
-        self.deliver(app, channel, frame, except);
-        None
-    }
-
-    /// Queues `frame` for this node's subscribers of `channel` but `except`; returns how many.
-    pub fn deliver(
-        &self,
-        app: &AppState,
-        channel: &str,
-        frame: &Frame,
-        except: Option<&str>,
-    ) -> usize {
-        let Some(ch) = app.channels.get(channel).map(|c| c.clone()) else {
-            return 0;
-        };
-        if is_cache_channel(channel) {
-            *ch.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
-        }
-        let subs = ch.subs.read().unwrap_or_else(|p| p.into_inner());
-        let published = Some(Instant::now());
-        let mut queued = 0;
-        for conn in subs.values() {
-            if except.is_some_and(|s| s == &*conn.socket_id) {
-                continue;
-            }
-            if conn.offer(frame, published, &app.metrics.dropped_slow) {
-                queued += 1;
-            }
-        }
-        queued
     }
 }
 

@@ -22,7 +22,7 @@ impl LocalHub for Hub {
 
     fn deliver(&self, app: &str, channel: &str, frame: &str, except: Option<&str>) {
         if let Some(app) = self.app_by_id(app) {
-            Hub::deliver(self, &app, channel, &Frame::from(frame.to_string()), except);
+            Hub::deliver(self, &app, channel, &Frame::text(frame), except);
         }
     }
 

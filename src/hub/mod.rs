@@ -5,7 +5,8 @@
 //! - [`channel`], [`protocol`] (from [`crate::pusher`]), [`auth`]: pure: channel names, frames,
 //!   signatures (no I/O).
 //! - [`fanout`]: apps, channels, subscribers, presence members; serialize once, bounded queues.
-//! - [`session`]: one WebSocket connection (reader loop + writer task).
+//! - [`wire`]: WebSocket frames: server frames built once, client frames decoded.
+//! - [`session`]: one WebSocket connection, one task.
 //! - [`events`]: the one way an event is published (the HTTP API and the webhook rules).
 //! - [`api`]: the Pusher HTTP API.
 //!
@@ -22,4 +23,4 @@ pub mod fanout;
 mod local;
 pub mod presence;
 pub mod session;
-mod writer;
+pub mod wire;

@@ -1,37 +1,34 @@
-//! One WebSocket connection speaking Pusher protocol 7.
+//! One WebSocket connection speaking Pusher protocol 7, served by one task.
 //!
-//! A writer task (`super::writer`) owns the sink: it drains the connection's bounded queue (fed by
-//! the fan-out engine and by this session's own replies) and performs the close asked for. The
-//! reader loop (this task) decodes client frames and applies them; silence for
-//! `activity_timeout` gets a `pusher:ping`, and no answer within [`PONG_TIMEOUT`] closes with 4201.
-//! On exit every subscription is removed, announcing `member_removed` where a user's last socket
-//! leaves a presence channel.
+//! The task reads client frames ([`socket::Socket`], no buffer of its own while idle) and
+//! applies them, and writes out whatever the fan-out could not write to the socket directly
+//! (the connection's [`Outbox`]). Silence for `activity_timeout` gets a `pusher:ping`, and no
+//! answer within [`PONG_TIMEOUT`] closes with 4201. On exit every subscription is removed,
+//! announcing `member_removed` where a user's last socket leaves a presence channel.
 
 use super::cache::replay_cache;
-use super::fanout::{AppState, Conn, Frame, Hub, Outgoing, Presence, SEND_QUEUE};
+use super::fanout::{AppState, Conn, Frame, Hub, Outbox, Presence};
 use super::presence::ClusterPresence;
 use super::protocol::close;
-use super::writer::write_frames;
+use super::wire::Incoming;
+pub use socket::reject;
+use socket::{Ended, Socket};
 
 mod client_events;
+mod socket;
 mod subscribe;
 #[cfg(test)]
 mod tests;
 use super::{auth, channel::ChannelName, protocol};
 use crate::cluster::Cluster;
 use crate::rate::TokenBucket;
-use futures_util::{SinkExt, StreamExt};
 use pingora::server::ShutdownWatch;
 use std::collections::HashMap;
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 /// How long a client has to answer a server `pusher:ping` (Pusher's 30 s, or the app's
 /// `activity_timeout` if shorter).
@@ -42,61 +39,40 @@ pub const CLIENT_EVENTS_PER_SECOND: u32 = 10;
 /// anyway.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
-/// The transport's error type (a WebSocket's, or a test's stand-in for one).
-pub type WsError = tokio_tungstenite::tungstenite::Error;
+/// How long a closed connection's late frames are read (and dropped) before the socket closes.
+const LINGER: Duration = Duration::from_secs(2);
 
-/// Serves one upgraded connection until it closes.
-pub async fn serve<S>(stream: S, hub: Arc<Hub>, app: Arc<AppState>, shutdown: ShutdownWatch)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let config = ws_config(app.conf().max_message_size);
-    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
-    let (sink, source) = ws.split();
-    serve_frames(sink, source, hub, app, shutdown).await;
+/// How a session's conversation ended.
+enum End {
+    /// A close was requested (the closer holds its code).
+    Closing,
+    /// The client sent a close frame, with this code if any.
+    ClientClosed(Option<u16>),
+    /// The client went away without one.
+    Gone,
 }
 
-fn ws_config(max_message_size: usize) -> WebSocketConfig {
-    let mut config = WebSocketConfig::default();
-    // Frames over the limit get a pusher:error below; the transport cap is a generous backstop.
-    config.max_message_size = Some(max_message_size.saturating_mul(4).max(64 * 1024));
-    config.max_frame_size = config.max_message_size;
-    // tungstenite's default 128 KiB read buffer is zero-filled per connection, so it is all
-    // resident: 165 KiB per idle connection measured (bench/hub-bench.sh), 36 KiB with 4 KiB.
-    config.read_buffer_size = 4 * 1024;
-    config
-}
-
-/// The session over any sink and stream of frames: a WebSocket's halves in production, channels
-/// in the unit tests (so the protocol's rules are tested without sockets).
-pub async fn serve_frames<Si, St>(
-    sink: Si,
-    mut source: St,
+/// Serves one upgraded connection until it closes. `direct`: the descriptor of `stream` when it
+/// is a plain TCP socket the fan-out may write to directly (see `fanout::conn`); `stream` owns
+/// it, and the outbox is detached before `stream` closes.
+pub async fn serve<S>(
+    stream: S,
+    direct: Option<RawFd>,
     hub: Arc<Hub>,
     app: Arc<AppState>,
     shutdown: ShutdownWatch,
 ) where
-    Si: futures_util::Sink<Message, Error = WsError> + Unpin + Send + 'static,
-    St: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conf = app.conf();
-    let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
+    let outbox = Arc::new(Outbox::new(direct));
+    let mut socket = Socket::new(stream, outbox.clone());
     let (id, socket_id) = hub.next_socket();
     let conn = Conn {
         id,
         socket_id: socket_id.clone().into(),
-        tx,
+        outbox,
         closer: Default::default(),
     };
-    let writer = tokio::spawn(write_frames(
-        sink,
-        rx,
-        conn.closer.clone(),
-        app.metrics.clone(),
-        conf.write_timeout,
-    ));
-    drop(conf);
-
     let mut session = Session {
         hub: &hub,
         app: &app,
@@ -114,15 +90,24 @@ pub async fn serve_frames<Si, St>(
     // pusher-js refuses a handshake whose activity_timeout is 0 (a sub-second config): at least 1.
     let activity = session.app.conf().activity_timeout.as_secs().max(1);
     session.send(protocol::connection_established(&socket_id, activity));
-    session.run(&mut source, shutdown).await;
+    let end = session.run(&mut socket, shutdown).await;
     session.leave_all();
-    session.app.connections.fetch_sub(1, Ordering::Relaxed);
-    // No close requested by now means the client ended the connection.
+    app.connections.fetch_sub(1, Ordering::Relaxed);
+    // No close requested means the client ended the connection.
     let code = session.conn.closer.code();
-    count_disconnect(&hub, Some(session.app), code);
-    // Stops the writer (a close already requested, e.g. 4100, keeps its code: the first one wins).
-    session.conn.closer.close(1000);
-    let _ = writer.await;
+    count_disconnect(&hub, Some(&app), code);
+    let write_timeout = app.conf().write_timeout;
+    let (code, reason) = match end {
+        End::Gone => return,
+        // The client's close is answered with its code.
+        End::ClientClosed(theirs) => (theirs.unwrap_or(1000), ""),
+        End::Closing => (code, close::reason(code)),
+    };
+    socket
+        .writer
+        .close(code, reason, write_timeout, &app.metrics)
+        .await;
+    socket.reader.linger(LINGER).await;
 }
 
 /// Counts a closed connection by close code (0: closed by the client).
@@ -176,63 +161,99 @@ impl Session<'_> {
             .offer(&frame, None, &self.app.metrics.dropped_slow);
     }
 
-    async fn run<St>(&mut self, source: &mut St, mut shutdown: ShutdownWatch)
+    /// Reads and applies the client's messages, and writes out the outbox, until the
+    /// conversation ends.
+    async fn run<S>(&mut self, socket: &mut Socket<S>, mut shutdown: ShutdownWatch) -> End
     where
-        St: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
+        S: AsyncRead + AsyncWrite,
     {
-        let idle = self.app.conf().activity_timeout;
+        let conf = self.app.conf();
+        let (idle, write_timeout) = (conf.activity_timeout, conf.write_timeout);
+        // Frames over the limit get a pusher:error; the transport's cap is a generous backstop.
+        let max_frame = conf.max_message_size.saturating_mul(4).max(64 * 1024);
+        drop(conf);
         let mut retired = self.app.retired();
         let mut awaiting_pong = false;
         loop {
-            let wait = if awaiting_pong {
-                PONG_TIMEOUT.min(idle)
-            } else {
-                idle
+            let wait = match awaiting_pong {
+                true => PONG_TIMEOUT.min(idle),
+                false => idle,
             };
-            let message = tokio::select! {
-                m = source.next() => m,
+            let queued = self.conn.outbox.has_queue();
+            tokio::select! {
+                read = socket.reader.read(max_frame) => {
+                    awaiting_pong = false;
+                    if let Some(end) = self.on_read(read) {
+                        return end;
+                    }
+                }
+                flushed = socket.writer.flush(write_timeout, &self.app.metrics), if queued => match flushed {
+                    Ok(()) => {}
+                    // A client that stopped reading.
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        self.conn.closer.close(close::OVER_CAPACITY);
+                        return End::Closing;
+                    }
+                    Err(_) => return End::Gone,
+                },
+                _ = self.conn.outbox.queued(), if !queued => {}
                 _ = tokio::time::sleep(wait) => {
                     if awaiting_pong {
                         self.conn.closer.close(4201);
-                        return;
+                        return End::Closing;
                     }
                     self.send(protocol::ping());
                     awaiting_pong = true;
-                    continue;
                 }
-                _ = self.conn.closer.requested() => return,
+                _ = self.conn.closer.requested() => return End::Closing,
                 // Server shutting down: 4200 tells pusher-js to reconnect at once (elsewhere).
                 _ = shutdown.changed() => {
                     self.conn.closer.close(4200);
-                    return;
+                    return End::Closing;
                 }
                 // The app was removed by a reload: the client reconnects (and is refused 4001).
                 _ = retired.wait_for(|gone| *gone) => {
                     self.conn.closer.close(4200);
-                    return;
+                    return End::Closing;
                 }
-            };
-            awaiting_pong = false;
-            match message {
-                Some(Ok(Message::Text(text))) => {
-                    if text.len() > self.app.conf().max_message_size {
-                        self.send(protocol::error(Some(4200), "Message too large"));
-                        continue;
-                    }
-                    if !self.handle(text.as_str()) {
-                        return;
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    self.send(protocol::error(
-                        Some(4200),
-                        "Binary frames are not supported",
-                    ));
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
             }
         }
+    }
+
+    /// Applies what one read brought; `Some` ends the conversation.
+    fn on_read(&mut self, read: Result<Vec<Incoming>, Ended>) -> Option<End> {
+        match read {
+            Ok(messages) => messages.into_iter().find_map(|m| self.on_message(m)),
+            Err(Ended::Gone) => Some(End::Gone),
+            Err(Ended::Broken(error)) => {
+                self.conn.closer.close(error.close_code());
+                Some(End::Closing)
+            }
+        }
+    }
+
+    /// Applies one client message; `Some` ends the conversation.
+    fn on_message(&mut self, message: Incoming) -> Option<End> {
+        match message {
+            Incoming::Text(text) if text.len() > self.app.conf().max_message_size => {
+                self.send(protocol::error(Some(4200), "Message too large"));
+            }
+            Incoming::Text(text) => {
+                if !self.handle(&text) {
+                    return Some(End::Closing);
+                }
+            }
+            Incoming::Binary => {
+                self.send(protocol::error(
+                    Some(4200),
+                    "Binary frames are not supported",
+                ));
+            }
+            Incoming::Ping(payload) => self.conn.outbox.push(&Frame::pong(&payload)),
+            Incoming::Pong => {}
+            Incoming::Close(code) => return Some(End::ClientClosed(code)),
+        }
+        None
     }
 
     /// Applies one client frame; false ends the connection.
@@ -357,24 +378,4 @@ fn over(bucket: &mut TokenBucket, limit: u32) -> bool {
 fn presence_member(channel_data: &str, max_info: usize) -> Option<(String, String)> {
     let member = protocol::decode_channel_data(channel_data).ok()?;
     (member.user_info.len() <= max_info).then_some((member.user_id, member.user_info))
-}
-
-/// Accepts the WebSocket only to say why it is refused: `pusher:error` with `code`, then a close
-/// frame with the same code (pusher-js decides whether to reconnect from the close code).
-/// Counted as a disconnect of `app` (`unknown` for none).
-pub async fn reject<S>(stream: S, hub: &Hub, app: Option<&AppState>, code: u16, message: &str)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    count_disconnect(hub, app, code);
-    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
-    let _ = ws
-        .send(Message::Text(protocol::error(Some(code), message).into()))
-        .await;
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: message.to_string().into(),
-    };
-    let _ = ws.send(Message::Close(Some(frame))).await;
-    let _ = ws.close(None).await;
 }
