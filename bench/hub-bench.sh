@@ -33,6 +33,8 @@
 #   TARGETS="ceiling ceiling-batch node node-preframe fleetgate"   fan-out servers (idle: fleetgate)
 #   FLEETGATE_THREADS=1   the gateway's `threads:` (with PIN=1 it still runs on SERVER_CPUS)
 #   SUBS=10000 PUBLISHERS=2 RATE=0 GATE=1 PAYLOAD=100 WARMUP=2 DURATION=10 DRAIN=5   (fanout)
+#       STALLED=0: extra subscribers that stop reading once subscribed (slow consumers; the
+#       others' figures show whether they slow anyone down)
 #       RATE=0: closed loop, PUBLISHERS lanes; GATE=1: each lane waits until its event reached
 #       every subscriber before the next (bounded backlog); GATE=0: waits for the API answer only.
 #       RATE=R: open loop at R events/s (latency counted from each event's due time).
@@ -73,6 +75,7 @@ WARMUP=${WARMUP:-2}
 DURATION=${DURATION:-10}
 DRAIN=${DRAIN:-5}
 SPIN=${SPIN:-0}
+STALLED=${STALLED:-0}
 IDLE_CONNS=${IDLE_CONNS:-20000}
 HOLD=${HOLD:-5}
 SETTLE=${SETTLE:-30}
@@ -104,7 +107,7 @@ for p in $PARTS; do [[ $p == fanout || $p == idle ]] || die "unknown part '$p' (
 for t in $TARGETS; do
   [[ " ceiling ceiling-batch node node-preframe fleetgate " == *" $t "* ]] || die "unknown target '$t'"
 done
-for v in SETTLE FLEETGATE_THREADS SUBS PUBLISHERS GATE PAYLOAD WARMUP DURATION DRAIN SPIN IDLE_CONNS HOLD RAMP CONNECT_TIMEOUT HUB_PORT \
+for v in STALLED SETTLE FLEETGATE_THREADS SUBS PUBLISHERS GATE PAYLOAD WARMUP DURATION DRAIN SPIN IDLE_CONNS HOLD RAMP CONNECT_TIMEOUT HUB_PORT \
   NOFILE CAP_CONNS WAIT_OTHER WAIT_QUIET QUIET_MAX OTHER_MAX RETRY_NOISY START_TIMEOUT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
 done
@@ -294,7 +297,7 @@ for v in $IDLE_CPU; do [[ ${v#*=} =~ ^([0-9]+)%$ ]] && ((BASH_REMATCH[1] > QUIET
   echo "date: $(date -Is)"
   echo "host: $(uname -srm); $(nproc) cpus; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
   echo "mem: $(free -g | awk '/Mem:/{print $2" GiB"}'); ulimit -n $(ulimit -n); ephemeral ports $PORT_LO-$PORT_HI; tcp_tw_reuse $(cat /proc/sys/net/ipv4/tcp_tw_reuse)"
-  echo "knobs: PARTS=\"$PARTS\" SUBS=$SUBS PUBLISHERS=$PUBLISHERS RATE=$RATE GATE=$GATE PAYLOAD=$PAYLOAD SPIN=$SPIN WARMUP=$WARMUP DURATION=$DURATION DRAIN=$DRAIN IDLE_CONNS=$IDLE_CONNS HOLD=$HOLD RAMP=$RAMP WS_IMPL=$WS_IMPL CLIENT_THREADS=$CLIENT_THREADS PIN=$PIN SERVER_CPUS=$SERVER_CPUS LOAD_CPUS=$LOAD_CPUS"
+  echo "knobs: PARTS=\"$PARTS\" TARGETS=\"$TARGETS\" STALLED=$STALLED SUBS=$SUBS PUBLISHERS=$PUBLISHERS RATE=$RATE GATE=$GATE PAYLOAD=$PAYLOAD SPIN=$SPIN WARMUP=$WARMUP DURATION=$DURATION DRAIN=$DRAIN IDLE_CONNS=$IDLE_CONNS HOLD=$HOLD RAMP=$RAMP WS_IMPL=$WS_IMPL CLIENT_THREADS=$CLIENT_THREADS PIN=$PIN SERVER_CPUS=$SERVER_CPUS LOAD_CPUS=$LOAD_CPUS"
   echo "fleetgate: $FLEETGATE_BIN (built $(date -r "$FLEETGATE_BIN" -Is); git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$( [[ -n $(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]] && echo ', src dirty')), threads: 1"
   echo "load client: $LOAD_BIN (built $(date -r "$LOAD_BIN" -Is)), $CLIENT_THREADS subscriber thread(s) + 1 publisher thread"
   if [[ -n $LIMIT_NOTE ]]; then echo "WARNING: $LIMIT_NOTE"; fi
@@ -320,7 +323,7 @@ client_args() { # part
   case $1 in
     fanout) echo fanout "${common[@]}" --app-id bench --secret-env HUB_SECRET --subs "$SUBS" \
       --publishers "$PUBLISHERS" --rate "$RATE" --gate "$GATE" --payload "$PAYLOAD" --warmup "$WARMUP" \
-      --duration "$DURATION" --drain "$DRAIN" --spin "$SPIN" ;;
+      --duration "$DURATION" --drain "$DRAIN" --spin "$SPIN" --stalled "$STALLED" ;;
     idle) echo idle "${common[@]}" --conns "$IDLE_CONNS" --hold "$HOLD" --settle "$SETTLE" ;;
   esac
 }

@@ -84,6 +84,11 @@ const FANOUT: OptSpec = &[
         "environment variable holding the app secret",
     ),
     ("subs", "10000", "subscribers on the channel"),
+    (
+        "stalled",
+        "0",
+        "extra subscribers that stop reading once subscribed (not counted; slow consumers)",
+    ),
     ("channel", "bench", "public channel"),
     (
         "publishers",
@@ -589,6 +594,33 @@ struct Target {
     buf_size: usize,
 }
 
+/// `n` subscribers of `channel` that never read after subscribing: each keeps its socket open
+/// until the hub closes it (a slow consumer). Returns their tasks.
+async fn stall(t: &Target, channel: &str, n: u64) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut stalled = Vec::new();
+    for _ in 0..n {
+        let mut ws = RawWs::connect(&t.addrs[0], &t.key, 2048)
+            .await
+            .unwrap_or_else(|e| die(&format!("stalled subscriber: {e}")));
+        let subscribed = async {
+            ws.expect(b"pusher:connection_established").await?;
+            ws.send(1, subscribe_frame(channel).as_bytes()).await?;
+            ws.expect(b"pusher_internal:subscription_succeeded").await
+        };
+        subscribed
+            .await
+            .unwrap_or_else(|e| die(&format!("stalled subscriber: {e}")));
+        stalled.push(tokio::spawn(async move {
+            let _held = ws;
+            std::future::pending::<()>().await
+        }));
+    }
+    if n > 0 {
+        println!("  {n} stalled subscriber(s) on `{channel}`: subscribed, then never read");
+    }
+    stalled
+}
+
 /// One subscriber: connect (to `addr`), subscribe to `channel`, then read until the connection ends.
 async fn subscriber(t: Arc<Target>, addr: String, channel: String, s: Arc<Stats>) {
     let end = if t.tungstenite {
@@ -1069,6 +1101,7 @@ async fn fanout(o: Opts, t: Arc<Target>) -> i32 {
     )
     .await;
     let subscribed = report_connect(&s, connect_time);
+    let stalled = stall(&t, &channel, o.num("stalled")).await;
     if subscribed == 0 {
         println!(
             "RESULT {}",
@@ -1139,7 +1172,7 @@ async fn fanout(o: Opts, t: Arc<Target>) -> i32 {
         start_ns,
         (&snap0, &snap1),
     );
-    for h in handles {
+    for h in handles.into_iter().chain(stalled) {
         h.abort();
     }
     0
