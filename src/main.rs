@@ -8,30 +8,7 @@ use fleetgate::signing::{self, Scheme, Secret};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// glibc's per-thread arenas grow and shrink with `mprotect` under request load (~1 call per 5
-/// requests measured); mimalloc keeps per-thread free lists without system calls.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Gives memory freed after a burst back to the system. mimalloc purges freed arena memory only
-/// after a delay (10 s) and only when it next collects, which an idle process never does:
-/// 20,000 WebSockets closing left 107 MB resident 30 s later (19 MB before they opened;
-/// bench/hub-bench.sh). A thread asks it to collect every few seconds, and arena memory is
-/// committed as it is used (`.cargo/config.toml`). Purging at once instead cost the proxy ~6 %.
-fn return_freed_memory() {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-    let collect = || loop {
-        std::thread::sleep(EVERY);
-        // SAFETY: mi_collect takes no pointer; `false` asks only for what is due.
-        #[allow(unsafe_code)]
-        unsafe {
-            libmimalloc_sys::mi_collect(false)
-        };
-    };
-    let _ = std::thread::Builder::new()
-        .name("mimalloc-collect".into())
-        .spawn(collect);
-}
+mod allocator;
 
 #[derive(Parser)]
 #[command(
@@ -130,7 +107,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    return_freed_memory();
+    allocator::return_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         None => run(cli.run),
