@@ -249,7 +249,12 @@ impl Session<'_> {
                     "Binary frames are not supported",
                 ));
             }
-            Incoming::Ping(payload) => self.conn.outbox.push(&Frame::pong(&payload)),
+            // Bounded like every other frame: pings from a client that does not read end in 4100.
+            Incoming::Ping(payload) => drop(self.conn.offer(
+                &Frame::pong(&payload),
+                None,
+                &self.app.metrics.dropped_slow,
+            )),
             Incoming::Pong => {}
             Incoming::Close(code) => return Some(End::ClientClosed(code)),
         }

@@ -3,6 +3,7 @@
 
 use super::*;
 use serde_json::json;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 mod client;
@@ -204,4 +205,27 @@ async fn silence_gets_a_ping_and_no_pong_closes_4201() {
         "{ping:?}"
     );
     assert_eq!(client.closed_within(hour).await, 4201);
+}
+
+#[tokio::test]
+async fn pings_from_a_client_that_does_not_read_are_bounded_and_end_in_4100() {
+    let (hub, app) = hub(|_| {});
+    let (server, mut client) = tokio::io::duplex(64 * 1024);
+    let (_running, shutdown) = watch::channel(false);
+    tokio::spawn(serve(server, None, hub, app, shutdown));
+    // 1,200 pongs of 127 bytes: more than the stream (516) and the queue (512) hold, and the
+    // pings left after the close still fit the stream toward the session.
+    let ping = crate::hub::wire::tests::client(0x89, &[b'p'; 125]);
+    for _ in 0..1_200 {
+        client.write_all(&ping).await.unwrap();
+    }
+    let closed = tokio::time::timeout(FRAME_WAIT, async {
+        loop {
+            match server_frame(&mut client).await.expect("the close frame") {
+                Message::Close(code) => return code,
+                _ => continue,
+            }
+        }
+    });
+    assert_eq!(closed.await.expect("a close in time"), close::OVER_CAPACITY);
 }
