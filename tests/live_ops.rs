@@ -78,17 +78,16 @@ async fn a_changed_file_is_applied_however_it_is_replaced_and_a_bad_one_changes_
     until_served_by(fleet, "u1").await;
     symlink_swap(&path, &pinned(&stubs, fleet, gw.admin, "u2"), 2);
     until_served_by(fleet, "u2").await;
-    assert_eq!(gw.sample(RELOADED).await, 4.0, "one reload per change");
+    // The counter moves just after the new routing is visible: wait for it, and the exact total
+    // at the end shows no change was applied twice.
+    until_sample(&gw, RELOADED, 4.0).await;
 
     // A broken file: the old configuration keeps serving, the refusal is counted and logged with
     // the problem's YAML path, and it is not retried while the file stays the same.
     let broken =
         pinned(&stubs, fleet, gw.admin, "u3").replace("listener: fleet", "listener: nowhere");
     rename_over(&path, &broken);
-    wait_for("the refusal to be counted", DEADLINE, || async {
-        (gw.sample(REFUSED).await == 1.0).then_some(())
-    })
-    .await;
+    until_sample(&gw, REFUSED, 1.0).await;
     until_served_by(fleet, "u2").await;
     let log = gw.log();
     assert!(
@@ -98,7 +97,17 @@ async fn a_changed_file_is_applied_however_it_is_replaced_and_a_bad_one_changes_
     // Fixing the file applies it.
     rename_over(&path, &pinned(&stubs, fleet, gw.admin, "u4"));
     until_served_by(fleet, "u4").await;
+    until_sample(&gw, RELOADED, 5.0).await;
     assert_eq!(gw.sample(REFUSED).await, 1.0, "a bad file is tried once");
+    assert_eq!(gw.sample(RELOADED).await, 5.0, "one reload per change");
+}
+
+/// Waits until the metric `sample` reads `value`.
+async fn until_sample(gw: &Gateway, sample: &str, value: f64) {
+    wait_for(&format!("{sample} to read {value}"), DEADLINE, || async {
+        (gw.sample(sample).await == value).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
