@@ -159,6 +159,51 @@ async fn a_subscriber_that_stops_reading_is_closed_with_4100_and_does_not_slow_t
     assert_eq!(close_code(&mut slow).await, Some(4100));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscriber_gets_each_event_once_in_publish_order_whichever_lane_writes_it() {
+    // `threads: 2`: two fan-out lanes, the publisher's and a thread of its own; consecutive
+    // connections alternate between them.
+    let h = hub("").await;
+    assert!(
+        h.gw.thread_names().iter().any(|n| n == "hub-lane-1"),
+        "{:?}",
+        h.gw.thread_names()
+    );
+    let mut subscribers = Vec::new();
+    for _ in 0..8 {
+        let (mut ws, socket) = established(h.addr).await;
+        subscribe(&mut ws, "feed", None, None).await;
+        subscribers.push((ws, socket));
+    }
+    const EVENTS: usize = 100;
+    let left_out = subscribers[5].1.clone();
+    for i in 0..EVENTS {
+        // Every tenth event leaves one subscriber out (`socket_id`).
+        let except = (i % 10 == 0).then(|| left_out.clone());
+        let body =
+            json!({"name": "e", "channel": "feed", "data": i.to_string(), "socket_id": except});
+        assert_eq!(publish(h.addr, body).await.status, 200);
+    }
+    let end = json!({"name": "end", "channel": "feed", "data": ""});
+    assert_eq!(publish(h.addr, end).await.status, 200);
+    for (ws, socket) in &mut subscribers {
+        let expected: Vec<String> = (0..EVENTS)
+            .filter(|i| *socket != left_out || i % 10 != 0)
+            .map(|i| i.to_string())
+            .collect();
+        let mut seen = Vec::new();
+        loop {
+            let frame = next(ws).await;
+            match frame["event"].as_str() {
+                Some("e") => seen.push(frame["data"].as_str().unwrap().to_string()),
+                Some("end") => break,
+                _ => {}
+            }
+        }
+        assert_eq!(seen, expected, "socket {socket}");
+    }
+}
+
 /// A gateway with a hub and an edge webhook route mapping `qr_code_generated` to the hub.
 struct QrEdge {
     _laravel: Upstream,

@@ -13,7 +13,7 @@ use crate::config::App;
 use crate::metrics::{AppMetrics, HubMetrics};
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -21,8 +21,11 @@ use tokio::sync::watch;
 
 mod conn;
 mod deliver;
+mod lanes;
 
 pub use conn::{Closer, Conn, Offered, Outbox};
+pub use lanes::Lanes;
+use lanes::{Job, Lane};
 
 /// Frames a connection may have queued before it counts as a slow consumer.
 pub const SEND_QUEUE: usize = 512;
@@ -38,7 +41,8 @@ struct Member {
 
 #[derive(Default)]
 pub struct Channel {
-    subs: RwLock<HashMap<u64, Conn>>,
+    /// By connection id: a fan-out visits sockets in the order they were opened.
+    subs: RwLock<BTreeMap<u64, Conn>>,
     members: Mutex<HashMap<String, Member>>,
     /// Last event of a cache channel.
     pub cache: Mutex<Option<Frame>>,
@@ -107,6 +111,8 @@ pub struct Hub {
     cluster: Option<Arc<Cluster>>,
     /// Open WebSocket connections by client address (each app's `max_connections_per_ip`).
     pub admission: Arc<crate::admission::Admission>,
+    /// The threads that write their share of each publish (`threads` lanes in all).
+    lanes: Lanes,
 }
 
 impl Hub {
@@ -115,6 +121,7 @@ impl Hub {
         node_id: u32,
         metrics: HubMetrics,
         cluster: Option<Arc<Cluster>>,
+        lanes: Lanes,
     ) -> Self {
         let hub = Self {
             apps: Default::default(),
@@ -123,6 +130,7 @@ impl Hub {
             metrics,
             cluster,
             admission: Arc::default(),
+            lanes,
         };
         hub.apply(apps);
         hub

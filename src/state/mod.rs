@@ -80,14 +80,16 @@ impl Gateway {
         let node_id = cluster
             .as_ref()
             .map_or_else(crate::hub::protocol::random_node_id, |c| c.node_id);
-        let hub = config.hub.as_ref().map(|h| {
-            Arc::new(Hub::new(
+        let hub = match &config.hub {
+            Some(h) => Some(Arc::new(Hub::new(
                 &h.apps,
                 node_id,
                 metrics.hub.clone(),
                 cluster.clone(),
-            ))
-        });
+                crate::hub::fanout::Lanes::new(config.threads)?,
+            ))),
+            None => None,
+        };
         let spool = open_spool(&config, &metrics)?;
         let gateway = Self {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),

@@ -231,6 +231,18 @@ impl Gateway {
         self.signal("TERM");
     }
 
+    /// The names of the gateway process's threads.
+    pub fn thread_names(&self) -> Vec<String> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut names: Vec<String> = std::fs::read_dir(tasks)
+            .expect("the gateway's /proc entry")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim_end().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Sends a signal by name (`HUP`, `TERM`, `QUIT`…).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")

@@ -6,7 +6,8 @@ use super::*;
 impl Hub {
     /// Publishes `frame` on `channel` to every subscriber but `except` (a socket id): through the
     /// cluster when there is one and its link is up (this node's subscribers get it back from
-    /// Redis, in the cluster's order), else directly. Never waits.
+    /// Redis, in the cluster's order), else directly. Never waits for a subscriber (only, briefly,
+    /// for a fan-out lane whose backlog is full).
     /// Clustered, the returned receiver completes once Redis took the event (or it was delivered
     /// here instead).
     pub fn publish(
@@ -27,37 +28,42 @@ impl Hub {
         None
     }
 
-    /// Queues `frame` for this node's subscribers of `channel` but `except`; returns how many.
-    pub fn deliver(
-        &self,
-        app: &AppState,
-        channel: &str,
-        frame: &Frame,
-        except: Option<&str>,
-    ) -> usize {
+    /// Writes (or queues) `frame` for this node's subscribers of `channel` but `except`: this
+    /// thread writes its lane, the other lanes' threads theirs (see `lanes`).
+    pub fn deliver(&self, app: &AppState, channel: &str, frame: &Frame, except: Option<&str>) {
         let Some(ch) = app.channels.get(channel).map(|c| c.clone()) else {
-            return 0;
+            return;
         };
         if is_cache_channel(channel) {
             *ch.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
         }
-        let subs = ch.subs.read().unwrap_or_else(|p| p.into_inner());
         let published = Instant::now();
-        let (mut written, mut queued) = (0, 0);
-        for conn in subs.values() {
-            if except.is_some_and(|s| s == &*conn.socket_id) {
-                continue;
-            }
-            match conn.offer(frame, Some(published), &app.metrics.dropped_slow) {
-                Offered::Written => written += 1,
-                Offered::Queued => queued += 1,
-                Offered::Full | Offered::Gone => {}
-            }
-        }
-        drop(subs);
-        count_written(&app.metrics, written, published);
-        written + queued
+        let job = || Job {
+            metrics: app.metrics.clone(),
+            channel: ch.clone(),
+            frame: frame.clone(),
+            except: except.map(Into::into),
+            published,
+        };
+        let lane = self.lanes.hand_off(job);
+        write_lane(&job(), lane);
     }
+}
+
+/// Offers `job`'s frame to every subscriber of its channel in `lane` (in the order they
+/// connected) but the one excepted.
+pub(super) fn write_lane(job: &Job, lane: Lane) {
+    let subs = job.channel.subs.read().unwrap_or_else(|p| p.into_inner());
+    let mut written = 0;
+    for conn in subs.values().filter(|c| lane.holds(c.id)) {
+        if job.except.as_deref() == Some(&*conn.socket_id) {
+            continue;
+        }
+        let offered = conn.offer(&job.frame, Some(job.published), &job.metrics.dropped_slow);
+        written += usize::from(offered == Offered::Written);
+    }
+    drop(subs);
+    count_written(&job.metrics, written, job.published);
 }
 
 /// Counts `written` deliveries written at once, each as taking until now since `published`.

@@ -36,7 +36,13 @@ pub(super) fn hub(conf: impl FnOnce(&mut App)) -> (Arc<Hub>, Arc<AppState>) {
     let mut app = app_conf();
     conf(&mut app);
     let metrics = crate::metrics::Metrics::new().expect("metrics").hub;
-    let hub = Arc::new(Hub::new(&[app], 7, metrics, None));
+    let hub = Arc::new(Hub::new(
+        &[app],
+        7,
+        metrics,
+        None,
+        crate::hub::fanout::Lanes::default(),
+    ));
     let state = hub.app_by_key(KEY).expect("the app");
     (hub, state)
 }
