@@ -13,7 +13,7 @@
 //! - `POST /admin/reload`: re-read `gateway.yaml`; all or nothing (422 with every problem).
 
 use crate::bound::Addresses;
-use crate::state::{Gateway, Readiness};
+use crate::state::Gateway;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -33,18 +33,12 @@ impl AdminApp {
         Self { gateway, addresses }
     }
 
-    /// 200 `ready`, or 503 `starting` / `draining`; with the cluster link's state when clustered.
-    fn readyz(&self) -> Response<Vec<u8>> {
-        let (status, word) = match self.gateway.readiness() {
-            Readiness::Ready => (StatusCode::OK, "ready"),
-            Readiness::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
-            Readiness::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+    fn probe(&self, path: &str) -> Response<Vec<u8>> {
+        let Some(answer) = self.gateway.probe(path) else {
+            return reply(StatusCode::NOT_FOUND, "application/json", Vec::new());
         };
-        let mut body = json!({ "status": word });
-        if let Some(cluster) = &self.gateway.cluster {
-            body["cluster"] = json!(if cluster.is_up() { "up" } else { "down" });
-        }
-        reply(status, "application/json", body.to_string().into_bytes())
+        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+        reply(status, "application/json", answer.body.into_bytes())
     }
 
     fn upstreams(&self) -> serde_json::Value {
@@ -193,8 +187,7 @@ impl ServeHttp for AdminApp {
                 "text/plain; version=0.0.4",
                 self.gateway.render_metrics(),
             ),
-            ("GET", "/healthz") => reply(StatusCode::OK, json_type, br#"{"status":"ok"}"#.to_vec()),
-            ("GET", "/readyz") => self.readyz(),
+            ("GET", "/healthz" | "/readyz") => self.probe(req.uri.path()),
             ("GET", "/admin/config") => {
                 let snap = self.gateway.snapshot();
                 let body = json!({ "hash": snap.hash, "config": snap.effective });

@@ -9,6 +9,9 @@
 //! - `GET /apps/{id}/channels/{name}/users`
 //! - `POST /apps/{id}/users/{user_id}/terminate_connections`
 //!
+//! Probes: `GET /up` (200 `ready`, 503 while starting or draining), and with `health: true` on
+//! the listener `GET /healthz` and `GET /readyz` as the admin listener answers them.
+//!
 //! The listener's limits hold here as on the proxy listeners: a request head must be whole within
 //! `header_timeout` (a kept-alive API connection may first wait `idle_timeout`), and a head over
 //! `max_head_size` or a target over `max_uri_length` is refused (431 / 414) and the connection
@@ -73,7 +76,10 @@ impl HttpServerApp for HubApp {
             self.upgrade(session, key, shutdown.clone()).await;
             return None;
         }
-        let reply = api::handle(&self.hub, &mut session).await;
+        let reply = match self.probe(&session, &path) {
+            Some(reply) => reply,
+            None => api::handle(&self.hub, &mut session).await,
+        };
         session.set_keepalive(Some(limits.idle_timeout.as_secs()));
         respond(&mut session, reply.status, reply.body).await;
         let settings = HttpPersistentSettings::for_session(&session);
@@ -95,6 +101,27 @@ fn code_reason(code: &str) -> &'static str {
 }
 
 impl HubApp {
+    /// A probe's answer for a GET: `/up` always (Reverb's and Laravel's health path), `/healthz`
+    /// and `/readyz` when the listener has `health: true`.
+    fn probe(&self, session: &ServerSession, path: &str) -> Option<api::Reply> {
+        if session.req_header().method != http::Method::GET {
+            return None;
+        }
+        let listed = path == "/up"
+            || self
+                .gateway
+                .snapshot()
+                .config
+                .listener(&self.listener)?
+                .health;
+        let answer = self.gateway.probe(path).filter(|_| listed)?;
+        Some(api::Reply {
+            status: answer.status,
+            body: answer.body.into(),
+            result: "probe",
+        })
+    }
+
     /// Counts a connection the listener closed by its limits (and logs it).
     fn closed(&self, session: &ServerSession, reason: &str) {
         let client = session

@@ -467,6 +467,48 @@ async fn the_http_api_rejects_bad_signatures_oversized_events_and_big_batches() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_one_refused_event_publishes_none_of_it() {
+    let h = hub("").await;
+    let (mut ws, _) = established(h.addr).await;
+    subscribe(&mut ws, "feed", None, None).await;
+    // Valid events before and after the refused one: none of them may arrive (a client that
+    // retries the batch would otherwise deliver them twice).
+    for (bad, status, code) in [
+        (
+            json!({"name": "e", "channel": "bad name", "data": "2"}),
+            400,
+            "hub.invalid_channel",
+        ),
+        (
+            json!({"name": "e", "channel": "feed", "data": "x".repeat(11 * 1024)}),
+            413,
+            "hub.message_too_large",
+        ),
+        (json!({"name": "e", "data": "2"}), 400, "hub.invalid_event"),
+    ] {
+        let batch = json!({"batch": [
+            {"name": "e", "channel": "feed", "data": "1"},
+            bad,
+            {"name": "e", "channel": "feed", "data": "3"},
+        ]});
+        let r = publish_batch(h.addr, batch).await;
+        assert_eq!(r.status, status);
+        assert_eq!(r.json()["error"]["code"], code);
+    }
+    let whole = json!({"batch": [
+        {"name": "e", "channel": "feed", "data": "a"},
+        {"name": "e", "channel": "feed", "data": "b"},
+    ]});
+    assert_eq!(publish_batch(h.addr, whole).await.status, 200);
+    assert_eq!(
+        next(&mut ws).await["data"],
+        "a",
+        "nothing of the refused batches arrived"
+    );
+    assert_eq!(next(&mut ws).await["data"], "b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_channel_replays_its_last_event_to_a_new_subscriber() {
     let h = hub("").await;
     let (mut first, _) = established(h.addr).await;

@@ -40,7 +40,7 @@ fn stack_yaml(
         r#"threads: 2
 admin: {{ listen: {admin} }}
 listeners:
-  fleet: {{ listen: {fleet} }}
+  fleet: {{ listen: {fleet}, health: true }}
   edge: {{ listen: {edge} }}
   hub: {{ listen: {hub} }}
 upstreams:
@@ -139,6 +139,22 @@ async fn readyz_turns_ready_then_draining_and_the_config_is_shown_redacted_with_
     })
     .await;
     assert_eq!(ready.json()["status"], "ready");
+    // The probes: `/up` on the hub's listener; all three on a listener with `health: true`,
+    // answered there and never forwarded; a listener without it routes them as any path.
+    let probe = |addr: SocketAddr, path: &'static str| async move {
+        let r = send(addr, "GET", path, &[], Vec::new()).await;
+        (r.status, r.json())
+    };
+    let ready = json!({"status": "ready"});
+    assert_eq!(probe(s.hub, "/up").await, (200, ready.clone()));
+    assert_eq!(probe(s.hub, "/healthz").await.0, 404);
+    assert_eq!(probe(s.fleet, "/up").await, (200, ready.clone()));
+    assert_eq!(probe(s.fleet, "/readyz").await, (200, ready));
+    assert_eq!(
+        probe(s.fleet, "/healthz").await,
+        (200, json!({"status": "ok"}))
+    );
+    assert_eq!(probe(s.edge, "/healthz").await.0, 404);
 
     // The effective config: defaults filled in, every secret redacted, and its hash.
     let shown = admin_get(&s.gw, "/admin/config").await;
@@ -197,6 +213,10 @@ async fn readyz_turns_ready_then_draining_and_the_config_is_shown_redacted_with_
     .await;
     assert_eq!(draining.json()["status"], "draining");
     assert_eq!(admin_get(&s.gw, "/healthz").await.status, 200);
+    let draining = json!({"status": "draining"});
+    assert_eq!(probe(s.hub, "/up").await, (503, draining.clone()));
+    assert_eq!(probe(s.fleet, "/readyz").await, (503, draining));
+    assert_eq!(probe(s.fleet, "/healthz").await.0, 200);
     let during = send(
         s.fleet,
         "GET",

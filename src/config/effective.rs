@@ -39,6 +39,7 @@ impl Config {
                         "max_uri_length": limits.max_uri_length,
                         "trusted_proxies": l.trust.trusted_proxies.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
                         "proxy_protocol": l.trust.proxy_protocol,
+                        "health": l.health,
                     }),
                 )
             })

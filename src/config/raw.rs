@@ -111,6 +111,7 @@ pub struct RawListener {
     pub max_uri_length: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub proxy_protocol: Option<bool>,
+    pub health: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

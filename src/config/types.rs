@@ -106,6 +106,8 @@ pub struct Listener {
     pub tls: Option<TlsConfig>,
     pub limits: ListenerLimits,
     pub trust: Trust,
+    /// Serve `GET /healthz`, `/readyz` and `/up` here as the admin listener does.
+    pub health: bool,
 }
 
 /// A static credential a route requires: one of `tokens` in `header` (after `Bearer ` when

@@ -143,33 +143,45 @@ struct Event {
     socket_id: Option<String>,
 }
 
-fn publish(hub: &Hub, app: &AppState, event: Event, acks: &mut Acks) -> Result<(), Reply> {
-    let channels: Vec<String> = match (event.channel, event.channels) {
-        (Some(one), None) => vec![one],
-        (None, Some(many)) => many,
-        _ => {
-            return Err(fail(ApiError::InvalidEvent(
-                "give exactly one of `channel` or `channels`",
-            )))
+/// An API event in the shape [`Hub::publish_event`] takes.
+struct Parsed {
+    name: String,
+    data: String,
+    channels: Vec<String>,
+    except: Option<String>,
+}
+
+impl Parsed {
+    fn from(event: Event) -> Result<Self, Reply> {
+        let channels: Vec<String> = match (event.channel, event.channels) {
+            (Some(one), None) => vec![one],
+            (None, Some(many)) => many,
+            _ => {
+                return Err(fail(ApiError::InvalidEvent(
+                    "give exactly one of `channel` or `channels`",
+                )))
+            }
+        };
+        // `data` is a string on the wire; a JSON value is accepted and sent as its text.
+        let data = match event.data {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        Ok(Self {
+            name: event.name,
+            data,
+            channels,
+            except: event.socket_id,
+        })
+    }
+
+    fn event(&self) -> publishing::Event<'_> {
+        publishing::Event {
+            channels: &self.channels,
+            name: &self.name,
+            data: &self.data,
+            except: self.except.as_deref(),
         }
-    };
-    // `data` is a string on the wire; a JSON value is accepted and sent as its text.
-    let data = match event.data {
-        Value::String(s) => s,
-        other => other.to_string(),
-    };
-    let event = publishing::Event {
-        channels: &channels,
-        name: &event.name,
-        data: &data,
-        except: event.socket_id.as_deref(),
-    };
-    match hub.publish_event(app, event) {
-        Ok(published) => {
-            acks.extend(published);
-            Ok(())
-        }
-        Err(e) => Err(fail(ApiError::Publish(e))),
     }
 }
 
@@ -179,12 +191,20 @@ fn events(hub: &Hub, app: &AppState, body: &[u8], acks: &mut Acks) -> Reply {
             "the body must be an event object with name and data",
         ));
     };
-    match publish(hub, app, event, acks) {
-        Ok(()) => ok(Bytes::from_static(b"{}")),
-        Err(response) => response,
+    let event = match Parsed::from(event) {
+        Ok(event) => event,
+        Err(response) => return response,
+    };
+    match hub.publish_event(app, event.event()) {
+        Ok(published) => {
+            acks.extend(published);
+            ok(Bytes::from_static(b"{}"))
+        }
+        Err(e) => fail(ApiError::Publish(e)),
     }
 }
 
+/// Publishes every event of the batch or, when one of them is refused, none.
 fn batch_events(hub: &Hub, app: &AppState, body: &[u8], acks: &mut Acks) -> Reply {
     #[derive(Deserialize)]
     struct Batch {
@@ -198,9 +218,22 @@ fn batch_events(hub: &Hub, app: &AppState, body: &[u8], acks: &mut Acks) -> Repl
     if batch.batch.len() > MAX_BATCH {
         return fail(ApiError::BatchTooLarge);
     }
-    for event in batch.batch {
-        if let Err(response) = publish(hub, app, event, acks) {
-            return response;
+    let parsed: Result<Vec<Parsed>, Reply> = batch.batch.into_iter().map(Parsed::from).collect();
+    let events = match parsed {
+        Ok(events) => events,
+        Err(response) => return response,
+    };
+    if let Some(e) = events
+        .iter()
+        .find_map(|e| hub.check_event(app, &e.event()).err())
+    {
+        return fail(ApiError::Publish(e));
+    }
+    for event in &events {
+        match hub.publish_event(app, event.event()) {
+            Ok(published) => acks.extend(published),
+            // Checked above; the app's limits cannot change in between but by a reload.
+            Err(e) => return fail(ApiError::Publish(e)),
         }
     }
     ok(Bytes::from_static(b"{\"batch\":[]}"))

@@ -59,13 +59,9 @@ impl std::fmt::Display for PublishError {
 }
 
 impl Hub {
-    /// Publishes `event` to each of its channels. Clustered, the receivers complete once Redis
-    /// took each copy (see [`Hub::publish`]). Nothing is published when a check fails.
-    pub fn publish_event(
-        &self,
-        app: &AppState,
-        event: Event<'_>,
-    ) -> Result<Vec<oneshot::Receiver<()>>, PublishError> {
+    /// Checks `event` as [`Hub::publish_event`] does, publishing nothing (a batch is checked
+    /// whole before any of it is published).
+    pub fn check_event(&self, app: &AppState, event: &Event<'_>) -> Result<(), PublishError> {
         let count = event.channels.len();
         if count == 0 || count > MAX_CHANNELS {
             return Err(PublishError::ChannelCount(count));
@@ -84,6 +80,17 @@ impl Hub {
                 limit,
             });
         }
+        Ok(())
+    }
+
+    /// Publishes `event` to each of its channels. Clustered, the receivers complete once Redis
+    /// took each copy (see [`Hub::publish`]). Nothing is published when a check fails.
+    pub fn publish_event(
+        &self,
+        app: &AppState,
+        event: Event<'_>,
+    ) -> Result<Vec<oneshot::Receiver<()>>, PublishError> {
+        self.check_event(app, &event)?;
         let except = event.except.filter(|s| protocol::is_valid_socket_id(s));
         let mut acks = Vec::new();
         for channel in event.channels {

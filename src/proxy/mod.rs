@@ -36,6 +36,7 @@ pub(crate) mod h1;
 pub mod hygiene;
 mod locate;
 mod observe;
+mod probe;
 pub(crate) mod proxy_protocol;
 pub mod redelivery;
 mod request_body;
@@ -145,7 +146,10 @@ impl ProxyApp {
                 error: GatewayError::BadRequest("ambiguous request framing"),
                 close: true,
             }),
-            false => self.walk(&snap, &mut parts, body, conn, &mut obs).await,
+            false => match probe::answer(&self.gateway, &snap, &self.listener, &parts) {
+                Some(answer) => Ok(answer),
+                None => self.walk(&snap, &mut parts, body, conn, &mut obs).await,
+            },
         };
         let mut resp = match walked {
             Ok(resp) => resp,

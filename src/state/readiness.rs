@@ -1,5 +1,6 @@
 //! What `/readyz` reports: starting until every listener accepts, ready, then draining from the
-//! start of shutdown.
+//! start of shutdown; and the probe endpoints' answers, the same wherever they are served (the
+//! admin listener, the hub's listener for `/up`, any listener with `health: true`).
 
 use super::Gateway;
 use std::sync::atomic::Ordering;
@@ -31,5 +32,36 @@ impl Gateway {
         } else {
             Readiness::Starting
         }
+    }
+}
+
+/// A probe endpoint's answer: status and JSON body.
+pub struct ProbeAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Gateway {
+    /// The answer to a probe path: `/healthz` (200 while the process runs), `/readyz` and `/up`
+    /// (200 `ready`, 503 `starting` or `draining`; with the cluster link's state when
+    /// clustered). `None` for any other path.
+    pub fn probe(&self, path: &str) -> Option<ProbeAnswer> {
+        let (status, word) = match path {
+            "/healthz" => (200, "ok"),
+            "/readyz" | "/up" => match self.readiness() {
+                Readiness::Ready => (200, "ready"),
+                Readiness::Starting => (503, "starting"),
+                Readiness::Draining => (503, "draining"),
+            },
+            _ => return None,
+        };
+        let mut body = serde_json::json!({ "status": word });
+        if let (Some(cluster), false) = (&self.cluster, path == "/healthz") {
+            body["cluster"] = serde_json::json!(if cluster.is_up() { "up" } else { "down" });
+        }
+        Some(ProbeAnswer {
+            status,
+            body: body.to_string(),
+        })
     }
 }

@@ -47,6 +47,7 @@ pub(super) fn listeners(
                     trusted_proxies,
                     proxy_protocol: l.proxy_protocol.unwrap_or(false),
                 },
+                health: l.health.unwrap_or(false),
             }
         })
         .collect()

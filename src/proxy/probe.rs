@@ -1,0 +1,28 @@
+//! The probe endpoints on a proxy listener with `health: true`: `GET /healthz`, `/readyz` and
+//! `/up` answered as the admin listener answers them, so a load balancer's or Kubernetes' probe
+//! needs no access to the admin listener. Nothing is forwarded.
+
+use super::Answer;
+use crate::state::{Gateway, Snapshot};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+
+/// The probe's answer when `parts` asks for one on `listener` and the listener serves them.
+pub(super) fn answer(
+    gateway: &Gateway,
+    snap: &Snapshot,
+    listener: &str,
+    parts: &http::request::Parts,
+) -> Option<Response<Answer>> {
+    if parts.method != http::Method::GET || !snap.config.listener(listener)?.health {
+        return None;
+    }
+    let probe = gateway.probe(parts.uri.path())?;
+    let mut resp = Response::new(Answer::full(Bytes::from(probe.body)));
+    *resp.status_mut() = StatusCode::from_u16(probe.status).unwrap_or(StatusCode::OK);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Some(resp)
+}
