@@ -8,6 +8,7 @@
 //! - `GET /apps/{id}/channels/{name}` (`info=user_count,subscription_count,cache`)
 //! - `GET /apps/{id}/channels/{name}/users`
 //! - `POST /apps/{id}/users/{user_id}/terminate_connections`
+//! - `GET /apps/{id}/connections` (Reverb's: `{"connections": N}`, cluster-wide when clustered)
 //!
 //! Probes: `GET /up` (200 `ready`, 503 while starting or draining), and with `health: true` on
 //! the listener `GET /healthz` and `GET /readyz` as the admin listener answers them.
@@ -27,7 +28,6 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use pingora_http::ResponseHeader;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -156,8 +156,7 @@ impl HubApp {
             let message = "Over connection quota for this address";
             return session::reject(stream, &hub, Some(&app), 4004, message).await;
         };
-        if app.connections.fetch_add(1, Ordering::Relaxed) >= conf.max_connections {
-            app.connections.fetch_sub(1, Ordering::Relaxed);
+        if !app.open_connection(conf.max_connections) {
             return session::reject(stream, &hub, Some(&app), 4004, "Over connection quota").await;
         }
         drop(conf);

@@ -418,6 +418,14 @@ async fn presence_is_cluster_wide_and_a_dead_nodes_members_are_removed() {
     drop(a);
 }
 
+/// Waits until `GET /apps/{id}/connections` through `addr` counts `n`.
+async fn until_connections(addr: SocketAddr, n: u64) {
+    wait_for(&format!("{n} connections"), DEADLINE, || async {
+        (api(addr, "GET", "connections", &[]).await["connections"] == n).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_answers_for_the_whole_cluster_and_cache_channels_share_their_last_event() {
     let prefix = prefix();
@@ -443,6 +451,8 @@ async fn the_http_api_answers_for_the_whole_cluster_and_cache_channels_share_the
         (feed["subscription_count"] == 3).then_some(())
     })
     .await;
+    // Reverb's connection count: every node's sockets (A holds 2, B 3).
+    until_connections(a_addr, 5).await;
     let room = api(
         a_addr,
         "GET",
@@ -471,6 +481,7 @@ async fn the_http_api_answers_for_the_whole_cluster_and_cache_channels_share_the
     // terminate_connections through A closes user 42's socket on B.
     api(a_addr, "POST", "users/42/terminate_connections", &[]).await;
     assert_eq!(close_code(&mut on_b).await, Some(4009));
+    until_connections(b_addr, 4).await;
 
     // A cache channel's last event, published on A while nobody listened, reaches a new subscriber
     // on B.

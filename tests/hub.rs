@@ -467,6 +467,23 @@ async fn the_http_api_rejects_bad_signatures_oversized_events_and_big_batches() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_counts_open_connections_as_reverb_does() {
+    let h = hub("").await;
+    let count = || async { api(h.addr, "GET", "connections", &[]).await };
+    assert_eq!(count().await, json!({"connections": 0}));
+    let (first, _) = established(h.addr).await;
+    let (_second, _) = established(h.addr).await;
+    assert_eq!(count().await, json!({"connections": 2}));
+    drop(first);
+    wait_for(
+        "the closed connection to leave the count",
+        DEADLINE,
+        || async { (count().await["connections"] == 1).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_with_one_refused_event_publishes_none_of_it() {
     let h = hub("").await;
     let (mut ws, _) = established(h.addr).await;

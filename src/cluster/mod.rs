@@ -20,6 +20,7 @@
 //! service that keeps the Redis connections, [`presence`] the cluster-wide presence scripts and
 //! the liveness/reaping of nodes.
 
+mod counts;
 mod link;
 mod presence;
 
@@ -273,17 +274,12 @@ impl Cluster {
     /// Subscriptions per channel of `app` over every live node, and the members of its presence
     /// channels; `None` when the link is down (the caller answers from this node's view).
     pub async fn view(&self, app: &str) -> Option<ChannelView> {
-        let mut conn = self.commands.get().filter(|_| self.is_up())?.clone();
-        let query = async {
-            let nodes: Vec<u32> = redis::cmd("SMEMBERS")
-                .arg(self.nodes_key())
-                .query_async(&mut conn)
-                .await?;
+        self.over_nodes(async |conn, nodes| {
             let mut subscriptions: HashMap<String, usize> = HashMap::new();
             for node in nodes {
                 let counts: Vec<(String, i64)> = redis::cmd("HGETALL")
                     .arg(self.node_key(node, &format!("subs:{app}")))
-                    .query_async(&mut conn)
+                    .query_async(conn)
                     .await?;
                 for (channel, count) in counts.into_iter().filter(|(_, n)| *n > 0) {
                     *subscriptions.entry(channel).or_default() += count as usize;
@@ -292,19 +288,15 @@ impl Cluster {
             let mut members = HashMap::new();
             for channel in subscriptions.keys().filter(|c| c.starts_with("presence-")) {
                 let (_, key) = self.presence_keys(app, channel);
-                let users: Vec<String> =
-                    redis::cmd("HKEYS").arg(key).query_async(&mut conn).await?;
+                let users: Vec<String> = redis::cmd("HKEYS").arg(key).query_async(conn).await?;
                 members.insert(channel.clone(), users);
             }
-            redis::RedisResult::Ok(ChannelView {
+            Ok(ChannelView {
                 subscriptions,
                 members,
             })
-        };
-        tokio::time::timeout(COMMAND_TIMEOUT, query)
-            .await
-            .ok()?
-            .ok()
+        })
+        .await
     }
 
     fn cache_key(&self, app: &str, channel: &str) -> String {

@@ -244,6 +244,9 @@ async fn reap_node(
     cleanup
         .cmd("DEL")
         .arg(cluster.node_key(node, "presence"))
+        .ignore()
+        .cmd("DEL")
+        .arg(cluster.connections_key(node))
         .ignore();
     for app in hub.map(|h| h.app_ids()).unwrap_or_default() {
         let key = cluster.node_key(node, &format!("subs:{app}"));

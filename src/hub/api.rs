@@ -112,6 +112,7 @@ async fn route(hub: &Hub, session: &mut ServerSession) -> (Option<Arc<AppState>>
             channel_users(&View::of(hub, &app, Some(name)).await, name)
         }
         ("POST", ["users", user, "terminate_connections"]) => terminate(hub, &app, user).await,
+        ("GET", ["connections"]) => connections(hub, &app).await,
         _ => fail(ApiError::NotFound),
     };
     for ack in acks {
@@ -362,6 +363,17 @@ fn channel_users(view: &View, name: &str) -> Reply {
 }
 
 /// Closes the user's sockets on every node (clustered), else on this one.
+/// Reverb's `GET /apps/{id}/connections`: `{"connections": N}`, over the cluster when there is
+/// one and its link is up.
+async fn connections(hub: &Hub, app: &AppState) -> Reply {
+    let here = app.connections.load(std::sync::atomic::Ordering::Relaxed);
+    let count = match hub.cluster() {
+        Some(cluster) => cluster.connections(&app.id).await.unwrap_or(here),
+        None => here,
+    };
+    ok(json!({ "connections": count }).to_string().into())
+}
+
 async fn terminate(hub: &Hub, app: &AppState, user: &str) -> Reply {
     let everywhere = match hub.cluster() {
         Some(cluster) => cluster.terminate(&app.id, user).await,

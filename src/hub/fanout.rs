@@ -256,6 +256,27 @@ impl AppState {
             .collect()
     }
 
+    /// Takes one of the app's `max` connection slots (told to the cluster); `false` when all are
+    /// taken.
+    pub fn open_connection(&self, max: usize) -> bool {
+        if self.connections.fetch_add(1, Ordering::Relaxed) >= max {
+            self.connections.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.count_connection(&self.id, 1);
+        }
+        true
+    }
+
+    /// Gives back a slot [`AppState::open_connection`] took.
+    pub fn close_connection(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+        if let Some(cluster) = &self.cluster {
+            cluster.count_connection(&self.id, -1);
+        }
+    }
+
     /// Adds `conn` to `name`; for presence channels also the member (`user` = id and info).
     pub fn subscribe(
         &self,

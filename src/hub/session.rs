@@ -25,7 +25,6 @@ use crate::rate::TokenBucket;
 use pingora::server::ShutdownWatch;
 use std::collections::HashMap;
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -92,7 +91,7 @@ pub async fn serve<S>(
     session.send(protocol::connection_established(&socket_id, activity));
     let end = session.run(&mut socket, shutdown).await;
     session.leave_all();
-    app.connections.fetch_sub(1, Ordering::Relaxed);
+    app.close_connection();
     // No close requested means the client ended the connection.
     let code = session.conn.closer.code();
     count_disconnect(&hub, Some(&app), code);
