@@ -385,6 +385,46 @@ async fn more_than_ten_client_events_a_second_close_the_sender_with_4301() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_limits_are_settings() {
+    let h = hub(concat!(
+        "      client_events_per_second: 2\n",
+        "      max_batch_size: 2\n",
+        "      max_channels_per_event: 2\n",
+    ))
+    .await;
+    let code = |r: &Resp| r.json()["error"]["code"].as_str().unwrap_or("").to_string();
+    let three = json!({"name": "e", "channels": ["a", "b", "c"], "data": "x"});
+    let r = publish(h.addr, three).await;
+    assert_eq!(
+        (r.status, code(&r).as_str()),
+        (400, "hub.too_many_channels")
+    );
+    let event = json!({"name": "e", "channel": "a", "data": "x"});
+    let batch = json!({"batch": [event, event, event]});
+    let r = publish_batch(h.addr, batch).await;
+    assert_eq!((r.status, code(&r).as_str()), (400, "hub.batch_too_large"));
+    // Reverb's message limit: 10,000 bytes.
+    let at_limit = json!({"name": "e", "channel": "a", "data": "x".repeat(10_000)});
+    assert_eq!(publish(h.addr, at_limit).await.status, 200);
+    let over = json!({"name": "e", "channel": "a", "data": "x".repeat(10_001)});
+    assert_eq!(publish(h.addr, over).await.status, 413);
+    // One API request a second: the second of two back to back is refused.
+    let slow = hub("      api_requests_per_second: 1\n").await;
+    assert_eq!(publish(slow.addr, event.clone()).await.status, 200);
+    let r = publish(slow.addr, event).await;
+    assert_eq!((r.status, code(&r).as_str()), (429, "hub.rate_limited"));
+
+    // Two client events a second: the third in a burst closes the sender.
+    let (mut ws, socket) = established(h.addr).await;
+    subscribe_private(&mut ws, &socket, "private-chat.1").await;
+    for _ in 0..3 {
+        let whisper = json!({"event": "client-x", "channel": "private-chat.1", "data": {}});
+        send_frame(&mut ws, whisper).await;
+    }
+    assert_eq!(close_code(&mut ws).await, Some(4301));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_events_are_refused_when_the_app_disables_them_or_the_channel_is_public() {
     let h = hub("").await;
     let (mut ws, _) = established(h.addr).await;

@@ -34,10 +34,14 @@ pub const DUPLICATES_TTL: Duration = Duration::from_secs(600);
 pub const DUPLICATES_CAPACITY: usize = 100_000;
 /// Reverb's and Pusher's defaults.
 pub const HUB_MAX_CONNECTIONS: usize = 10_000;
-pub const HUB_MAX_MESSAGE_SIZE: usize = 10 * 1024;
+pub const HUB_MAX_MESSAGE_SIZE: usize = 10_000;
 pub const HUB_MAX_CONNECTIONS_PER_IP: usize = 100;
 pub const HUB_MAX_CHANNELS: usize = 100;
 pub const HUB_MAX_SUBSCRIPTIONS_PER_SECOND: u32 = 50;
+pub const HUB_CLIENT_EVENTS_PER_SECOND: u32 = 10;
+pub const HUB_API_REQUESTS_PER_SECOND: u32 = 2_000;
+pub const HUB_MAX_BATCH_SIZE: usize = 10;
+pub const HUB_MAX_CHANNELS_PER_EVENT: usize = 100;
 pub const HUB_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const HUB_ACTIVITY_TIMEOUT: Duration = Duration::from_secs(120);
 pub const HUB_MAX_PRESENCE_MEMBERS: usize = 100;

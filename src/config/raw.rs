@@ -78,6 +78,10 @@ pub struct RawApp {
     pub max_connections_per_ip: Option<usize>,
     pub max_channels: Option<usize>,
     pub max_subscriptions_per_second: Option<u32>,
+    pub client_events_per_second: Option<u32>,
+    pub api_requests_per_second: Option<u32>,
+    pub max_batch_size: Option<usize>,
+    pub max_channels_per_event: Option<usize>,
     #[serde(default, deserialize_with = "with_unit")]
     pub write_timeout: Option<String>,
     pub presence: Option<RawPresence>,

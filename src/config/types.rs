@@ -89,6 +89,14 @@ pub struct App {
     pub max_channels: usize,
     /// Subscribes and unsubscribes per connection per second; beyond, close 4301.
     pub max_subscriptions_per_second: u32,
+    /// Client events per connection per second; beyond, close 4301.
+    pub client_events_per_second: u32,
+    /// HTTP API requests per second to the app (a burst as large); beyond, 429.
+    pub api_requests_per_second: u32,
+    /// Events in one `batch_events` request.
+    pub max_batch_size: usize,
+    /// Channels one published event may go to.
+    pub max_channels_per_event: usize,
     /// How long a write to a client may wait; a client that stops reading is closed after it.
     pub write_timeout: Duration,
     pub client_events: bool,

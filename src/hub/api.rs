@@ -14,9 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod errors;
 
-/// Largest API request body read (batches of 10 events at the message limit fit easily).
-const MAX_API_BODY: usize = 1 << 20;
-const MAX_BATCH: usize = 10;
+/// The smallest limit on an API request body; an app whose batches may be larger gets more
+/// (see [`body_limit`]).
+const MIN_API_BODY_LIMIT: usize = 1 << 20;
 /// How long an API publish waits for the cluster to take it before answering anyway.
 const PUBLISH_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -80,7 +80,7 @@ async fn route(hub: &Hub, session: &mut ServerSession) -> (Option<Arc<AppState>>
     let Some(app) = hub.app_by_id(app_id) else {
         return (None, fail(ApiError::UnknownApp));
     };
-    let body = match read_body(session).await {
+    let body = match read_body(session, body_limit(&app.conf())).await {
         Ok(body) => body,
         Err(response) => return (Some(app), response),
     };
@@ -97,6 +97,9 @@ async fn route(hub: &Hub, session: &mut ServerSession) -> (Option<Arc<AppState>>
         now,
     ) {
         return (Some(app), fail(ApiError::Auth(e)));
+    }
+    if !app.take_api_request() {
+        return (Some(app), fail(ApiError::RateLimited));
     }
     // Clustered publishes are answered once Redis took them, so events published one after the
     // other through different nodes keep their order.
@@ -121,11 +124,20 @@ async fn route(hub: &Hub, session: &mut ServerSession) -> (Option<Arc<AppState>>
     (Some(app), reply)
 }
 
-async fn read_body(session: &mut ServerSession) -> Result<Bytes, Reply> {
+/// The largest API request body `app` reads: a whole batch of events at the message limit (their
+/// data JSON-escaped, with room for their channel names), at least [`MIN_API_BODY_LIMIT`].
+fn body_limit(app: &crate::config::App) -> usize {
+    let event = 2 * app.max_message_size + 32 * 1024;
+    app.max_batch_size
+        .saturating_mul(event)
+        .max(MIN_API_BODY_LIMIT)
+}
+
+async fn read_body(session: &mut ServerSession, limit: usize) -> Result<Bytes, Reply> {
     let mut buf = BytesMut::new();
     loop {
         match session.read_request_body().await {
-            Ok(Some(chunk)) if buf.len() + chunk.len() > MAX_API_BODY => {
+            Ok(Some(chunk)) if buf.len() + chunk.len() > limit => {
                 return Err(fail(ApiError::BodyTooLarge))
             }
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
@@ -216,8 +228,9 @@ fn batch_events(hub: &Hub, app: &AppState, body: &[u8], acks: &mut Acks) -> Repl
             "the body must be {\"batch\": [events]}",
         ));
     };
-    if batch.batch.len() > MAX_BATCH {
-        return fail(ApiError::BatchTooLarge);
+    let limit = app.conf().max_batch_size;
+    if batch.batch.len() > limit {
+        return fail(ApiError::BatchTooLarge(limit));
     }
     let parsed: Result<Vec<Parsed>, Reply> = batch.batch.into_iter().map(Parsed::from).collect();
     let events = match parsed {

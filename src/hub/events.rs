@@ -8,9 +8,6 @@ use super::fanout::{AppState, Frame, Hub};
 use super::protocol;
 use tokio::sync::oneshot;
 
-/// Channels one event may go to (Pusher's limit).
-pub const MAX_CHANNELS: usize = 100;
-
 /// An event to publish.
 pub struct Event<'a> {
     pub channels: &'a [String],
@@ -24,8 +21,8 @@ pub struct Event<'a> {
 /// Why an event was not published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishError {
-    /// No channel, or more than [`MAX_CHANNELS`].
-    ChannelCount(usize),
+    /// No channel, or more than the app's `max_channels_per_event` (`limit`).
+    ChannelCount { count: usize, limit: usize },
     /// A name a server may not publish to.
     InvalidChannel(String),
     /// `data` over the app's `max_message_size`.
@@ -36,7 +33,7 @@ impl PublishError {
     /// The HTTP status and stable error code (the Pusher HTTP API's answer).
     pub fn status_and_code(&self) -> (u16, &'static str) {
         match self {
-            PublishError::ChannelCount(_) => (400, "hub.too_many_channels"),
+            PublishError::ChannelCount { .. } => (400, "hub.too_many_channels"),
             PublishError::InvalidChannel(_) => (400, "hub.invalid_channel"),
             PublishError::TooLarge { .. } => (413, "hub.message_too_large"),
         }
@@ -46,8 +43,8 @@ impl PublishError {
 impl std::fmt::Display for PublishError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PublishError::ChannelCount(n) => {
-                write!(f, "an event goes to 1 to {MAX_CHANNELS} channels, not {n}")
+            PublishError::ChannelCount { count, limit } => {
+                write!(f, "an event goes to 1 to {limit} channels, not {count}")
             }
             PublishError::InvalidChannel(name) => write!(f, "invalid channel name `{name}`"),
             PublishError::TooLarge { size, limit } => write!(
@@ -62,9 +59,9 @@ impl Hub {
     /// Checks `event` as [`Hub::publish_event`] does, publishing nothing (a batch is checked
     /// whole before any of it is published).
     pub fn check_event(&self, app: &AppState, event: &Event<'_>) -> Result<(), PublishError> {
-        let count = event.channels.len();
-        if count == 0 || count > MAX_CHANNELS {
-            return Err(PublishError::ChannelCount(count));
+        let (count, limit) = (event.channels.len(), app.conf().max_channels_per_event);
+        if count == 0 || count > limit {
+            return Err(PublishError::ChannelCount { count, limit });
         }
         if let Some(bad) = event
             .channels
@@ -109,9 +106,19 @@ mod tests {
     #[test]
     fn each_refusal_has_its_status_and_code() {
         let table = [
-            (PublishError::ChannelCount(0), 400, "hub.too_many_channels"),
             (
-                PublishError::ChannelCount(101),
+                PublishError::ChannelCount {
+                    count: 0,
+                    limit: 100,
+                },
+                400,
+                "hub.too_many_channels",
+            ),
+            (
+                PublishError::ChannelCount {
+                    count: 101,
+                    limit: 100,
+                },
                 400,
                 "hub.too_many_channels",
             ),

@@ -11,6 +11,7 @@ use super::channel::is_cache_channel;
 use crate::cluster::Cluster;
 use crate::config::App;
 use crate::metrics::{AppMetrics, HubMetrics};
+use crate::rate::TokenBucket;
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use std::collections::{BTreeMap, HashMap};
@@ -98,6 +99,8 @@ pub struct AppState {
     /// Sockets by signed-in user id (`pusher:signin`), for `#server-to-user-{id}` and terminate.
     pub users: DashMap<String, HashMap<u64, Conn>>,
     pub metrics: AppMetrics,
+    /// The HTTP API's requests: `api_requests_per_second`, as a burst too.
+    api_requests: Mutex<TokenBucket>,
 }
 
 pub struct Hub {
@@ -156,6 +159,10 @@ impl Hub {
                     channels: DashMap::new(),
                     connections: AtomicUsize::new(0),
                     users: DashMap::new(),
+                    api_requests: Mutex::new(TokenBucket::full(
+                        conf.api_requests_per_second,
+                        Instant::now(),
+                    )),
                 }),
             })
             .collect();
@@ -267,6 +274,13 @@ impl AppState {
             cluster.count_connection(&self.id, 1);
         }
         true
+    }
+
+    /// Takes one HTTP API request from the app's budget; `false` when it is spent.
+    pub fn take_api_request(&self) -> bool {
+        let rate = self.conf().api_requests_per_second;
+        let mut bucket = self.api_requests.lock().unwrap_or_else(|p| p.into_inner());
+        bucket.try_take(rate, rate, Instant::now())
     }
 
     /// Gives back a slot [`AppState::open_connection`] took.

@@ -32,8 +32,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// How long a client has to answer a server `pusher:ping` (Pusher's 30 s, or the app's
 /// `activity_timeout` if shorter).
 pub const PONG_TIMEOUT: Duration = Duration::from_secs(30);
-/// Client events allowed per connection per second (Pusher's limit); beyond: close 4301.
-pub const CLIENT_EVENTS_PER_SECOND: u32 = 10;
 /// How long a subscription waits for the cluster's Redis subscription before it is confirmed
 /// anyway.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
@@ -78,7 +76,7 @@ pub async fn serve<S>(
         conn,
         subscriptions: HashMap::new(),
         user: None,
-        events: TokenBucket::full(CLIENT_EVENTS_PER_SECOND, Instant::now()),
+        events: TokenBucket::full(app.conf().client_events_per_second, Instant::now()),
         subscribes: TokenBucket::full(app.conf().max_subscriptions_per_second, Instant::now()),
         presence: None,
     };
@@ -145,7 +143,7 @@ struct Session<'h> {
     subscriptions: HashMap<String, Option<String>>,
     /// The signed-in user (`pusher:signin`).
     user: Option<String>,
-    /// Client events: [`CLIENT_EVENTS_PER_SECOND`] a second, as a burst too.
+    /// Client events: the app's `client_events_per_second`, as a burst too.
     events: TokenBucket,
     /// Subscribes and unsubscribes: the app's `max_subscriptions_per_second`, likewise.
     subscribes: TokenBucket,

@@ -32,6 +32,10 @@ pub(super) fn hub(p: &mut Problems, raw: RawHub, listeners: &[Listener]) -> HubC
 fn app(p: &mut Problems, seen: &mut HashSet<String>, i: usize, a: RawApp) -> App {
     let at = format!("hub.apps[{i}]");
     identity(p, seen, &at, &a);
+    let [max_subscriptions_per_second, client_events_per_second, api_requests_per_second] =
+        rates(p, &at, &a);
+    let [max_connections_per_ip, max_channels, max_batch_size, max_channels_per_event] =
+        counts(p, &at, &a);
     let presence = a.presence.unwrap_or_default();
     let size = |p: &mut Problems, key: &str, text: &Option<String>, default: usize| {
         usize::try_from(p.size(format!("{at}.{key}"), text, default as u64)).unwrap_or(usize::MAX)
@@ -39,24 +43,13 @@ fn app(p: &mut Problems, seen: &mut HashSet<String>, i: usize, a: RawApp) -> App
     App {
         allowed_origins: a.allowed_origins.unwrap_or_else(|| vec!["*".into()]),
         max_connections: a.max_connections.unwrap_or(defaults::HUB_MAX_CONNECTIONS),
-        max_connections_per_ip: positive(
-            p,
-            format!("{at}.max_connections_per_ip"),
-            a.max_connections_per_ip,
-            defaults::HUB_MAX_CONNECTIONS_PER_IP,
-        ),
-        max_channels: positive(
-            p,
-            format!("{at}.max_channels"),
-            a.max_channels,
-            defaults::HUB_MAX_CHANNELS,
-        ),
-        max_subscriptions_per_second: positive(
-            p,
-            format!("{at}.max_subscriptions_per_second"),
-            a.max_subscriptions_per_second.map(|n| n as usize),
-            defaults::HUB_MAX_SUBSCRIPTIONS_PER_SECOND as usize,
-        ) as u32,
+        max_connections_per_ip,
+        max_channels,
+        max_subscriptions_per_second,
+        client_events_per_second,
+        api_requests_per_second,
+        max_batch_size,
+        max_channels_per_event,
         write_timeout: p.duration(
             format!("{at}.write_timeout"),
             &a.write_timeout,
@@ -87,6 +80,58 @@ fn app(p: &mut Problems, seen: &mut HashSet<String>, i: usize, a: RawApp) -> App
         key: a.key,
         secret: a.secret,
     }
+}
+
+/// The app's rates: subscriptions, client events and API requests per second.
+fn rates(p: &mut Problems, at: &str, a: &RawApp) -> [u32; 3] {
+    [
+        (
+            "max_subscriptions_per_second",
+            a.max_subscriptions_per_second,
+            defaults::HUB_MAX_SUBSCRIPTIONS_PER_SECOND,
+        ),
+        (
+            "client_events_per_second",
+            a.client_events_per_second,
+            defaults::HUB_CLIENT_EVENTS_PER_SECOND,
+        ),
+        (
+            "api_requests_per_second",
+            a.api_requests_per_second,
+            defaults::HUB_API_REQUESTS_PER_SECOND,
+        ),
+    ]
+    .map(|(key, value, default)| rate(p, at, key, value, default))
+}
+
+/// The app's counts: connections per address, channels per connection, events per batch and
+/// channels per event.
+fn counts(p: &mut Problems, at: &str, a: &RawApp) -> [usize; 4] {
+    [
+        (
+            "max_connections_per_ip",
+            a.max_connections_per_ip,
+            defaults::HUB_MAX_CONNECTIONS_PER_IP,
+        ),
+        ("max_channels", a.max_channels, defaults::HUB_MAX_CHANNELS),
+        (
+            "max_batch_size",
+            a.max_batch_size,
+            defaults::HUB_MAX_BATCH_SIZE,
+        ),
+        (
+            "max_channels_per_event",
+            a.max_channels_per_event,
+            defaults::HUB_MAX_CHANNELS_PER_EVENT,
+        ),
+    ]
+    .map(|(key, value, default)| positive(p, format!("{at}.{key}"), value, default))
+}
+
+/// A per-second rate `at.key`: at least 1.
+fn rate(p: &mut Problems, at: &str, key: &str, value: Option<u32>, default: u32) -> u32 {
+    let value = value.map(|n| n as usize);
+    positive(p, format!("{at}.{key}"), value, default as usize) as u32
 }
 
 /// An app's id, key and secret are set, and its id and key are its own.

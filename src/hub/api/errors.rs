@@ -13,8 +13,10 @@ pub enum ApiError {
     BodyUnreadable,
     /// The body is not the event(s) expected (what is wrong).
     InvalidEvent(&'static str),
-    /// More than 10 events in a batch.
-    BatchTooLarge,
+    /// More events in a batch than the app's `max_batch_size` (the limit).
+    BatchTooLarge(usize),
+    /// Over the app's `api_requests_per_second`.
+    RateLimited,
     /// A query that cannot be answered (why).
     InvalidQuery(&'static str),
     /// A channel the endpoint cannot answer about (why).
@@ -33,7 +35,8 @@ impl ApiError {
             ApiError::BodyTooLarge => (413, "request.body_too_large"),
             ApiError::BodyUnreadable => (400, "request.malformed"),
             ApiError::InvalidEvent(_) => (400, "hub.invalid_event"),
-            ApiError::BatchTooLarge => (400, "hub.batch_too_large"),
+            ApiError::BatchTooLarge(_) => (400, "hub.batch_too_large"),
+            ApiError::RateLimited => (429, "hub.rate_limited"),
             ApiError::InvalidQuery(_) => (400, "hub.invalid_query"),
             ApiError::InvalidChannel(_) => (400, "hub.invalid_channel"),
             ApiError::Auth(e) => (e.status(), e.code()),
@@ -49,7 +52,8 @@ impl std::fmt::Display for ApiError {
             ApiError::UnknownApp => f.write_str("no such app"),
             ApiError::BodyTooLarge => f.write_str("request body too large"),
             ApiError::BodyUnreadable => f.write_str("the request body could not be read"),
-            ApiError::BatchTooLarge => f.write_str("at most 10 events per batch"),
+            ApiError::BatchTooLarge(limit) => write!(f, "at most {limit} events per batch"),
+            ApiError::RateLimited => f.write_str("over the app's API requests per second"),
             ApiError::InvalidEvent(why) | ApiError::InvalidQuery(why) => f.write_str(why),
             ApiError::InvalidChannel(why) => f.write_str(why),
             ApiError::Auth(e) => e.fmt(f),
@@ -71,7 +75,8 @@ mod tests {
             (ApiError::BodyTooLarge, 413, "request.body_too_large"),
             (ApiError::BodyUnreadable, 400, "request.malformed"),
             (ApiError::InvalidEvent("x"), 400, "hub.invalid_event"),
-            (ApiError::BatchTooLarge, 400, "hub.batch_too_large"),
+            (ApiError::BatchTooLarge(10), 400, "hub.batch_too_large"),
+            (ApiError::RateLimited, 429, "hub.rate_limited"),
             (ApiError::InvalidQuery("x"), 400, "hub.invalid_query"),
             (ApiError::InvalidChannel("x"), 400, "hub.invalid_channel"),
             (

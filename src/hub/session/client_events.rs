@@ -28,7 +28,7 @@ impl Session<'_> {
             ));
             return true;
         }
-        if over(&mut self.events, CLIENT_EVENTS_PER_SECOND) {
+        if over(&mut self.events, self.app.conf().client_events_per_second) {
             self.conn.closer.close(close::CLIENT_EVENT_RATE_LIMIT);
             return false;
         }

@@ -135,7 +135,7 @@ async fn a_burst_of_client_events_over_the_limit_closes_4301() {
     let mut alice = Client::connect(&hub, &app).await;
     alice.join("presence-room", "1").await;
     // Twice the limit at once: a token bucket has no window edge for a burst to straddle.
-    for _ in 0..2 * CLIENT_EVENTS_PER_SECOND {
+    for _ in 0..2 * app.conf().client_events_per_second {
         alice.send(json!({"event": "client-x", "channel": "presence-room", "data": {}}));
     }
     assert_eq!(alice.closed().await, close::CLIENT_EVENT_RATE_LIMIT);
