@@ -308,7 +308,7 @@ async fn a_signed_qr_webhook_reaches_the_private_workspace_channel_as_qr_code_ge
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_client_gets_a_ping_and_without_a_pong_is_closed_with_4201() {
-    let h = hub("      activity_timeout: 1s\n").await;
+    let h = hub("      ping_interval: 1s\n").await;
     let (mut ws, _) = established(h.addr).await;
     until_event(&mut ws, "pusher:ping").await;
     assert_eq!(close_code(&mut ws).await, Some(4201));
@@ -413,6 +413,12 @@ async fn the_apps_limits_are_settings() {
     assert_eq!(publish(slow.addr, event.clone()).await.status, 200);
     let r = publish(slow.addr, event).await;
     assert_eq!((r.status, code(&r).as_str()), (429, "hub.rate_limited"));
+
+    // Reverb's activity_timeout, 30 s, is what clients are told.
+    let mut hello = connect(h.addr, KEY).await;
+    let hello = next(&mut hello).await;
+    let data: Value = serde_json::from_str(hello["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data["activity_timeout"], 30, "{hello}");
 
     // Two client events a second: the third in a burst closes the sender.
     let (mut ws, socket) = established(h.addr).await;

@@ -43,7 +43,8 @@ pub const HUB_API_REQUESTS_PER_SECOND: u32 = 2_000;
 pub const HUB_MAX_BATCH_SIZE: usize = 10;
 pub const HUB_MAX_CHANNELS_PER_EVENT: usize = 100;
 pub const HUB_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-pub const HUB_ACTIVITY_TIMEOUT: Duration = Duration::from_secs(120);
+pub const HUB_ACTIVITY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const HUB_PING_INTERVAL: Duration = Duration::from_secs(60);
 pub const HUB_MAX_PRESENCE_MEMBERS: usize = 100;
 pub const HUB_MAX_USER_INFO: usize = 1024;
 /// Long enough for a load balancer polling `/readyz` every second or two to notice.

@@ -188,6 +188,7 @@ fn hub(h: &HubConfig) -> Value {
                 "client_events": a.client_events,
                 "max_message_size": a.max_message_size,
                 "activity_timeout": duration(a.activity_timeout),
+                "ping_interval": duration(a.ping_interval),
                 "presence": { "max_members": a.max_presence_members, "max_user_info": a.max_user_info },
             })
         })

@@ -75,6 +75,8 @@ pub struct RawApp {
     pub max_message_size: Option<String>,
     #[serde(default, deserialize_with = "with_unit")]
     pub activity_timeout: Option<String>,
+    #[serde(default, deserialize_with = "with_unit")]
+    pub ping_interval: Option<String>,
     pub max_connections_per_ip: Option<usize>,
     pub max_channels: Option<usize>,
     pub max_subscriptions_per_second: Option<u32>,

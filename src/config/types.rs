@@ -101,7 +101,10 @@ pub struct App {
     pub write_timeout: Duration,
     pub client_events: bool,
     pub max_message_size: usize,
+    /// Told to clients: they ping after this much silence (Pusher's `activity_timeout`).
     pub activity_timeout: Duration,
+    /// The server pings a connection silent this long; no pong then closes it with 4201.
+    pub ping_interval: Duration,
     pub max_presence_members: usize,
     pub max_user_info: usize,
 }

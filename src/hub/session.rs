@@ -2,7 +2,7 @@
 //!
 //! The task reads client frames ([`socket::Socket`], no buffer of its own while idle) and
 //! applies them, and writes out whatever the fan-out could not write to the socket directly
-//! (the connection's [`Outbox`]). Silence for `activity_timeout` gets a `pusher:ping`, and no
+//! (the connection's [`Outbox`]). Silence for `ping_interval` gets a `pusher:ping`, and no
 //! answer within [`PONG_TIMEOUT`] closes with 4201. On exit every subscription is removed,
 //! announcing `member_removed` where a user's last socket leaves a presence channel.
 
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How long a client has to answer a server `pusher:ping` (Pusher's 30 s, or the app's
-/// `activity_timeout` if shorter).
+/// `ping_interval` if shorter).
 pub const PONG_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a subscription waits for the cluster's Redis subscription before it is confirmed
 /// anyway.
@@ -165,7 +165,7 @@ impl Session<'_> {
         S: AsyncRead + AsyncWrite,
     {
         let conf = self.app.conf();
-        let (idle, write_timeout) = (conf.activity_timeout, conf.write_timeout);
+        let (idle, write_timeout) = (conf.ping_interval, conf.write_timeout);
         // Frames over the limit get a pusher:error; the transport's cap is a generous backstop.
         let max_frame = conf.max_message_size.saturating_mul(4).max(64 * 1024);
         drop(conf);

@@ -67,6 +67,11 @@ fn app(p: &mut Problems, seen: &mut HashSet<String>, i: usize, a: RawApp) -> App
             &a.activity_timeout,
             defaults::HUB_ACTIVITY_TIMEOUT,
         ),
+        ping_interval: p.duration(
+            format!("{at}.ping_interval"),
+            &a.ping_interval,
+            defaults::HUB_PING_INTERVAL,
+        ),
         max_presence_members: presence
             .max_members
             .unwrap_or(defaults::HUB_MAX_PRESENCE_MEMBERS),

@@ -195,7 +195,7 @@ async fn shutdown_closes_4200_so_clients_reconnect_elsewhere() {
 
 #[tokio::test(start_paused = true)]
 async fn silence_gets_a_ping_and_no_pong_closes_4201() {
-    let (hub, app) = hub(|a| a.activity_timeout = Duration::from_secs(120));
+    let (hub, app) = hub(|a| a.ping_interval = Duration::from_secs(60));
     let mut client = Client::connect(&hub, &app).await;
     // Virtual time: the waits below pass as soon as the runtime is idle.
     let hour = Duration::from_secs(3600);

@@ -29,7 +29,8 @@ pub(super) fn app_conf() -> App {
         write_timeout: Duration::from_secs(5),
         client_events: true,
         max_message_size: 10 * 1024,
-        activity_timeout: Duration::from_secs(120),
+        activity_timeout: Duration::from_secs(30),
+        ping_interval: Duration::from_secs(60),
         max_presence_members: 100,
         max_user_info: 1024,
     }
