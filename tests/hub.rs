@@ -390,6 +390,7 @@ async fn the_apps_limits_are_settings() {
         "      client_events_per_second: 2\n",
         "      max_batch_size: 2\n",
         "      max_channels_per_event: 2\n",
+        "      max_channel_name_length: 10\n",
     ))
     .await;
     let code = |r: &Resp| r.json()["error"]["code"].as_str().unwrap_or("").to_string();
@@ -414,6 +415,19 @@ async fn the_apps_limits_are_settings() {
     let r = publish(slow.addr, event).await;
     assert_eq!((r.status, code(&r).as_str()), (429, "hub.rate_limited"));
 
+    // Channel names of at most 10 characters, to subscribe and to publish.
+    let long = json!({"name": "e", "channel": "abcdefghijk", "data": "x"});
+    let r = publish(h.addr, long).await;
+    assert_eq!((r.status, code(&r).as_str()), (400, "hub.invalid_channel"));
+    let (mut ws, _) = established(h.addr).await;
+    let refused = subscribe(&mut ws, "abcdefghijk", None, None).await;
+    assert_eq!(refused["event"], "pusher:subscription_error", "{refused}");
+    let ok = subscribe(&mut ws, "abcdefghij", None, None).await;
+    assert_eq!(
+        ok["event"], "pusher_internal:subscription_succeeded",
+        "{ok}"
+    );
+
     // Reverb's activity_timeout, 30 s, is what clients are told.
     let mut hello = connect(h.addr, KEY).await;
     let hello = next(&mut hello).await;
@@ -422,9 +436,9 @@ async fn the_apps_limits_are_settings() {
 
     // Two client events a second: the third in a burst closes the sender.
     let (mut ws, socket) = established(h.addr).await;
-    subscribe_private(&mut ws, &socket, "private-chat.1").await;
+    subscribe_private(&mut ws, &socket, "private-a").await;
     for _ in 0..3 {
-        let whisper = json!({"event": "client-x", "channel": "private-chat.1", "data": {}});
+        let whisper = json!({"event": "client-x", "channel": "private-a", "data": {}});
         send_frame(&mut ws, whisper).await;
     }
     assert_eq!(close_code(&mut ws).await, Some(4301));

@@ -42,6 +42,8 @@ pub const HUB_CLIENT_EVENTS_PER_SECOND: u32 = 10;
 pub const HUB_API_REQUESTS_PER_SECOND: u32 = 2_000;
 pub const HUB_MAX_BATCH_SIZE: usize = 10;
 pub const HUB_MAX_CHANNELS_PER_EVENT: usize = 100;
+/// Pusher's; at most `pusher::channel::MAX_CHANNEL_NAME_LEN` (Soketi's 200).
+pub const HUB_MAX_CHANNEL_NAME_LENGTH: usize = 164;
 pub const HUB_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const HUB_ACTIVITY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const HUB_PING_INTERVAL: Duration = Duration::from_secs(60);

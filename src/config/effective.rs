@@ -184,6 +184,7 @@ fn hub(h: &HubConfig) -> Value {
                 "api_requests_per_second": a.api_requests_per_second,
                 "max_batch_size": a.max_batch_size,
                 "max_channels_per_event": a.max_channels_per_event,
+                "max_channel_name_length": a.max_channel_name_length,
                 "write_timeout": duration(a.write_timeout),
                 "client_events": a.client_events,
                 "max_message_size": a.max_message_size,

@@ -84,6 +84,7 @@ pub struct RawApp {
     pub api_requests_per_second: Option<u32>,
     pub max_batch_size: Option<usize>,
     pub max_channels_per_event: Option<usize>,
+    pub max_channel_name_length: Option<usize>,
     #[serde(default, deserialize_with = "with_unit")]
     pub write_timeout: Option<String>,
     pub presence: Option<RawPresence>,

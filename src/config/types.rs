@@ -97,6 +97,8 @@ pub struct App {
     pub max_batch_size: usize,
     /// Channels one published event may go to.
     pub max_channels_per_event: usize,
+    /// The longest channel name a client may subscribe to or the API publish to.
+    pub max_channel_name_length: usize,
     /// How long a write to a client may wait; a client that stops reading is closed after it.
     pub write_timeout: Duration,
     pub client_events: bool,

@@ -63,10 +63,11 @@ impl Hub {
         if count == 0 || count > limit {
             return Err(PublishError::ChannelCount { count, limit });
         }
+        let longest = app.conf().max_channel_name_length;
         if let Some(bad) = event
             .channels
             .iter()
-            .find(|c| ChannelName::parse_publishable(c).is_err())
+            .find(|c| c.len() > longest || ChannelName::parse_publishable(c).is_err())
         {
             return Err(PublishError::InvalidChannel(bad.clone()));
         }

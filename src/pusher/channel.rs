@@ -1,6 +1,6 @@
 //! Channel names and what their prefix means (Pusher rules).
 //!
-//! Pure: no I/O, no config. A name is 1..=164 characters of `[A-Za-z0-9_\-=@,.;]`; its prefix picks
+//! Pure: no I/O, no config. A name is 1..=200 characters of `[A-Za-z0-9_\-=@,.;]`; its prefix picks
 //! the [`ChannelKind`] and whether it is a cache channel:
 //!
 //! | prefix                      | kind                            | cache |
@@ -22,8 +22,9 @@
 use std::borrow::Borrow;
 use std::fmt;
 
-/// Longest channel name Pusher accepts, in characters (all allowed characters are one byte).
-pub const MAX_CHANNEL_NAME_LEN: usize = 164;
+/// Longest channel name any app may allow, in characters (all allowed characters are one byte):
+/// Soketi's 200. An app's own limit, `max_channel_name_length`, is Pusher's 164 by default.
+pub const MAX_CHANNEL_NAME_LEN: usize = 200;
 /// Prefix of the reserved per-user channel.
 pub const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
 

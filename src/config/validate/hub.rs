@@ -36,6 +36,7 @@ fn app(p: &mut Problems, seen: &mut HashSet<String>, i: usize, a: RawApp) -> App
         rates(p, &at, &a);
     let [max_connections_per_ip, max_channels, max_batch_size, max_channels_per_event] =
         counts(p, &at, &a);
+    let max_channel_name_length = name_length(p, &at, &a);
     let presence = a.presence.unwrap_or_default();
     let size = |p: &mut Problems, key: &str, text: &Option<String>, default: usize| {
         usize::try_from(p.size(format!("{at}.{key}"), text, default as u64)).unwrap_or(usize::MAX)
@@ -50,6 +51,7 @@ fn app(p: &mut Problems, seen: &mut HashSet<String>, i: usize, a: RawApp) -> App
         api_requests_per_second,
         max_batch_size,
         max_channels_per_event,
+        max_channel_name_length,
         write_timeout: p.duration(
             format!("{at}.write_timeout"),
             &a.write_timeout,
@@ -131,6 +133,24 @@ fn counts(p: &mut Problems, at: &str, a: &RawApp) -> [usize; 4] {
         ),
     ]
     .map(|(key, value, default)| positive(p, format!("{at}.{key}"), value, default))
+}
+
+/// The longest channel name the app allows: 1 up to the protocol's ceiling.
+fn name_length(p: &mut Problems, at: &str, a: &RawApp) -> usize {
+    let (path, longest) = (
+        format!("{at}.max_channel_name_length"),
+        crate::pusher::channel::MAX_CHANNEL_NAME_LEN,
+    );
+    let length = positive(
+        p,
+        path.clone(),
+        a.max_channel_name_length,
+        defaults::HUB_MAX_CHANNEL_NAME_LENGTH,
+    );
+    if length > longest {
+        p.push(path, format!("must be at most {longest}"));
+    }
+    length.min(longest)
 }
 
 /// A per-second rate `at.key`: at least 1.

@@ -53,7 +53,8 @@ impl Session<'_> {
     /// The channel, if its name is valid, it is not subscribed yet and the connection is under
     /// its channel limit; else the refusal is sent.
     fn admit(&mut self, name: &str) -> Option<ChannelName> {
-        let Ok(channel) = ChannelName::parse(name) else {
+        let too_long = name.len() > self.app.conf().max_channel_name_length;
+        let Some(channel) = ChannelName::parse(name).ok().filter(|_| !too_long) else {
             self.refuse(name, "ChannelNameError", "Invalid channel name", 400);
             return None;
         };

@@ -26,6 +26,7 @@ pub(super) fn app_conf() -> App {
         api_requests_per_second: 2_000,
         max_batch_size: 10,
         max_channels_per_event: 100,
+        max_channel_name_length: 164,
         write_timeout: Duration::from_secs(5),
         client_events: true,
         max_message_size: 10 * 1024,
