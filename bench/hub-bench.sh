@@ -17,7 +17,8 @@
 #           Prints deliveries/s (total = per server core: one gateway thread), p50/p99
 #           publish->deliver latency, events published, deliveries expected vs received, 4100
 #           (slow consumer) disconnects, and the CPU each side used in the measured window.
-#           Goals: >= 500k deliveries/s/core, p99 < 50 ms (a naive Node `ws` hub: 100-165k/s here).
+#           Goals (issue 16): >= 2.0x the pre-framed Node stand-in and >= 80 % of the ceiling
+#           (the ratios printed); in an open loop at half the maximum rate, p99 < 50 ms.
 #   idle    IDLE_CONNS (20,000) connections, each subscribed to its own public channel, held HOLD
 #           seconds: the gateway's VmRSS before and after, and per connection (goal <= 16 KiB).
 # Everything stays on 127.0.0.1, every step is bounded in time, and every process started here is
@@ -388,9 +389,9 @@ SUMMARY=$OUT/summary.md
     def pct: if . == null then "-" else "\(. * 100 | round)%" end;
     "| fan-out subscribers | \(.subscribers) (\(.connect_failed) failed) | |",
     "| events published (window) | \(.events_in_window) in \(.window_secs * 10 | round / 10) s (\(.events_failed) failed) | |",
-    "| deliveries/s (= per server core) | \(.deliveries_per_sec) | ≥ 500,000 — \(if .deliveries_per_sec >= 500000 then "met" else "MISSED" end) |",
+    "| deliveries/s (= per server core) | \(.deliveries_per_sec) | ≥ 2.0× node-preframe, ≥ 0.8× ceiling (ratios above) |",
     "| deliveries per gateway CPU-second | \(.deliveries_per_gateway_cpu_sec // "-") | |",
-    "| latency p50 / p99 / max | \(.latency_us.p50 | ms) / \(.latency_us.p99 | ms) / \(.latency_us.max | ms) | p99 < 50 ms — \(if (.latency_us.p99 // 1e12) < 50000 then "met" else "MISSED" end) |",
+    "| latency p50 / p99 / max | \(.latency_us.p50 | ms) / \(.latency_us.p99 | ms) / \(.latency_us.max | ms) | \(if .rate > 0 then "p99 < 50 ms at half the maximum rate — \(if (.latency_us.p99 // 1e12) < 50000 then "met" else "MISSED" end)" else "(closed loop: p99 is a goal in an open loop only)" end) |",
     "| deliveries expected / received | \(.deliveries_expected) / \(.deliveries_received) | equal |",
     "| 4100 slow-consumer disconnects | \(.slow_consumer_4100) | 0 |",
     "| cores used in the window: gateway / client | \(.gateway_cores // 0 | . * 100 | round / 100) / \(.client_cores // 0 | . * 100 | round / 100) | |",
