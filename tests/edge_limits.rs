@@ -22,6 +22,20 @@ async fn fleet_with(listener: &str, route: &str) -> (Vec<Upstream>, Gateway, Soc
     (stubs, gw, fleet)
 }
 
+/// Waits until the connections the readiness probes opened (the gateway's own and the test
+/// harness's) have been taken in and closed, so they count against no limit below: `/readyz`
+/// answers 200 once the gateway's probe connected, a request answered after that was accepted
+/// after every earlier connection, and then none is open.
+async fn settled(gw: &Gateway, fleet: SocketAddr) {
+    wait_for("/readyz to answer 200", DEADLINE, || async {
+        let r = send(gw.admin, "GET", "/readyz", &[], Vec::new()).await;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    assert_eq!(sessions(fleet, "1").await.status, 200);
+    until_open(gw, 0.0).await;
+}
+
 /// Waits until the gateway closes `stream` (end of stream or reset), returning what it sent.
 async fn closed_by_gateway(stream: &mut TcpStream) -> String {
     let mut out = Vec::new();
@@ -145,7 +159,7 @@ async fn thousands_of_idle_connections_from_one_address_leave_room_for_a_signed_
         200
     );
     // Defaults: 512 connections per client address, 10,000 per listener.
-    until_open(&gw, 0.0).await;
+    settled(&gw, fleet).await;
     let mut idle = Vec::new();
     // In runs of 250, each taken in (admitted or refused) before the next: a burst of thousands
     // would overflow the accept queue, and its connections would wait on SYN-ACK retries.
@@ -207,7 +221,7 @@ async fn thousands_of_idle_connections_from_one_address_leave_room_for_a_signed_
 async fn a_trusted_proxy_is_held_to_the_listener_total_only() {
     let listener = "max_connections_per_ip: 2\nmax_connections: 6\ntrusted_proxies: [127.0.0.1]";
     let (_stubs, gw, fleet) = fleet_with(listener, "").await;
-    until_open(&gw, 0.0).await;
+    settled(&gw, fleet).await;
     let mut held = Vec::new();
     for _ in 0..6 {
         held.push(TcpStream::connect(fleet).await.unwrap());
