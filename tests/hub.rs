@@ -202,6 +202,28 @@ async fn every_subscriber_gets_each_event_once_in_publish_order_whichever_lane_w
         }
         assert_eq!(seen, expected, "socket {socket}");
     }
+
+    // A channel held in one lane only (the other is not handed its events), then in both: the
+    // newcomer gets what was published after it joined, the first subscriber everything, in order.
+    let (mut first, _) = established(h.addr).await;
+    subscribe(&mut first, "solo", None, None).await;
+    let solo = |i: usize| json!({"name": "e", "channel": "solo", "data": i.to_string()});
+    for i in 0..10 {
+        assert_eq!(publish(h.addr, solo(i)).await.status, 200);
+    }
+    let (mut second, _) = established(h.addr).await;
+    subscribe(&mut second, "solo", None, None).await;
+    for i in 10..20 {
+        assert_eq!(publish(h.addr, solo(i)).await.status, 200);
+    }
+    let data = |from: usize| (from..20).map(|i| json!(i.to_string())).collect::<Vec<_>>();
+    for (ws, from) in [(&mut first, 0), (&mut second, 10)] {
+        let mut seen = Vec::new();
+        while seen.len() < 20 - from {
+            seen.push(next(ws).await["data"].clone());
+        }
+        assert_eq!(seen, data(from));
+    }
 }
 
 /// A gateway with a hub and an edge webhook route mapping `qr_code_generated` to the hub.

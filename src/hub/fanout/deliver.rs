@@ -38,32 +38,45 @@ impl Hub {
             *ch.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
         }
         let published = Instant::now();
-        let job = || Job {
-            metrics: app.metrics.clone(),
-            channel: ch.clone(),
-            frame: frame.clone(),
-            except: except.map(Into::into),
-            published,
-        };
-        let lane = self.lanes.hand_off(job);
-        write_lane(&job(), lane);
+        let own = self.lanes.own();
+        if own.of > 1 {
+            // Read apart from the hand-off: a publisher waiting on a full lane holds no lock.
+            let ids = ch.subs.read().unwrap_or_else(|p| p.into_inner());
+            let occupied = lanes::occupied(ids.keys().copied(), own.of);
+            drop(ids);
+            self.lanes.hand_off(occupied, || Job {
+                metrics: app.metrics.clone(),
+                channel: ch.clone(),
+                frame: frame.clone(),
+                except: except.map(Into::into),
+                published,
+            });
+        }
+        write_lane(own, &app.metrics, &ch, frame, except, published);
     }
 }
 
-/// Offers `job`'s frame to every subscriber of its channel in `lane` (in the order they
-/// connected) but the one excepted.
-pub(super) fn write_lane(job: &Job, lane: Lane) {
-    let subs = job.channel.subs.read().unwrap_or_else(|p| p.into_inner());
+/// Offers `frame` to every subscriber of `channel` in `lane` (in the order they connected) but
+/// the one `except`ed.
+pub(super) fn write_lane(
+    lane: Lane,
+    metrics: &AppMetrics,
+    channel: &Channel,
+    frame: &Frame,
+    except: Option<&str>,
+    published: Instant,
+) {
+    let subs = channel.subs.read().unwrap_or_else(|p| p.into_inner());
     let mut written = 0;
     for conn in subs.values().filter(|c| lane.holds(c.id)) {
-        if job.except.as_deref() == Some(&*conn.socket_id) {
+        if except == Some(&*conn.socket_id) {
             continue;
         }
-        let offered = conn.offer(&job.frame, Some(job.published), &job.metrics.dropped_slow);
+        let offered = conn.offer(frame, Some(published), &metrics.dropped_slow);
         written += usize::from(offered == Offered::Written);
     }
     drop(subs);
-    count_written(&job.metrics, written, job.published);
+    count_written(metrics, written, published);
 }
 
 /// Counts `written` deliveries written at once, each as taking until now since `published`.
