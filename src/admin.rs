@@ -33,14 +33,6 @@ impl AdminApp {
         Self { gateway, addresses }
     }
 
-    fn probe(&self, path: &str) -> Response<Vec<u8>> {
-        let Some(answer) = self.gateway.probe(path) else {
-            return reply(StatusCode::NOT_FOUND, "application/json", Vec::new());
-        };
-        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-        reply(status, "application/json", answer.body.into_bytes())
-    }
-
     fn upstreams(&self) -> serde_json::Value {
         let snap = self.gateway.snapshot();
         let groups: Vec<_> = snap
@@ -181,13 +173,18 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         let json_type = "application/json";
+        // `/healthz`, `/readyz` and `/up`, answered as on every listener that serves them.
+        if let Some(probe) = self.gateway.probe(req.uri.path()) {
+            if req.method == http::Method::GET {
+                return reply(probe.status, json_type, probe.body.into_bytes());
+            }
+        }
         match (req.method.as_str(), req.uri.path()) {
             ("GET", "/metrics") => reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
                 self.gateway.render_metrics(),
             ),
-            ("GET", "/healthz" | "/readyz") => self.probe(req.uri.path()),
             ("GET", "/admin/config") => {
                 let snap = self.gateway.snapshot();
                 let body = json!({ "hash": snap.hash, "config": snap.effective });

@@ -104,19 +104,17 @@ impl HubApp {
     /// A probe's answer for a GET: `/up` always (Reverb's and Laravel's health path), `/healthz`
     /// and `/readyz` when the listener has `health: true`.
     fn probe(&self, session: &ServerSession, path: &str) -> Option<api::Reply> {
+        // The path first: API requests are told no without a look at the configuration.
+        let answer = self.gateway.probe(path)?;
         if session.req_header().method != http::Method::GET {
             return None;
         }
-        let listed = path == "/up"
-            || self
-                .gateway
-                .snapshot()
-                .config
-                .listener(&self.listener)?
-                .health;
-        let answer = self.gateway.probe(path).filter(|_| listed)?;
+        let snap = self.gateway.snapshot();
+        if path != "/up" && !snap.config.listener(&self.listener)?.health {
+            return None;
+        }
         Some(api::Reply {
-            status: answer.status,
+            status: answer.status.as_u16(),
             body: answer.body.into(),
             result: "probe",
         })

@@ -147,6 +147,7 @@ async fn readyz_turns_ready_then_draining_and_the_config_is_shown_redacted_with_
     };
     let ready = json!({"status": "ready"});
     assert_eq!(probe(s.hub, "/up").await, (200, ready.clone()));
+    assert_eq!(probe(s.gw.admin, "/up").await, (200, ready.clone()));
     assert_eq!(probe(s.hub, "/healthz").await.0, 404);
     assert_eq!(probe(s.fleet, "/up").await, (200, ready.clone()));
     assert_eq!(probe(s.fleet, "/readyz").await, (200, ready));
@@ -215,6 +216,7 @@ async fn readyz_turns_ready_then_draining_and_the_config_is_shown_redacted_with_
     assert_eq!(admin_get(&s.gw, "/healthz").await.status, 200);
     let draining = json!({"status": "draining"});
     assert_eq!(probe(s.hub, "/up").await, (503, draining.clone()));
+    assert_eq!(probe(s.gw.admin, "/up").await, (503, draining.clone()));
     assert_eq!(probe(s.fleet, "/readyz").await, (503, draining));
     assert_eq!(probe(s.fleet, "/healthz").await.0, 200);
     let during = send(

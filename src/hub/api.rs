@@ -237,18 +237,15 @@ fn batch_events(hub: &Hub, app: &AppState, body: &[u8], acks: &mut Acks) -> Repl
         Ok(events) => events,
         Err(response) => return response,
     };
-    if let Some(e) = events
+    let checked: Result<Vec<_>, _> = events
         .iter()
-        .find_map(|e| hub.check_event(app, &e.event()).err())
-    {
-        return fail(ApiError::Publish(e));
-    }
-    for event in &events {
-        match hub.publish_event(app, event.event()) {
-            Ok(published) => acks.extend(published),
-            // Checked above; the app's limits cannot change in between but by a reload.
-            Err(e) => return fail(ApiError::Publish(e)),
-        }
+        .map(|e| hub.check_event(app, e.event()))
+        .collect();
+    match checked {
+        Ok(checked) => checked
+            .into_iter()
+            .for_each(|event| acks.extend(hub.publish_checked(app, event))),
+        Err(e) => return fail(ApiError::Publish(e)),
     }
     ok(Bytes::from_static(b"{\"batch\":[]}"))
 }
@@ -375,7 +372,6 @@ fn channel_users(view: &View, name: &str) -> Reply {
     ok(Bytes::from(json!({"users": users}).to_string()))
 }
 
-/// Closes the user's sockets on every node (clustered), else on this one.
 /// Reverb's `GET /apps/{id}/connections`: `{"connections": N}`, over the cluster when there is
 /// one and its link is up.
 async fn connections(hub: &Hub, app: &AppState) -> Reply {
@@ -387,6 +383,7 @@ async fn connections(hub: &Hub, app: &AppState) -> Reply {
     ok(json!({ "connections": count }).to_string().into())
 }
 
+/// Closes the user's sockets on every node (clustered), else on this one.
 async fn terminate(hub: &Hub, app: &AppState, user: &str) -> Reply {
     let everywhere = match hub.cluster() {
         Some(cluster) => cluster.terminate(&app.id, user).await,

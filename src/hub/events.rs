@@ -18,6 +18,9 @@ pub struct Event<'a> {
     pub except: Option<&'a str>,
 }
 
+/// An event that passed [`Hub::check_event`].
+pub struct Checked<'a>(Event<'a>);
+
 /// Why an event was not published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishError {
@@ -56,14 +59,19 @@ impl std::fmt::Display for PublishError {
 }
 
 impl Hub {
-    /// Checks `event` as [`Hub::publish_event`] does, publishing nothing (a batch is checked
-    /// whole before any of it is published).
-    pub fn check_event(&self, app: &AppState, event: &Event<'_>) -> Result<(), PublishError> {
-        let (count, limit) = (event.channels.len(), app.conf().max_channels_per_event);
+    /// Checks `event` against the app's limits and channel rules, publishing nothing: a batch is
+    /// checked whole before any of it is published ([`Hub::publish_checked`]).
+    pub fn check_event<'a>(
+        &self,
+        app: &AppState,
+        event: Event<'a>,
+    ) -> Result<Checked<'a>, PublishError> {
+        let conf = app.conf();
+        let (count, limit) = (event.channels.len(), conf.max_channels_per_event);
         if count == 0 || count > limit {
             return Err(PublishError::ChannelCount { count, limit });
         }
-        let longest = app.conf().max_channel_name_length;
+        let longest = conf.max_channel_name_length;
         if let Some(bad) = event
             .channels
             .iter()
@@ -71,31 +79,41 @@ impl Hub {
         {
             return Err(PublishError::InvalidChannel(bad.clone()));
         }
-        let limit = app.conf().max_message_size;
+        let limit = conf.max_message_size;
         if event.data.len() > limit {
             return Err(PublishError::TooLarge {
                 size: event.data.len(),
                 limit,
             });
         }
-        Ok(())
+        Ok(Checked(event))
     }
 
-    /// Publishes `event` to each of its channels. Clustered, the receivers complete once Redis
-    /// took each copy (see [`Hub::publish`]). Nothing is published when a check fails.
+    /// Checks `event` and publishes it to each of its channels; nothing is published when a
+    /// check fails. Clustered, the receivers complete once Redis took each copy (see
+    /// [`Hub::publish`]).
     pub fn publish_event(
         &self,
         app: &AppState,
         event: Event<'_>,
     ) -> Result<Vec<oneshot::Receiver<()>>, PublishError> {
-        self.check_event(app, &event)?;
+        let checked = self.check_event(app, event)?;
+        Ok(self.publish_checked(app, checked))
+    }
+
+    /// Publishes an event [`Hub::check_event`] passed.
+    pub fn publish_checked(
+        &self,
+        app: &AppState,
+        Checked(event): Checked<'_>,
+    ) -> Vec<oneshot::Receiver<()>> {
         let except = event.except.filter(|s| protocol::is_valid_socket_id(s));
         let mut acks = Vec::new();
         for channel in event.channels {
             let frame = Frame::from(protocol::event(channel, event.name, event.data, None));
             acks.extend(self.publish(app, channel, &frame, except));
         }
-        Ok(acks)
+        acks
     }
 }
 

@@ -5,7 +5,7 @@
 use super::Answer;
 use crate::state::{Gateway, Snapshot};
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Response};
 
 /// The probe's answer when `parts` asks for one on `listener` and the listener serves them.
 pub(super) fn answer(
@@ -14,12 +14,13 @@ pub(super) fn answer(
     listener: &str,
     parts: &http::request::Parts,
 ) -> Option<Response<Answer>> {
+    // The path first: every other request is told no without a look at the configuration.
+    let probe = gateway.probe(parts.uri.path())?;
     if parts.method != http::Method::GET || !snap.config.listener(listener)?.health {
         return None;
     }
-    let probe = gateway.probe(parts.uri.path())?;
     let mut resp = Response::new(Answer::full(Bytes::from(probe.body)));
-    *resp.status_mut() = StatusCode::from_u16(probe.status).unwrap_or(StatusCode::OK);
+    *resp.status_mut() = probe.status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

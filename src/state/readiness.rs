@@ -37,7 +37,7 @@ impl Gateway {
 
 /// A probe endpoint's answer: status and JSON body.
 pub struct ProbeAnswer {
-    pub status: u16,
+    pub status: http::StatusCode,
     pub body: String,
 }
 
@@ -46,12 +46,13 @@ impl Gateway {
     /// (200 `ready`, 503 `starting` or `draining`; with the cluster link's state when
     /// clustered). `None` for any other path.
     pub fn probe(&self, path: &str) -> Option<ProbeAnswer> {
+        use http::StatusCode as S;
         let (status, word) = match path {
-            "/healthz" => (200, "ok"),
+            "/healthz" => (S::OK, "ok"),
             "/readyz" | "/up" => match self.readiness() {
-                Readiness::Ready => (200, "ready"),
-                Readiness::Starting => (503, "starting"),
-                Readiness::Draining => (503, "draining"),
+                Readiness::Ready => (S::OK, "ready"),
+                Readiness::Starting => (S::SERVICE_UNAVAILABLE, "starting"),
+                Readiness::Draining => (S::SERVICE_UNAVAILABLE, "draining"),
             },
             _ => return None,
         };
