@@ -11,7 +11,7 @@ impl Cluster {
     pub fn count_connection(&self, app: &str, delta: i64) {
         let _ = self.outbox.try_send(Outgoing::Count {
             key: self.connections_key(self.node_id),
-            channel: app.to_string(),
+            field: app.to_string(),
             delta,
         });
     }

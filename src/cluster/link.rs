@@ -263,13 +263,9 @@ fn command(item: &Outgoing) -> redis::Cmd {
                 .arg(CACHE_TTL.as_secs());
             cmd
         }
-        Outgoing::Count {
-            key,
-            channel,
-            delta,
-        } => {
+        Outgoing::Count { key, field, delta } => {
             let mut cmd = redis::cmd("HINCRBY");
-            cmd.arg(key).arg(channel).arg(delta);
+            cmd.arg(key).arg(field).arg(delta);
             cmd
         }
     }

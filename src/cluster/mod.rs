@@ -67,10 +67,11 @@ enum Outgoing {
         key: String,
         frame: Vec<u8>,
     },
-    /// A channel's subscription count on this node changed by `delta`.
+    /// One of this node's counts changed by `delta`: `field` of the hash `key` (a channel's
+    /// subscriptions, an app's connections).
     Count {
         key: String,
-        channel: String,
+        field: String,
         delta: i64,
     },
 }
@@ -266,7 +267,7 @@ impl Cluster {
     pub fn count_subscription(&self, app: &str, channel: &str, delta: i64) {
         let _ = self.outbox.try_send(Outgoing::Count {
             key: self.node_key(self.node_id, &format!("subs:{app}")),
-            channel: channel.to_string(),
+            field: channel.to_string(),
             delta,
         });
     }
