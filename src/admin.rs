@@ -149,12 +149,17 @@ fn spool_off() -> Response<Vec<u8>> {
     )
 }
 
-/// One `name=value` of a query string (no decoding: route names are plain words).
+/// One `name=value` of a query string, percent-decoded (an app webhook's queue is named
+/// `hub-webhook:{app} {url}`).
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?
         .split('&')
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .map(str::to_string)
+        .map(|value| {
+            percent_encoding::percent_decode_str(value)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

@@ -355,7 +355,13 @@ fn spool(action: &str, arg: &ConfigArg, route: Option<&str>) -> anyhow::Result<E
     let admin = config
         .admin
         .context("the spool is reached through the admin listener: set admin.listen")?;
-    let query = route.map(|r| format!("?route={r}")).unwrap_or_default();
+    let query = route
+        .map(|r| {
+            let encoded =
+                percent_encoding::utf8_percent_encode(r, percent_encoding::NON_ALPHANUMERIC);
+            format!("?route={encoded}")
+        })
+        .unwrap_or_default();
     let request = match action {
         "ls" => "GET /admin/spool".to_string(),
         other => format!("POST /admin/spool/{other}{query}"),

@@ -155,6 +155,14 @@ fn add_background(server: &mut Server, gateway: &Arc<Gateway>, path: &Path, watc
         };
         server.add_service(background_service("cluster", link));
     }
+    let webhooks = gateway
+        .webhook_service
+        .lock()
+        .ok()
+        .and_then(|mut s| s.take());
+    if let Some(service) = webhooks {
+        server.add_service(background_service("app webhooks", service));
+    }
     if let Some(spool) = gateway.spool.clone() {
         let service = crate::proxy::redelivery::SpoolService {
             gateway: gateway.clone(),

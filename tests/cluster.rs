@@ -4,6 +4,7 @@
 
 mod common;
 use common::pusher::*;
+use common::receiver::Receiver;
 use common::*;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -50,8 +51,13 @@ fn prefix() -> Prefix {
 
 /// A node with a hub listener in the cluster at `redis` under `prefix`.
 async fn hub_node(redis: &str, prefix: &str) -> (Gateway, SocketAddr) {
+    hub_node_with(redis, prefix, "").await
+}
+
+/// [`hub_node`] whose app has `app_extra` (more keys of the app, each line indented six spaces).
+async fn hub_node_with(redis: &str, prefix: &str, app_extra: &str) -> (Gateway, SocketAddr) {
     let (addr, admin) = (loopback(), loopback());
-    let apps = format!("    - {{ id: {APP_ID}, key: {KEY}, secret: {SECRET} }}\n");
+    let apps = format!("    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n{app_extra}");
     let yaml = hub_yaml(addr, admin, &apps)
         + &format!("cluster: {{ redis: \"{redis}\", prefix: {prefix} }}\n");
     let gw = Gateway::start(&yaml, admin, &[addr]).await;
@@ -416,6 +422,66 @@ async fn presence_is_cluster_wide_and_a_dead_nodes_members_are_removed() {
     }
     assert!(after.is_empty(), "no other presence event: {after:?}");
     drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_webhooks_fire_once_for_the_cluster_and_a_dead_nodes_channels_are_vacated() {
+    let prefix = prefix();
+    let mut receiver = Receiver::start().await;
+    let events = "[channel_occupied, channel_vacated, member_added, member_removed]";
+    let hooks = format!(
+        "      webhooks: [{{ url: \"{}\", events: {events} }}]\n",
+        receiver.url("/hook")
+    );
+    let (a, a_addr) = hub_node_with(REDIS, &prefix, &hooks).await;
+    let (b, b_addr) = hub_node_with(REDIS, &prefix, &hooks).await;
+
+    // u1 on both nodes, u2 on B: one occupied, one member_added per user, whichever node fires.
+    let (mut a1, socket_a1) = established(a_addr).await;
+    join_room(&mut a1, &socket_a1, "u1").await;
+    let (mut b1, socket_b1) = established(b_addr).await;
+    join_room(&mut b1, &socket_b1, "u1").await;
+    let (mut b2, socket_b2) = established(b_addr).await;
+    join_room(&mut b2, &socket_b2, "u2").await;
+    let mut fired = hook_events(&receiver.events("/hook", 3).await);
+    fired.sort();
+    assert_eq!(
+        fired,
+        ["channel_occupied", "member_added u1", "member_added u2"]
+    );
+
+    // u1 leaves A (still on B): nothing. Then B dies: A reaps it, so u1 and u2 leave and the
+    // channel empties, each once. A sentinel channel on A comes after anything A still had.
+    let leave = json!({"event": "pusher:unsubscribe", "data": {"channel": ROOM}});
+    send_frame(&mut a1, leave).await;
+    drop((b1, b2));
+    drop(b);
+    let (mut sentinel, _) = established(a_addr).await;
+    let removed = hook_events(&receiver.events("/hook", 3).await);
+    subscribe(&mut sentinel, "sentinel", None, None).await;
+    let mut fired = removed;
+    fired.extend(hook_events(&receiver.events("/hook", 1).await));
+    let (mut left, last) = (fired[..3].to_vec(), fired[3].clone());
+    left.sort();
+    assert_eq!(
+        left,
+        ["channel_vacated", "member_removed u1", "member_removed u2"],
+        "A's log:\n{}",
+        a.log()
+    );
+    assert_eq!(last, "channel_occupied sentinel");
+}
+
+/// Events as `name` (`presence-room`), `name user` (members) or `name channel` (others).
+fn hook_events(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match (e["channel"].as_str(), e["user_id"].as_str()) {
+            (_, Some(user)) => format!("{} {user}", e["name"].as_str().unwrap()),
+            (Some(ROOM), None) => e["name"].as_str().unwrap().to_string(),
+            (channel, None) => format!("{} {}", e["name"].as_str().unwrap(), channel.unwrap()),
+        })
+        .collect()
 }
 
 /// Waits until `GET /apps/{id}/connections` through `addr` counts `n`.

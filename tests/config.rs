@@ -822,3 +822,56 @@ fn connection_counts_on_the_hubs_listener_point_to_the_hub_apps_settings() {
         assert!(problem.contains(&format!("hub.apps[].{key}")), "{problem}");
     }
 }
+
+#[test]
+fn app_webhooks_are_checked_at_their_paths() {
+    let text = "listeners: { hub: { listen: \"127.0.0.1:8080\" } }\nspool: { enabled: false }\nhub:\n  listener: hub\n  apps:\n    - id: a\n      key: k\n      secret: s\n      webhooks:\n        - { url: \"https://laravel/hook\", events: [channel_occupied] }\n        - { url: \"http://laravel/hook\", events: [channel_existence], headers: { X-Pusher-Key: forged } }\n        - { url: \"http://laravel/hook\", events: [] }\n";
+    let error = parse_err(text, &no_vars);
+    let found = problems_by_path(&error);
+    let at = |path: &str| found.get(path).cloned().unwrap_or_default();
+    assert!(
+        at("hub.apps[0].webhooks[0].url")[0].contains("http://"),
+        "{error}"
+    );
+    assert!(
+        at("hub.apps[0].webhooks[1].events")[0].contains("channel_existence"),
+        "{error}"
+    );
+    assert!(
+        at("hub.apps[0].webhooks[1].headers.X-Pusher-Key")[0].contains("itself"),
+        "{error}"
+    );
+    assert!(
+        at("hub.apps[0].webhooks[2].url")[0].contains("another webhook"),
+        "{error}"
+    );
+    assert!(
+        at("hub.apps[0].webhooks[2].events")[0].contains("at least one"),
+        "{error}"
+    );
+    assert!(at("hub.apps[0].webhooks")[0].contains("spool"), "{error}");
+    assert_eq!(error.problems.len(), 6, "{error}");
+
+    let fine = text
+        .replace("spool: { enabled: false }\n", "")
+        .replace("https", "http");
+    let fine = fine
+        .replace(", headers: { X-Pusher-Key: forged }", "")
+        .replace("channel_existence", "cache_miss");
+    let fine = fine.replace(
+        "\n        - { url: \"http://laravel/hook\", events: [] }",
+        "",
+    );
+    let fine = fine.replacen("http://laravel/hook", "http://laravel:8000/first", 1);
+    let config = parse_ok(&fine);
+    let hooks = &config.hub.unwrap().apps[0].webhooks;
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(
+        (hooks[0].authority.as_str(), hooks[0].target.as_str()),
+        ("laravel:8000", "/first")
+    );
+    assert_eq!(
+        (hooks[1].authority.as_str(), hooks[1].target.as_str()),
+        ("laravel:80", "/hook")
+    );
+}

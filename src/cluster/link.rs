@@ -208,26 +208,31 @@ async fn send_outbox(
             fall_back(&cluster, hub.as_deref(), item);
             continue;
         };
-        let cmd = command(&item);
+        let cmd = match &item {
+            Outgoing::Occupancy(change) => cluster.occupancy_command(change),
+            item => command(item),
+        };
         // One retry: after Redis restarts, the reconnecting connection fails the first command.
-        let mut sent = false;
+        let mut answer = None;
         for _attempt in 0..2 {
             let query = cmd.query_async::<redis::Value>(&mut conn);
-            if matches!(
-                tokio::time::timeout(COMMAND_TIMEOUT, query).await,
-                Ok(Ok(_))
-            ) {
-                sent = true;
+            if let Ok(Ok(value)) = tokio::time::timeout(COMMAND_TIMEOUT, query).await {
+                answer = Some(value);
                 break;
             }
         }
-        match (sent, item) {
-            (true, Outgoing::Publish { done, .. }) => {
+        match (answer, item) {
+            (Some(_), Outgoing::Publish { done, .. }) => {
                 cluster.metrics.messages.with_label_values(&["sent"]).inc();
                 let _ = done.send(());
             }
-            (true, _) => {}
-            (false, item) => fall_back(&cluster, hub.as_deref(), item),
+            (Some(redis::Value::Int(1)), Outgoing::Occupancy(change)) => {
+                if let Some(hub) = &hub {
+                    hub.webhook(&change.app, change.event());
+                }
+            }
+            (Some(_), _) => {}
+            (None, item) => fall_back(&cluster, hub.as_deref(), item),
         }
     }
 }
@@ -268,11 +273,16 @@ fn command(item: &Outgoing) -> redis::Cmd {
             cmd.arg(key).arg(field).arg(delta);
             cmd
         }
+        Outgoing::Occupancy(_) => unreachable!("sent with Cluster::occupancy_command"),
     }
 }
 
-/// A publish that cannot go through Redis reaches this node's subscribers directly.
+/// A publish that cannot go through Redis reaches this node's subscribers directly, and an
+/// occupancy change is this node's to announce.
 fn fall_back(cluster: &Cluster, hub: Option<&dyn LocalHub>, item: Outgoing) {
+    if let (Outgoing::Occupancy(change), Some(hub)) = (&item, hub) {
+        return hub.webhook(&change.app, change.event());
+    }
     // A session update is only an optimisation for the other nodes: nothing to do locally.
     if let (
         Outgoing::Publish {

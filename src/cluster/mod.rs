@@ -18,10 +18,11 @@
 //!
 //! Layout: this file holds [`Cluster`] (what the hub and the proxy call), [`link`] the background
 //! service that keeps the Redis connections, [`presence`] the cluster-wide presence scripts and
-//! the liveness/reaping of nodes.
+//! the liveness/reaping of nodes, [`occupancy`] channels occupied and vacated once per cluster.
 
 mod counts;
 mod link;
+mod occupancy;
 mod presence;
 
 pub use link::ClusterLink;
@@ -74,6 +75,8 @@ enum Outgoing {
         field: String,
         delta: i64,
     },
+    /// This node's subscribers of a channel went from 0 to 1 or from 1 to 0.
+    Occupancy(occupancy::Occupancy),
 }
 
 pub struct Cluster {
@@ -107,6 +110,9 @@ pub trait LocalHub: Send + Sync {
     fn deliver(&self, app: &str, channel: &str, frame: &str, except: Option<&str>);
     /// Closes `user`'s sockets of `app` on this node.
     fn terminate(&self, app: &str, user: &str);
+    /// An app webhook event the cluster decided this node fires (occupancy, a dead node's
+    /// members and channels).
+    fn webhook(&self, app: &str, event: crate::pusher::webhook::AppEvent);
 }
 
 /// What the API reports about an app's channels: this node's view, or (clustered, link up) every

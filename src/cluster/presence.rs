@@ -4,6 +4,7 @@
 use super::LocalHub;
 use super::{message, Cluster, COMMAND_TIMEOUT};
 use crate::pusher::protocol;
+use crate::pusher::webhook::AppEvent;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,8 +212,8 @@ async fn reap(
     Ok(())
 }
 
-/// Removes dead node `node`'s presence memberships (announcing users who left with it) and its
-/// keys.
+/// Removes dead node `node`'s presence memberships (announcing users who left with it), vacates
+/// its channels, and removes its keys.
 async fn reap_node(
     cluster: &Cluster,
     hub: Option<&dyn LocalHub>,
@@ -228,17 +229,22 @@ async fn reap_node(
         let Ok([app, channel, user]) = serde_json::from_str::<[String; 3]>(&field) else {
             continue;
         };
-        if let Err(e) = cluster
+        let left = cluster
             .leave_for(node, &app, &channel, &user, sockets)
-            .await
-        {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "presence leave",
-                e,
-            )));
+            .await;
+        match (left, hub) {
+            (Ok(true), Some(hub)) => hub.webhook(&app, member_removed(&channel, &user)),
+            (Ok(_), _) => {}
+            (Err(e), _) => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "presence leave",
+                    e,
+                )))
+            }
         }
     }
+    super::occupancy::vacate_node(cluster, hub, conn, node).await?;
     tracing::info!(node, "cluster: removed a dead node's presence members");
     let mut cleanup = redis::pipe();
     cleanup
@@ -247,6 +253,9 @@ async fn reap_node(
         .ignore()
         .cmd("DEL")
         .arg(cluster.connections_key(node))
+        .ignore()
+        .cmd("DEL")
+        .arg(cluster.occupied_key(node))
         .ignore();
     for app in hub.map(|h| h.app_ids()).unwrap_or_default() {
         let key = cluster.node_key(node, &format!("subs:{app}"));
@@ -255,4 +264,11 @@ async fn reap_node(
     cleanup.cmd("SREM").arg(nodes).arg(node).ignore();
     cleanup.query_async::<()>(conn).await?;
     Ok(())
+}
+
+fn member_removed(channel: &str, user: &str) -> AppEvent {
+    AppEvent::MemberRemoved {
+        channel: channel.to_string(),
+        user_id: user.to_string(),
+    }
 }

@@ -191,10 +191,29 @@ fn hub(h: &HubConfig) -> Value {
                 "activity_timeout": duration(a.activity_timeout),
                 "ping_interval": duration(a.ping_interval),
                 "presence": { "max_members": a.max_presence_members, "max_user_info": a.max_user_info },
+                "webhooks": a.webhooks.iter().map(app_webhook).collect::<Vec<_>>(),
             })
         })
         .collect();
     json!({ "listener": h.listener, "apps": apps })
+}
+
+/// One app webhook; header values redacted (they may be credentials).
+fn app_webhook(w: &crate::config::AppWebhook) -> Value {
+    let headers: serde_json::Map<String, Value> = w
+        .headers
+        .iter()
+        .map(|(name, _)| (name.to_string(), REDACTED.into()))
+        .collect();
+    json!({
+        "url": w.url,
+        "events": w.events.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "headers": headers,
+        "filter": {
+            "channel_name_starts_with": w.channel_name_starts_with,
+            "channel_name_ends_with": w.channel_name_ends_with,
+        },
+    })
 }
 
 /// A Redis URL without its password (`redis://:secret@host` → `redis://:<redacted>@host`).

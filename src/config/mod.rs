@@ -4,6 +4,7 @@
 //! → typed [`Config`]. Every stage keeps going after a problem so that one run reports *every*
 //! problem, each with its YAML path (`routes[0].upstream: no upstream group named "nodes"`).
 
+mod app;
 pub mod defaults;
 mod effective;
 mod interp;

@@ -88,6 +88,24 @@ pub struct RawApp {
     #[serde(default, deserialize_with = "with_unit")]
     pub write_timeout: Option<String>,
     pub presence: Option<RawPresence>,
+    #[serde(default)]
+    pub webhooks: Vec<RawAppWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawAppWebhook {
+    pub url: String,
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub filter: Option<RawWebhookFilter>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawWebhookFilter {
+    pub channel_name_starts_with: Option<String>,
+    pub channel_name_ends_with: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,6 @@
 //! The validated configuration: what the rest of fleetgate reads. Built only by `validate`.
 
+pub use super::app::{App, AppWebhook, HubConfig};
 pub use crate::routing::{RoutingConfig, WorkspaceLimits};
 use crate::signing::{Scheme, Secret};
 use std::net::SocketAddr;
@@ -65,50 +66,6 @@ pub struct ShutdownConfig {
     pub drain_delay: Duration,
     /// How long in-flight requests get to finish once listeners stopped accepting (whole seconds).
     pub grace_period: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct HubConfig {
-    /// The listener the hub serves (not used by any route).
-    pub listener: String,
-    pub apps: Vec<App>,
-}
-
-/// One Pusher app (Laravel's `REVERB_APP_*`).
-#[derive(Debug, Clone)]
-pub struct App {
-    pub id: String,
-    pub key: String,
-    pub secret: String,
-    /// `Origin` values allowed to connect; `*` allows any.
-    pub allowed_origins: Vec<String>,
-    pub max_connections: usize,
-    /// Open connections from one client address (well below `max_connections`).
-    pub max_connections_per_ip: usize,
-    /// Channels one connection may be subscribed to at once.
-    pub max_channels: usize,
-    /// Subscribes and unsubscribes per connection per second; beyond, close 4301.
-    pub max_subscriptions_per_second: u32,
-    /// Client events per connection per second; beyond, close 4301.
-    pub client_events_per_second: u32,
-    /// HTTP API requests per second to the app (a burst as large); beyond, 429.
-    pub api_requests_per_second: u32,
-    /// Events in one `batch_events` request.
-    pub max_batch_size: usize,
-    /// Channels one published event may go to.
-    pub max_channels_per_event: usize,
-    /// The longest channel name a client may subscribe to or the API publish to.
-    pub max_channel_name_length: usize,
-    /// How long a write to a client may wait; a client that stops reading is closed after it.
-    pub write_timeout: Duration,
-    pub client_events: bool,
-    pub max_message_size: usize,
-    /// Told to clients: they ping after this much silence (Pusher's `activity_timeout`).
-    pub activity_timeout: Duration,
-    /// The server pings a connection silent this long; no pong then closes it with 4201.
-    pub ping_interval: Duration,
-    pub max_presence_members: usize,
-    pub max_user_info: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use super::units::{parse_duration, parse_size};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod app_webhooks;
 mod groups;
 mod health;
 mod hub;
@@ -166,6 +167,17 @@ pub fn validate(raw: RawConfig) -> (Config, Vec<(String, String)>) {
             );
         }
     }
+    let spool = ops::spool(&mut p, raw.spool);
+    let hooked = hub
+        .iter()
+        .flat_map(|h| &h.apps)
+        .position(|a| !a.webhooks.is_empty());
+    if let (Some(i), None) = (hooked, &spool) {
+        p.push(
+            format!("hub.apps[{i}].webhooks"),
+            "app webhooks are delivered through the spool: set spool.enabled: true",
+        );
+    }
     let config = Config {
         threads,
         admin,
@@ -175,7 +187,7 @@ pub fn validate(raw: RawConfig) -> (Config, Vec<(String, String)>) {
         hub,
         access_log: ops::access_log(&mut p, raw.access_log),
         shutdown: ops::shutdown(&mut p, raw.shutdown),
-        spool: ops::spool(&mut p, raw.spool),
+        spool,
         cluster: ops::cluster(&mut p, raw.cluster),
     };
     (config, p.0)

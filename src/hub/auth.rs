@@ -149,6 +149,11 @@ pub fn channel_signature(
     sign_hex(secret, &channel_parts(socket_id, channel, channel_data))
 }
 
+/// `X-Pusher-Signature` of an app webhook: hex HMAC-SHA256 of its body.
+pub fn webhook_signature(secret: &str, body: &str) -> String {
+    sign_hex(secret, &[body])
+}
+
 /// The `auth` an auth endpoint returns: `{key}:{channel_signature}`.
 pub fn sign_channel_auth(
     key: &str,

@@ -8,6 +8,7 @@
 //! other subscribers never notice it.
 
 use super::channel::is_cache_channel;
+use super::webhooks::Webhooks;
 use crate::cluster::Cluster;
 use crate::config::App;
 use crate::metrics::{AppMetrics, HubMetrics};
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 mod conn;
 mod deliver;
 mod lanes;
+mod subscribers;
 
 pub use conn::{Closer, Conn, Offered, Outbox};
 pub use lanes::Lanes;
@@ -101,6 +103,8 @@ pub struct AppState {
     pub metrics: AppMetrics,
     /// The HTTP API's requests: `api_requests_per_second`, as a burst too.
     api_requests: Mutex<TokenBucket>,
+    /// Where the app's webhook events go (`None`: no spool, so no app webhooks).
+    webhooks: Option<Webhooks>,
 }
 
 pub struct Hub {
@@ -116,6 +120,8 @@ pub struct Hub {
     pub admission: Arc<crate::admission::Admission>,
     /// The threads that write their share of each publish (`threads` lanes in all).
     lanes: Lanes,
+    /// Where app webhook events go.
+    webhooks: Option<Webhooks>,
 }
 
 impl Hub {
@@ -125,6 +131,7 @@ impl Hub {
         metrics: HubMetrics,
         cluster: Option<Arc<Cluster>>,
         lanes: Lanes,
+        webhooks: Option<Webhooks>,
     ) -> Self {
         let hub = Self {
             apps: Default::default(),
@@ -134,6 +141,7 @@ impl Hub {
             cluster,
             admission: Arc::default(),
             lanes,
+            webhooks,
         };
         hub.apply(apps);
         hub
@@ -163,6 +171,7 @@ impl Hub {
                         conf.api_requests_per_second,
                         Instant::now(),
                     )),
+                    webhooks: self.webhooks.clone(),
                 }),
             })
             .collect();
@@ -289,100 +298,5 @@ impl AppState {
         if let Some(cluster) = &self.cluster {
             cluster.count_connection(&self.id, -1);
         }
-    }
-
-    /// Adds `conn` to `name`; for presence channels also the member (`user` = id and info).
-    pub fn subscribe(
-        &self,
-        name: &str,
-        conn: &Conn,
-        user: Option<(&str, &str)>,
-    ) -> (Arc<Channel>, Presence) {
-        let ch = match self.channels.entry(name.to_string()) {
-            dashmap::Entry::Occupied(e) => e.get().clone(),
-            dashmap::Entry::Vacant(e) => {
-                let ch = e.insert(Arc::default()).clone();
-                if let Some(cluster) = &self.cluster {
-                    cluster.channel_changed(&self.id, name);
-                }
-                ch
-            }
-        };
-        let presence = match user {
-            None => Presence::Unchanged,
-            Some((id, info)) => {
-                let mut members = ch.members.lock().unwrap_or_else(|p| p.into_inner());
-                let full = members.len() >= self.conf().max_presence_members;
-                match members.get_mut(id) {
-                    Some(member) => {
-                        member.sockets += 1;
-                        Presence::Unchanged
-                    }
-                    None if full => return (ch.clone(), Presence::Full),
-                    None => {
-                        members.insert(
-                            id.to_string(),
-                            Member {
-                                sockets: 1,
-                                info: info.to_string(),
-                            },
-                        );
-                        Presence::Added
-                    }
-                }
-            }
-        };
-        let added = ch
-            .subs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(conn.id, conn.clone())
-            .is_none();
-        if let (true, Some(cluster)) = (added, &self.cluster) {
-            cluster.count_subscription(&self.id, name, 1);
-        }
-        (ch, presence)
-    }
-
-    /// Removes connection `id` from `name` (and its presence member, if `user`).
-    pub fn unsubscribe(&self, name: &str, id: u64, user: Option<&str>) -> Presence {
-        let Some(ch) = self.channel(name) else {
-            return Presence::Unchanged;
-        };
-        let removed = ch
-            .subs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id)
-            .is_some();
-        if let (true, Some(cluster)) = (removed, &self.cluster) {
-            cluster.count_subscription(&self.id, name, -1);
-        }
-        let presence = match (removed, user) {
-            (true, Some(user)) => {
-                let mut members = ch.members.lock().unwrap_or_else(|p| p.into_inner());
-                match members.get_mut(user) {
-                    Some(member) if member.sockets > 1 => {
-                        member.sockets -= 1;
-                        Presence::Unchanged
-                    }
-                    Some(_) => {
-                        members.remove(user);
-                        Presence::Removed
-                    }
-                    None => Presence::Unchanged,
-                }
-            }
-            _ => Presence::Unchanged,
-        };
-        if ch.subscription_count() == 0 {
-            let removed = self
-                .channels
-                .remove_if(name, |_, c| c.subscription_count() == 0);
-            if let (Some(_), Some(cluster)) = (removed, &self.cluster) {
-                cluster.channel_changed(&self.id, name);
-            }
-        }
-        presence
     }
 }

@@ -3,6 +3,7 @@
 
 use super::fanout::{Frame, Hub};
 use crate::cluster::LocalHub;
+use crate::pusher::webhook::AppEvent;
 
 impl LocalHub for Hub {
     fn app_ids(&self) -> Vec<String> {
@@ -23,6 +24,12 @@ impl LocalHub for Hub {
     fn deliver(&self, app: &str, channel: &str, frame: &str, except: Option<&str>) {
         if let Some(app) = self.app_by_id(app) {
             Hub::deliver(self, &app, channel, &Frame::text(frame), except);
+        }
+    }
+
+    fn webhook(&self, app: &str, event: AppEvent) {
+        if let Some(app) = self.app_by_id(app) {
+            app.emit(event);
         }
     }
 

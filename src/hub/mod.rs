@@ -23,4 +23,5 @@ pub mod fanout;
 mod local;
 pub mod presence;
 pub mod session;
+pub mod webhooks;
 pub mod wire;

@@ -11,6 +11,7 @@ use super::cache::replay_cache;
 use super::fanout::{AppState, Conn, Frame, Hub, Presence};
 use super::protocol;
 use crate::cluster::Cluster;
+use crate::pusher::webhook::AppEvent;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -141,6 +142,7 @@ impl Worker {
             Ok((added, members)) => {
                 if added {
                     app.metrics.published.inc();
+                    app.emit(member_added(channel, user));
                 }
                 (false, members)
             }
@@ -155,13 +157,13 @@ impl Worker {
         let succeeded = protocol::subscription_succeeded(channel, Some(&members));
         conn.offer(&Frame::from(succeeded), None, &app.metrics.dropped_slow);
         if let Some(local) = cache {
-            let dropped = &app.metrics.dropped_slow;
-            replay_cache(Some(cluster), conn, dropped, &app.id, channel, local).await;
+            replay_cache(Some(cluster), conn, app, channel, local).await;
         }
         if announce {
             let frame = Frame::from(protocol::member_added(channel, user, info));
             self.hub
                 .publish(app, channel, &frame, Some(&conn.socket_id));
+            app.emit(member_added(channel, user));
         }
     }
 
@@ -173,6 +175,7 @@ impl Worker {
             Ok(removed) => {
                 if removed {
                     app.metrics.published.inc();
+                    app.emit(member_removed(channel, user));
                 }
                 false
             }
@@ -184,6 +187,21 @@ impl Worker {
         if announce {
             let frame = Frame::from(protocol::member_removed(channel, user));
             self.hub.publish(app, channel, &frame, None);
+            app.emit(member_removed(channel, user));
         }
+    }
+}
+
+fn member_added(channel: &str, user: &str) -> AppEvent {
+    AppEvent::MemberAdded {
+        channel: channel.to_string(),
+        user_id: user.to_string(),
+    }
+}
+
+fn member_removed(channel: &str, user: &str) -> AppEvent {
+    AppEvent::MemberRemoved {
+        channel: channel.to_string(),
+        user_id: user.to_string(),
     }
 }

@@ -6,11 +6,12 @@
 //! answer within [`PONG_TIMEOUT`] closes with 4201. On exit every subscription is removed,
 //! announcing `member_removed` where a user's last socket leaves a presence channel.
 
-use super::cache::replay_cache;
+use super::cache::{missed, replay_cache};
 use super::fanout::{AppState, Conn, Frame, Hub, Outbox, Presence};
 use super::presence::ClusterPresence;
 use super::protocol::close;
 use super::wire::Incoming;
+use crate::pusher::webhook::AppEvent;
 pub use socket::reject;
 use socket::{Ended, Socket};
 
@@ -125,7 +126,7 @@ struct Later {
     cluster: Arc<Cluster>,
     conn: Conn,
     dropped: prometheus::IntCounter,
-    app: String,
+    app: Arc<AppState>,
     channel: String,
 }
 
@@ -137,7 +138,7 @@ impl Later {
 
 struct Session<'h> {
     hub: &'h Hub,
-    app: &'h AppState,
+    app: &'h Arc<AppState>,
     conn: Conn,
     /// Channel name → the presence user id it was joined with (None for other channels).
     subscriptions: HashMap<String, Option<String>>,
@@ -297,7 +298,7 @@ impl Session<'_> {
             cluster: cluster.clone(),
             conn: self.conn.clone(),
             dropped: self.app.metrics.dropped_slow.clone(),
-            app: self.app.id.clone(),
+            app: self.app.clone(),
             channel: channel.to_string(),
         }
     }
@@ -308,6 +309,10 @@ impl Session<'_> {
             let frame = Frame::from(protocol::member_added(name, id, info));
             self.hub
                 .publish(self.app, name, &frame, Some(&self.conn.socket_id));
+            self.app.emit(AppEvent::MemberAdded {
+                channel: name.to_string(),
+                user_id: id.clone(),
+            });
         }
     }
 

@@ -25,6 +25,9 @@ pub struct HubMetrics {
     pub delivery_latency: HistogramVec,
     /// Pusher HTTP API calls by result (`ok` or the error code).
     pub api_requests: IntCounterVec,
+    /// App webhook events by app, event and result (`batched`; `dropped`: the batcher's queue
+    /// was full; `lost`: the spool refused their batch).
+    pub webhook_events: IntCounterVec,
 }
 
 /// The cluster link's metrics (exported only with `cluster` configured… and at 0 otherwise).
@@ -114,6 +117,11 @@ impl HubMetrics {
                 "fleetgate_hub_api_requests_total",
                 "Pusher HTTP API calls by app and result (ok or the error code).",
                 &["app", "result"],
+            )?,
+            webhook_events: b.counter(
+                "fleetgate_hub_webhook_events_total",
+                "App webhook events by app, event and result (batched, dropped, lost).",
+                &["app", "event", "result"],
             )?,
         })
     }

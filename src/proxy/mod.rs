@@ -28,6 +28,7 @@
 //! one; see [`crate::access_log::request_id`]), sent upstream and returned to the client.
 
 mod answer;
+pub mod app_webhooks;
 mod coarse_timer;
 mod connection;
 mod forward;

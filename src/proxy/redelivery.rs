@@ -1,11 +1,14 @@
-//! The spool's delivery service: one loop per queue sends its records to Laravel in order.
+//! The spool's delivery service: one loop per queue sends its records to Laravel in order (a
+//! webhook route's to its upstream group, an app webhook's to its URL).
 //!
 //! A record is tried until Laravel answers 2xx (delivered), answers a 4xx other than 408/429
 //! (Laravel's verdict: the record goes to the dead letters), or runs out of `spool.max_attempts`
 //! or `spool.max_age` (dead letters too). Between attempts the loop waits [`FIRST_BACKOFF`],
 //! doubling to [`MAX_BACKOFF`].
 
+use super::app_webhooks;
 use super::spooled::{redeliver, Attempt};
+use crate::hub::webhooks::parse_queue_name;
 use crate::spool::{now_ms, Queue, Spool};
 use crate::state::Gateway;
 use async_trait::async_trait;
@@ -77,7 +80,11 @@ async fn deliver(gateway: Arc<Gateway>, spool: Arc<Spool>, queue: Arc<Queue>) {
                 ));
             }
             attempt += 1;
-            match redeliver(&gateway, &queue.route, &record, attempt).await {
+            let tried = match parse_queue_name(&queue.route) {
+                Some(hook) => app_webhooks::deliver(&gateway, hook, &record, attempt).await,
+                None => redeliver(&gateway, &queue.route, &record, attempt).await,
+            };
+            match tried {
                 Attempt::Delivered => break Ok(()),
                 Attempt::Refused(reason) => break Err(reason),
                 Attempt::Failed(reason) if attempt >= conf.max_attempts => {

@@ -155,7 +155,9 @@ fn signed_headers(record: &Record, scheme: signing::Scheme, secret: &signing::Se
 }
 
 /// What Laravel's answer (or its absence) means for the spooled delivery.
-async fn verdict(sent: Result<Response<upstream::UpstreamBody>, upstream::Failure>) -> Attempt {
+pub(super) async fn verdict(
+    sent: Result<Response<upstream::UpstreamBody>, upstream::Failure>,
+) -> Attempt {
     match sent {
         Ok(resp) => {
             let status = resp.status();

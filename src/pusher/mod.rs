@@ -4,3 +4,4 @@
 
 pub mod channel;
 pub mod protocol;
+pub mod webhook;

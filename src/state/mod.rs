@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::dedupe::SeenDeliveries;
 use crate::health::InstanceHealth;
 use crate::hub::fanout::Hub;
+use crate::hub::webhooks::{queue_name, Batcher, WebhookService, Webhooks};
 use crate::metrics::Metrics;
 use crate::routing::learned::LearnedSessions;
 use arc_swap::ArcSwap;
@@ -59,6 +60,8 @@ pub struct Gateway {
     pub access_log: arc_swap::ArcSwapOption<AccessLog>,
     /// Verified webhooks waiting for Laravel (`None`: `spool.enabled: false`).
     pub spool: Option<Arc<crate::spool::Spool>>,
+    /// The app webhooks' batcher, until the server takes it to run.
+    pub webhook_service: Mutex<Option<WebhookService>>,
 }
 
 impl Gateway {
@@ -80,6 +83,8 @@ impl Gateway {
         let node_id = cluster
             .as_ref()
             .map_or_else(crate::hub::protocol::random_node_id, |c| c.node_id);
+        let spool = open_spool(&config, &metrics)?;
+        let (webhooks, webhook_service) = app_webhooks(spool.as_ref(), &metrics);
         let hub = match &config.hub {
             Some(h) => Some(Arc::new(Hub::new(
                 &h.apps,
@@ -87,11 +92,12 @@ impl Gateway {
                 metrics.hub.clone(),
                 cluster.clone(),
                 crate::hub::fanout::Lanes::new(config.threads)?,
+                webhooks,
             ))),
             None => None,
         };
-        let spool = open_spool(&config, &metrics)?;
         let gateway = Self {
+            webhook_service: Mutex::new(webhook_service),
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             spool,
             metrics,
@@ -164,10 +170,35 @@ fn open_spool(
     };
     let spool = crate::spool::Spool::open(conf.clone(), metrics.spool.clone())
         .map_err(|e| anyhow::anyhow!("spool.dir {}: {e}", conf.dir.display()))?;
-    for route in config.routes.iter().filter(|r| r.webhook.is_some()) {
+    let routes = config.routes.iter().filter(|r| r.webhook.is_some());
+    let apps = config.hub.iter().flat_map(|h| &h.apps);
+    let hooks = apps.flat_map(|a| a.webhooks.iter().map(|w| queue_name(&a.id, &w.url)));
+    for queue in routes.map(|r| r.name.clone()).chain(hooks) {
         spool
-            .queue(&route.name)
-            .map_err(|e| anyhow::anyhow!("spool.dir, route {}: {e}", route.name))?;
+            .queue(&queue)
+            .map_err(|e| anyhow::anyhow!("spool.dir, queue {queue}: {e}"))?;
     }
     Ok(Some(spool))
+}
+
+/// Where the hub's app webhook events go, and the service that batches them into the spool
+/// (none without a spool).
+fn app_webhooks(
+    spool: Option<&Arc<crate::spool::Spool>>,
+    metrics: &Metrics,
+) -> (Option<Webhooks>, Option<WebhookService>) {
+    let Some(spool) = spool else {
+        return (None, None);
+    };
+    let counted = metrics.hub.webhook_events.clone();
+    let (webhooks, events) = Webhooks::new(counted.clone());
+    let batcher = Batcher {
+        spool: spool.clone(),
+        counted,
+    };
+    let service = WebhookService {
+        batcher,
+        events: std::sync::Mutex::new(Some(events)),
+    };
+    (Some(webhooks), Some(service))
 }

@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod pusher;
+pub mod receiver;
 pub mod upstream;
 
 pub use upstream::Upstream;

@@ -83,6 +83,7 @@ fn app(p: &mut Problems, seen: &mut HashSet<String>, i: usize, a: RawApp) -> App
             &presence.max_user_info,
             defaults::HUB_MAX_USER_INFO,
         ),
+        webhooks: super::app_webhooks::webhooks(p, &at, a.webhooks),
         id: a.id,
         key: a.key,
         secret: a.secret,

@@ -35,6 +35,13 @@ impl Session<'_> {
         let frame = Frame::from(protocol::client_event(name, event, data, member.as_deref()));
         self.hub
             .publish(self.app, name, &frame, Some(&self.conn.socket_id));
+        self.app.emit(AppEvent::ClientEvent {
+            channel: name.to_string(),
+            event: event.to_string(),
+            data: data.to_string(),
+            socket_id: self.conn.socket_id.to_string(),
+            user_id: member.clone(),
+        });
         true
     }
 }

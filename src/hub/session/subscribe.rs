@@ -135,7 +135,7 @@ impl Session<'_> {
         let later = self.later(cluster, name);
         let cache = channel.is_cache().then(last_event);
         tokio::spawn(async move {
-            let (app, channel) = (&later.app, &later.channel);
+            let (app, channel) = (&later.app.id, &later.channel);
             later
                 .cluster
                 .until_receiving(app, channel, SUBSCRIBE_WAIT)
@@ -143,7 +143,7 @@ impl Session<'_> {
             later.offer(succeeded);
             if let Some(local) = cache {
                 let cluster = Some(&*later.cluster);
-                replay_cache(cluster, &later.conn, &later.dropped, app, channel, local).await;
+                replay_cache(cluster, &later.conn, &later.app, channel, local).await;
             }
         });
         true
@@ -152,18 +152,18 @@ impl Session<'_> {
     /// A cache channel's last event to this subscriber: `local` (this node's), else (clustered)
     /// the cluster's, else `pusher:cache_miss`.
     fn replay_cache(&self, name: &str, local: Option<Frame>) {
-        let (cluster, dropped) = (self.hub.cluster().cloned(), &self.app.metrics.dropped_slow);
-        match (local, cluster) {
-            (Some(frame), _) => drop(self.conn.offer(&frame, None, dropped)),
-            (None, None) => self.send(protocol::cache_miss(name)),
+        match (local, self.hub.cluster().cloned()) {
             // Clustered: the last event may have been published while no one here listened.
             (None, Some(cluster)) => {
-                let (conn, dropped, app) =
-                    (self.conn.clone(), dropped.clone(), self.app.id.clone());
-                let name = name.to_string();
+                let (conn, app, name) = (self.conn.clone(), self.app.clone(), name.to_string());
                 tokio::spawn(async move {
-                    replay_cache(Some(&cluster), &conn, &dropped, &app, &name, None).await;
+                    replay_cache(Some(&cluster), &conn, &app, &name, None).await;
                 });
+            }
+            (local, _) => {
+                let frame = local.unwrap_or_else(|| missed(self.app, name));
+                self.conn
+                    .offer(&frame, None, &self.app.metrics.dropped_slow);
             }
         }
     }

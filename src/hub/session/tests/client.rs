@@ -34,6 +34,7 @@ pub(super) fn app_conf() -> App {
         ping_interval: Duration::from_secs(60),
         max_presence_members: 100,
         max_user_info: 1024,
+        webhooks: Vec::new(),
     }
 }
 
@@ -48,6 +49,7 @@ pub(super) fn hub(conf: impl FnOnce(&mut App)) -> (Arc<Hub>, Arc<AppState>) {
         metrics,
         None,
         crate::hub::fanout::Lanes::default(),
+        None,
     ));
     let state = hub.app_by_key(KEY).expect("the app");
     (hub, state)
