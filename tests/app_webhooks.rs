@@ -139,13 +139,14 @@ async fn a_batch_the_app_cannot_take_waits_in_the_spool_across_a_restart() {
     let url = format!("http://127.0.0.1:{port}/hook");
     let (addr, admin) = (loopback(), loopback());
     let apps = format!(
-        "    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n      webhooks:\n        - {{ url: \"{url}\", events: [channel_occupied] }}\n"
+        "    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n      webhooks:\n        - {{ url: \"{url}\", events: [channel_occupied, channel_vacated] }}\n"
     );
     let yaml = hub_yaml(addr, admin, &apps)
         + &format!(
             "spool: {{ dir: {}, max_attempts: 1000 }}\n",
             spool.path().display()
-        );
+        )
+        + "shutdown: { drain_delay: 0s }\n";
     let mut first = Gateway::start(&yaml, admin, &[addr]).await;
     let (mut ws, _) = established(addr).await;
     let ok = subscribe(&mut ws, "orders", None, None).await;
@@ -159,10 +160,12 @@ async fn a_batch_the_app_cannot_take_waits_in_the_spool_across_a_restart() {
         (first.sample(&depth).await == 1.0).then_some(())
     })
     .await;
+    // Stopping closes the client (4200): the channel is vacated, and that is kept too.
     first.terminate();
+    assert_eq!(close_code(&mut ws).await, Some(4200));
     first.exit_code(DEADLINE).await.expect("the gateway stops");
 
-    // The app comes back (its first answer a 503), then the gateway: the batch is delivered.
+    // The app comes back (its first answer a 503), then the gateway: the batches are delivered.
     let mut receiver = Receiver::start_on(port, 1).await;
     let _second = Gateway::start(&yaml, admin, &[addr]).await;
     let refused = receiver.next().await;
@@ -170,9 +173,12 @@ async fn a_batch_the_app_cannot_take_waits_in_the_spool_across_a_restart() {
         (refused["valid"].clone(), refused["status"].clone()),
         (json!(true), json!(503))
     );
-    let events = receiver.events("/hook", 1).await;
-    assert_eq!(names(&events), ["channel_occupied orders"]);
-    let taken = receiver.requests.last().unwrap();
+    let events = receiver.events("/hook", 2).await;
+    assert_eq!(
+        names(&events),
+        ["channel_occupied orders", "channel_vacated orders"]
+    );
+    let taken = &receiver.requests[1];
     assert_eq!(
         taken["delivery"], refused["delivery"],
         "the same delivery, again"

@@ -23,6 +23,9 @@ use tokio::time::Instant;
 pub const BATCH_EVENTS: usize = 50;
 /// The longest an event waits for its batch to fill.
 pub const BATCH_WAIT: Duration = Duration::from_millis(100);
+/// How long the batcher goes on after shutdown begins: what the closing connections fire
+/// (`channel_vacated`, `member_removed`) is kept in the spool and delivered at the next start.
+const LINGER: Duration = Duration::from_secs(2);
 /// Events waiting for the batcher; beyond, an event is dropped and counted.
 const QUEUE: usize = 65_536;
 /// What every app webhook's spool queue is named with.
@@ -90,13 +93,15 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Batches until `shutdown` changes, then keeps what is pending and stops.
+    /// Batches until [`LINGER`] after `shutdown` changes (the hub's clients are closed then, and
+    /// their channels vacated), then keeps what is pending and stops.
     pub async fn run(
         &self,
         mut events: mpsc::Receiver<Emitted>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut pending: Vec<Pending> = Vec::new();
+        let mut stop_at = None;
         loop {
             let due = pending.iter().map(|p| p.due).min();
             tokio::select! {
@@ -105,7 +110,10 @@ impl Batcher {
                     None => break,
                 },
                 _ = sleep_until(due) => self.flush(&mut pending, Instant::now()).await,
-                _ = shutdown.changed() => break,
+                _ = shutdown.changed(), if stop_at.is_none() => {
+                    stop_at = Some(Instant::now() + LINGER);
+                }
+                _ = sleep_until(stop_at) => break,
             }
         }
         while let Ok(emitted) = events.try_recv() {
