@@ -47,6 +47,7 @@ pub mod fuzz;
 pub mod health;
 pub mod hub;
 pub mod hub_listener;
+pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod publish;

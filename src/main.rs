@@ -142,19 +142,12 @@ fn load(arg: &ConfigArg) -> Result<Config, ExitCode> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    // Operational logs go to stderr; stdout is the access log's (`access_log.path: stdout`).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FLEETGATE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let config = match load(&args.config) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
+    // Operational logs go to stderr; stdout is the access log's (`access_log.path: stdout`).
+    fleetgate::logging::init(&config.log);
     raise_open_file_limit();
     let options = fleetgate::server::Options {
         upgrade: args.upgrade,

@@ -875,3 +875,49 @@ fn app_webhooks_are_checked_at_their_paths() {
         ("laravel:80", "/hook")
     );
 }
+
+#[test]
+fn a_whole_placeholder_takes_the_type_its_key_expects_and_errors_keep_their_path() {
+    let text = "listeners: { hub: { listen: \"127.0.0.1:8080\" } }\nhub:\n  listener: hub\n  apps:\n    - id: a\n      key: k\n      secret: \"${SECRET}\"\n      max_connections: ${HUB_MAX}\n      client_events: ${WHISPER}\n      activity_timeout: ${IDLE:-45s}\n      allowed_origins: [\"$${literal}\"]\n";
+    let env = |name: &str| {
+        let value = match name {
+            "SECRET" => "12345",
+            "HUB_MAX" => "250",
+            "WHISPER" => "true",
+            _ => return None,
+        };
+        Some(value.to_string())
+    };
+    let config = config::parse(text, &env).unwrap_or_else(|e| panic!("{e}"));
+    let app = &config.hub.unwrap().apps[0];
+    assert_eq!(app.secret, "12345", "a text key keeps digits as text");
+    assert_eq!(app.max_connections, 250);
+    assert!(app.client_events);
+    assert_eq!(app.activity_timeout, Duration::from_secs(45));
+    assert_eq!(app.allowed_origins, ["${literal}"]);
+
+    let bad = |name: &str| {
+        (name == "HUB_MAX")
+            .then(|| "many".to_string())
+            .or_else(|| env(name))
+    };
+    let error = parse_err(text, &bad);
+    let found = problems_by_path(&error);
+    assert_eq!(found.len(), 1, "{error}");
+    assert!(found.contains_key("hub.apps[0].max_connections"), "{error}");
+}
+
+#[test]
+fn the_log_section_is_checked_at_its_paths() {
+    let text = "log: { format: xml, level: \"fleetgate=loud\" }\n";
+    let error = parse_err(text, &no_vars);
+    let found = problems_by_path(&error);
+    assert!(found["log.format"][0].contains("xml"), "{error}");
+    assert!(found["log.level"][0].contains("fleetgate=loud"), "{error}");
+    let hub = "listeners: { hub: { listen: \"127.0.0.1:8080\" } }\nhub: { listener: hub, apps: [{ id: a, key: k, secret: s }] }\n";
+    let config = parse_ok(&format!(
+        "{hub}log: {{ format: json, level: \"fleetgate=debug,warn\" }}\n"
+    ));
+    assert_eq!(config.log.format, config::LogFormat::Json);
+    assert_eq!(config.log.level.as_deref(), Some("fleetgate=debug,warn"));
+}

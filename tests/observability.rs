@@ -425,7 +425,8 @@ impl Drop for Prometheus {
     }
 }
 
-/// Every panel query of the dashboard, with `$__rate_interval` as 1m.
+/// Every panel query of the dashboard, with `$__rate_interval` as 1m, `$job` as the test's scrape
+/// job and `$instance` as the variable's "All" (`.*`).
 fn dashboard_queries() -> Vec<(String, String)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/dashboards/fleetgate.json");
     let dashboard: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
@@ -435,7 +436,11 @@ fn dashboard_queries() -> Vec<(String, String)> {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(variables, ["datasource"], "the datasource is a variable");
+    assert_eq!(
+        variables,
+        ["datasource", "job", "instance"],
+        "the datasource, the job and the gateways are variables"
+    );
     let mut queries = Vec::new();
     let mut panels: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
     while let Some(panel) = panels.pop() {
@@ -443,7 +448,10 @@ fn dashboard_queries() -> Vec<(String, String)> {
         for target in panel["targets"].as_array().into_iter().flatten() {
             assert_eq!(target["datasource"]["uid"], "${datasource}", "{target}");
             let expr = target["expr"].as_str().unwrap();
-            let expr = expr.replace("$__rate_interval", "1m");
+            let expr = expr
+                .replace("$__rate_interval", "1m")
+                .replace("$job", "fleetgate")
+                .replace("$instance", ".*");
             assert!(!expr.contains('$'), "unsupported variable in {expr}");
             queries.push((panel["title"].as_str().unwrap().to_string(), expr));
         }
@@ -619,4 +627,63 @@ async fn the_dashboard_is_proven_on_live_data_by_a_real_prometheus() {
         }
     }
     drop(prometheus);
+}
+
+/// The log lines that mention `text`.
+fn log_lines(gw: &Gateway, text: &str) -> Vec<String> {
+    gw.log()
+        .lines()
+        .filter(|l| l.contains(text))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_log_format_and_level_come_from_the_file_and_change_on_reload() {
+    let (addr, admin) = (loopback(), loopback());
+    let apps = format!("    - {{ id: {APP_ID}, key: {KEY}, secret: {SECRET} }}\n");
+    let base = hub_yaml(addr, admin, &apps);
+    let gw = Gateway::start(&(base.clone() + "log: { format: json }\n"), admin, &[addr]).await;
+    let started = wait_for("a log line", DEADLINE, || async {
+        let lines = log_lines(&gw, "listening");
+        (!lines.is_empty()).then_some(lines)
+    })
+    .await;
+    for line in &started {
+        let line: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(line["level"], "INFO", "{line}");
+    }
+
+    // Text, at the default level: the reload's own line is text.
+    assert_eq!(
+        gw.reload(&(base.clone() + "log: { format: text }\n"))
+            .await
+            .status,
+        200
+    );
+    let reloaded = log_lines(&gw, "configuration reloaded");
+    assert_eq!(reloaded.len(), 1, "{}", gw.log());
+    assert!(
+        serde_json::from_str::<Value>(&reloaded[0]).is_err(),
+        "{}",
+        reloaded[0]
+    );
+    assert!(reloaded[0].contains("INFO"), "{}", reloaded[0]);
+
+    // At warn, a reload's info line is gone; a refused reload's error still shows.
+    let warn = base.clone() + "log: { format: text, level: warn }\n";
+    assert_eq!(gw.reload(&warn).await.status, 200);
+    assert_eq!(gw.reload("listeners: [").await.status, 422);
+    assert_eq!(
+        log_lines(&gw, "configuration not reloaded").len(),
+        1,
+        "{}",
+        gw.log()
+    );
+    assert_eq!(
+        log_lines(&gw, "configuration reloaded").len(),
+        1,
+        "{}",
+        gw.log()
+    );
 }

@@ -56,6 +56,7 @@ impl Config {
                 Some(AccessLogTarget::Stdout) => json!({ "enabled": true, "path": "stdout" }),
                 Some(AccessLogTarget::File(path)) => json!({ "enabled": true, "path": path }),
             },
+            "log": log(&self.log),
             "cluster": self.cluster.as_ref().map(|c| json!({ "redis": redact_url(&c.redis), "prefix": c.prefix })),
             "shutdown": {
                 "drain_delay": duration(self.shutdown.drain_delay),
@@ -196,6 +197,14 @@ fn hub(h: &HubConfig) -> Value {
         })
         .collect();
     json!({ "listener": h.listener, "apps": apps })
+}
+
+fn log(l: &crate::config::LogConfig) -> Value {
+    let format = match l.format {
+        crate::config::LogFormat::Text => "text",
+        crate::config::LogFormat::Json => "json",
+    };
+    json!({ "format": format, "level": l.level })
 }
 
 /// One app webhook; header values redacted (they may be credentials).

@@ -99,22 +99,33 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     if tree.is_null() {
         tree = serde_yaml_ng::Value::Mapping(Default::default());
     }
-    let mut found = Vec::new();
-    interp::interpolate(&mut tree, "", env, &mut found);
+    let mut interpolated = interp::Interpolated::default();
+    interp::interpolate(&mut tree, "", env, &mut interpolated);
+    let mut found = interpolated.errors;
 
-    let mut unknown = Vec::new();
-    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(yaml_path(&path));
-    let raw = serde_ignored::Deserializer::new(tree, &mut on_unknown);
-    let raw: raw::RawConfig = match serde_path_to_error::deserialize(raw) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let path = e.path().to_string();
-            found.push((
-                if path == "." { String::new() } else { path },
-                e.into_inner().to_string(),
-            ));
-            found.extend(unknown.into_iter().map(|path| (path, "unknown key".into())));
-            return Err(into_error(found));
+    let (raw, unknown) = loop {
+        let mut unknown = Vec::new();
+        let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(yaml_path(&path));
+        let raw = serde_ignored::Deserializer::new(tree.clone(), &mut on_unknown);
+        match serde_path_to_error::deserialize::<_, raw::RawConfig>(raw) {
+            Ok(raw) => break (raw, unknown),
+            Err(e) => {
+                let path = e.path().to_string();
+                // A whole `${VAR}` its key refuses as text: read it again as a number or boolean.
+                let whole = interpolated.whole.iter().position(|p| *p == path);
+                if let Some(at) = whole {
+                    if interp::retype(&mut tree, &path) {
+                        interpolated.whole.swap_remove(at);
+                        continue;
+                    }
+                }
+                found.push((
+                    if path == "." { String::new() } else { path },
+                    e.into_inner().to_string(),
+                ));
+                found.extend(unknown.into_iter().map(|path| (path, "unknown key".into())));
+                return Err(into_error(found));
+            }
         }
     };
     found.extend(

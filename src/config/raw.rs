@@ -20,9 +20,16 @@ pub struct RawConfig {
     pub routes: Vec<RawRoute>,
     pub hub: Option<RawHub>,
     pub access_log: Option<RawAccessLog>,
+    pub log: Option<RawLog>,
     pub cluster: Option<RawCluster>,
     pub shutdown: Option<RawShutdown>,
     pub spool: Option<RawSpool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

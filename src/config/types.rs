@@ -20,6 +20,8 @@ pub struct Config {
     pub hub: Option<HubConfig>,
     /// Where access log lines go; `None` when off.
     pub access_log: Option<AccessLogTarget>,
+    /// Operational logs: format and level (applied on reload).
+    pub log: LogConfig,
     pub shutdown: ShutdownConfig,
     /// Where verified webhooks Laravel could not take wait for redelivery; `None`: off.
     pub spool: Option<SpoolConfig>,
@@ -323,4 +325,21 @@ impl Config {
     pub fn group(&self, name: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.name == name)
     }
+}
+
+/// `log`: how operational logs (stderr) are written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive (`info`, `fleetgate=debug,warn`); `None`: `FLEETGATE_LOG`, else
+    /// `info`.
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }

@@ -186,6 +186,7 @@ pub fn validate(raw: RawConfig) -> (Config, Vec<(String, String)>) {
         routes,
         hub,
         access_log: ops::access_log(&mut p, raw.access_log),
+        log: ops::log(&mut p, raw.log),
         shutdown: ops::shutdown(&mut p, raw.shutdown),
         spool,
         cluster: ops::cluster(&mut p, raw.cluster),

@@ -42,6 +42,7 @@ impl Gateway {
     /// Fails, changing nothing, only when the access log file cannot be opened.
     pub fn install(&self, config: Config) -> Result<(), ConfigError> {
         let access_log = self.access_log_for(&config)?;
+        crate::logging::apply(&config.log);
         if let (Some(hub), Some(conf)) = (&self.hub, &config.hub) {
             hub.apply(&conf.apps);
         }
@@ -160,6 +161,7 @@ impl Snapshot {
                 routes: vec![],
                 hub: None,
                 access_log: None,
+                log: Default::default(),
                 cluster: None,
                 shutdown: ShutdownConfig {
                     drain_delay: defaults::DRAIN_DELAY,

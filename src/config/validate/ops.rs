@@ -1,7 +1,9 @@
-//! Process-level sections: `access_log` and `shutdown`.
+//! Process-level sections: `access_log`, `log`, `shutdown`, `spool` and `cluster`.
 
-use super::super::raw::{RawAccessLog, RawCluster, RawShutdown, RawSpool};
-use super::super::types::{defaults, AccessLogTarget, ClusterConfig, ShutdownConfig, SpoolConfig};
+use super::super::raw::{RawAccessLog, RawCluster, RawLog, RawShutdown, RawSpool};
+use super::super::types::{
+    defaults, AccessLogTarget, ClusterConfig, LogConfig, LogFormat, ShutdownConfig, SpoolConfig,
+};
 use super::super::units::{parse_duration, parse_size};
 use super::Problems;
 use std::path::PathBuf;
@@ -107,5 +109,32 @@ pub(super) fn shutdown(p: &mut Problems, raw: Option<RawShutdown>) -> ShutdownCo
             parse_duration,
         ),
         grace_period,
+    }
+}
+
+/// `log: { format, level }`.
+pub(super) fn log(p: &mut Problems, raw: Option<RawLog>) -> LogConfig {
+    let raw = raw.unwrap_or_default();
+    let format = match raw.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            p.push("log.format", format!("`{other}` is not text or json"));
+            LogFormat::Text
+        }
+    };
+    if let Some(level) = raw
+        .level
+        .as_deref()
+        .filter(|l| tracing_subscriber::EnvFilter::try_new(l).is_err())
+    {
+        p.push(
+            "log.level",
+            format!("`{level}` is not a level (error, warn, info, debug, trace) or filter"),
+        );
+    }
+    LogConfig {
+        format,
+        level: raw.level,
     }
 }
