@@ -405,7 +405,7 @@ SUMMARY=$OUT/summary.md
     "| other load (whole part) | \(.other_load_pct)% | ≤ '"$OTHER_MAX"'% |"' "$OUT/results.jsonl"
   echo
   grep -h 'bottleneck:' "$OUT"/raw/*.txt 2>/dev/null | sed 's/^ */* /' || true
-  echo "* naive Node \`ws\` hub on these machines: 100–165k deliveries/s (shared/DESIGN.md)"
+  echo "* naive Node \`ws\` hub on these machines: 100–165k deliveries/s (earlier design notes)"
 } | tee "$SUMMARY"
 echo
 echo "raw outputs: $OUT"

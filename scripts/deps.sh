@@ -3,7 +3,8 @@
 # compiler for libz-ng-sys); with `--test`, also what the test suite runs (Debian's `prometheus`
 # package: the observability tests start a real Prometheus and run `promtool check metrics`; and
 # `openssl`: the TLS tests make their certificates with it; `redis-server`: a cluster test restarts a
-# Redis of its own — the shared one on 127.0.0.1:6379 is never touched).
+# Redis of its own — the shared one on 127.0.0.1:6379 is never touched; `systemd` and `procps`:
+# `systemd-analyze verify` checks the service unit).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 need=()
@@ -14,6 +15,9 @@ if [ "${1:-}" = "--test" ]; then
   { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  # tests/packaging.rs: `systemd-analyze verify` of the unit (its ExecReload names /bin/kill).
+  command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+  [ -x /bin/kill ] || need+=(procps)
 fi
 if ((${#need[@]})); then
   sudo=""

@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod allocator;
+mod docs;
 
 #[derive(Parser)]
 #[command(
     name = "fleetgate",
-    version,
+    version = docs::VERSION,
     about = "Edge gateway for stateful Node fleets"
 )]
 struct Cli {
@@ -54,6 +55,15 @@ enum Command {
         #[arg(long)]
         route: Option<String>,
     },
+    /// Print the JSON Schema of gateway.yaml (for editors: see the file's first line).
+    Schema,
+    /// Print a shell completion script (e.g. `fleetgate completions bash > /etc/bash_completion.d/fleetgate`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `fleetgate man | man -l -`).
+    Man,
 }
 
 #[derive(Args)]
@@ -124,6 +134,9 @@ fn main() -> ExitCode {
             config,
             route,
         }) => spool(&action, &config, route.as_deref()),
+        Some(Command::Schema) => docs::schema(),
+        Some(Command::Completions { shell }) => docs::completions(shell),
+        Some(Command::Man) => docs::man(),
     };
     match result {
         Ok(code) => code,

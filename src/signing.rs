@@ -1,6 +1,6 @@
 //! Webhook signatures: verify what a sender signed, and sign the way a sender would.
 //!
-//! Pure: no I/O, no config reading, time is passed in. Three schemes (CONTRACTS.md §2, DESIGN.md):
+//! Pure: no I/O, no config reading, time is passed in. Three schemes (the senders' wire contracts; README "Webhooks"):
 //! - [`Scheme::HexTimestampBody`], the Node service's: `x-timestamp` (Unix seconds) and
 //!   `x-hmac-signature` = lowercase hex HMAC-SHA256 over the timestamp text followed by the raw body.
 //! - [`Scheme::StandardWebhooks`]: `webhook-id`, `webhook-timestamp`, `webhook-signature`

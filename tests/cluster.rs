@@ -56,11 +56,21 @@ async fn hub_node(redis: &str, prefix: &str) -> (Gateway, SocketAddr) {
 
 /// [`hub_node`] whose app has `app_extra` (more keys of the app, each line indented six spaces).
 async fn hub_node_with(redis: &str, prefix: &str, app_extra: &str) -> (Gateway, SocketAddr) {
+    hub_node_in(redis, prefix, app_extra, &[]).await
+}
+
+/// [`hub_node_with`], the process given `env`.
+async fn hub_node_in(
+    redis: &str,
+    prefix: &str,
+    app_extra: &str,
+    env: &[(&str, &str)],
+) -> (Gateway, SocketAddr) {
     let (addr, admin) = (loopback(), loopback());
     let apps = format!("    - id: {APP_ID}\n      key: {KEY}\n      secret: {SECRET}\n{app_extra}");
     let yaml = hub_yaml(addr, admin, &apps)
         + &format!("cluster: {{ redis: \"{redis}\", prefix: {prefix} }}\n");
-    let gw = Gateway::start(&yaml, admin, &[addr]).await;
+    let gw = Gateway::start_env(&yaml, admin, &[addr], env).await;
     // A node whose link is not up yet answers from its own view (as when alone): the tests are
     // about the cluster, so they start once it is.
     wait_for("the node's cluster link", DEADLINE, || async {
@@ -262,6 +272,69 @@ impl Drop for OwnRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_over_rediss_shares_its_events() {
+    let pki = tempfile::tempdir().unwrap();
+    make_ca(pki.path(), "fleetgate redis test CA");
+    issue(
+        pki.path(),
+        pki.path(),
+        "redis",
+        "DNS:localhost,IP:127.0.0.1",
+        7,
+    );
+    let (port, file) = (free_port(), |name: &str| {
+        pki.path().join(name).display().to_string()
+    });
+    let mut redis = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tls-cert-file",
+            &file("redis.crt"),
+            "--tls-key-file",
+            &file("redis.key"),
+        ])
+        .args([
+            "--tls-ca-cert-file",
+            &file("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (Debian package redis-server)");
+    wait_for("the TLS Redis", DEADLINE, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+    // The nodes trust the test CA as they would a system one (rustls-native-certs reads it).
+    let (url, ca) = (format!("rediss://localhost:{port}"), file("ca.crt"));
+    let env = [("SSL_CERT_FILE", ca.as_str())];
+    let prefix = prefix();
+    let (a, a_addr) = hub_node_in(&url, &prefix, "", &env).await;
+    let (b, b_addr) = hub_node_in(&url, &prefix, "", &env).await;
+    let (mut on_b, _) = established(b_addr).await;
+    subscribe(&mut on_b, "feed", None, None).await;
+    let event = json!({"name": "tick", "channel": "feed", "data": "over tls"});
+    assert_eq!(publish(a_addr, event).await.status, 200);
+    let got = until_event(&mut on_b, "tick").await;
+    assert_eq!(got["data"], "over tls");
+    drop((a, b));
+    let _ = redis.kill();
+    let _ = redis.wait();
 }
 
 async fn readyz(gw: &Gateway) -> Value {

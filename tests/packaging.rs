@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 const DEPS: &str = "bash scripts/deps.sh --test";
 const UNIT: &str = "deploy/systemd/fleetgate.service";
-const EXEC_START: &str = "ExecStart=/usr/local/bin/fleetgate run -c /etc/fleetgate/gateway.yaml";
+/// Where README's install steps put the binary and the configuration.
+const BINARY: &str = "/usr/local/bin/fleetgate";
+const CONFIG: &str = "/etc/fleetgate/gateway.yaml";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -98,6 +100,7 @@ fn selectors(expr: &str) -> Vec<(String, String)> {
         if let Some(inner) = rest.strip_prefix('{') {
             let end = inner.find('}').expect("unclosed {");
             matchers = inner[..end].to_string();
+            assert!(!matchers.contains('{'), "unbalanced braces in {expr}");
             rest = &inner[end + 1..];
         }
         found.push((word.to_string(), matchers));
@@ -317,15 +320,17 @@ fn setting(settings: &[(String, String)], key: &str) -> String {
 #[test]
 fn systemd_analyze_verifies_the_unit() {
     let unit = read(UNIT);
-    assert_eq!(unit.matches(EXEC_START).count(), 1, "{UNIT}: {EXEC_START}");
-    // verify refuses an ExecStart whose binary does not exist: point it at the one just built.
-    let built = format!(
-        "ExecStart={} run -c /etc/fleetgate/gateway.yaml",
-        env!("CARGO_BIN_EXE_fleetgate")
+    let exec_start = format!("ExecStart={BINARY} ");
+    assert_eq!(
+        unit.matches(&exec_start).count(),
+        1,
+        "{UNIT}: {exec_start}…"
     );
+    // verify refuses an ExecStart whose binary does not exist: point it at the one just built.
+    let built = format!("ExecStart={} ", env!("CARGO_BIN_EXE_fleetgate"));
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("fleetgate.service");
-    std::fs::write(&copy, unit.replace(EXEC_START, &built)).unwrap();
+    std::fs::write(&copy, unit.replace(&exec_start, &built)).unwrap();
     let ran = run(
         "systemd-analyze",
         &["verify", copy.to_str().unwrap()],
@@ -348,16 +353,35 @@ fn systemd_analyze_verifies_the_unit() {
 
 #[test]
 fn the_binary_takes_the_units_command_line() {
-    // A usage error exits 2; a configuration it cannot read exits 1 naming the file.
+    let settings = unit_settings(&read(UNIT));
+    let exec_start = setting(&settings, "ExecStart");
+    assert_eq!(exec_start, format!("{BINARY} run -c {CONFIG}"));
+    // The unit's arguments, with a configuration that does not exist: a usage error would exit
+    // 2; the gateway itself exits 1, naming the file it cannot read.
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("gateway.yaml");
+    let args: Vec<&str> = exec_start
+        .split_whitespace()
+        .skip(1)
+        .map(|a| {
+            if a == CONFIG {
+                missing.to_str().unwrap()
+            } else {
+                a
+            }
+        })
+        .collect();
     let ran = run(
         env!("CARGO_BIN_EXE_fleetgate"),
-        &["run", "-c", missing.to_str().unwrap()],
+        &args,
         Duration::from_secs(30),
     );
-    assert_eq!(ran.status, "exit status: 1", "{}", ran.output);
-    assert!(ran.output.contains("cannot read"), "{}", ran.output);
+    assert_eq!(ran.status, "exit status: 1", "{args:?}: {}", ran.output);
+    assert!(
+        ran.output.contains("cannot read"),
+        "{args:?}: {}",
+        ran.output
+    );
 }
 
 /// `300ms`, `5s`, `2m`, `1h` (the forms gateway.yaml and systemd share).

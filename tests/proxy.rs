@@ -410,7 +410,7 @@ async fn websocket_upgrades_pass_through_and_idle_ones_outlive_the_read_timeout(
     assert_eq!(&echo, b"ping-after-idle");
 }
 
-/// Inputs behind known 2025-26 proxy CVEs (DESIGN.md trap 9), against our build.
+/// Inputs behind known 2025-26 proxy CVEs (request smuggling through parser disagreements), against our build.
 mod known_smuggling_inputs {
     use super::common::*;
 

@@ -29,43 +29,11 @@ struct Pki {
     certs: tempfile::TempDir,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl CLI (scripts/deps.sh --test installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl Pki {
     /// A CA plus pairs `a.test` (serial 1001) and `b.test` (serial 2002) in the served directory.
     fn new() -> Self {
         let (ca, certs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        openssl(
-            ca.path(),
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=fleetgate test CA",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-            ],
-        );
+        make_ca(ca.path(), "fleetgate test CA");
         let pki = Self { ca, certs };
         pki.issue("a.test", 1001, pki.certs.path());
         pki.issue("b.test", 2002, pki.certs.path());
@@ -74,60 +42,8 @@ impl Pki {
 
     /// Writes `out/NAME.crt` + `out/NAME.key` for DNS name `name`, signed by the CA.
     fn issue(&self, name: &str, serial: u64, out: &Path) {
-        let dir = self.ca.path();
-        let ext = format!("subjectAltName=DNS:{name}\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n");
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        let (key, csr, crt, ext) = (
-            out.join(format!("{name}.key")),
-            dir.join(format!("{name}.csr")),
-            out.join(format!("{name}.crt")),
-            format!("{name}.ext"),
-        );
-        let (key, csr, crt) = (
-            key.to_str().unwrap(),
-            csr.to_str().unwrap(),
-            crt.to_str().unwrap(),
-        );
-        let subj = format!("/CN={name}");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-subj",
-                &subj,
-                "-keyout",
-                key,
-                "-out",
-                csr,
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-set_serial",
-                &serial.to_string(),
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-                "-out",
-                crt,
-            ],
-        );
+        let san = format!("DNS:{name}");
+        issue(self.ca.path(), out, name, &san, serial);
     }
 
     fn dir(&self) -> &Path {

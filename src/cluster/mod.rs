@@ -133,6 +133,8 @@ impl Cluster {
         metrics: ClusterMetrics,
         random_id: fn() -> u32,
     ) -> Result<Self, String> {
+        // `rediss://` uses rustls with the process's provider: ring, as pingora's listeners.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = redis::Client::open(url).map_err(|e| format!("cluster.redis: {e}"))?;
         let node_id = allocate_node_id(&client, prefix).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cluster: Redis unreachable at start; using a random node id");

@@ -9,6 +9,7 @@ pub mod defaults;
 mod effective;
 mod interp;
 mod raw;
+pub mod schema;
 pub mod types;
 mod units;
 mod validate;

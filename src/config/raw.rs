@@ -4,11 +4,12 @@
 //! report every bad value at once, each with its YAML path, instead of stopping at the first.
 //! Unknown keys are collected by `serde_ignored` (see `mod.rs`) for the same reason.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RawConfig {
     pub threads: Option<usize>,
     pub admin: Option<RawAdmin>,
@@ -26,13 +27,13 @@ pub struct RawConfig {
     pub spool: Option<RawSpool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawSpool {
     pub enabled: Option<bool>,
     pub dir: Option<String>,
@@ -43,19 +44,19 @@ pub struct RawSpool {
     pub max_attempts: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawCluster {
     pub redis: String,
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawAccessLog {
     pub enabled: Option<bool>,
     pub path: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawShutdown {
     #[serde(default, deserialize_with = "with_unit")]
     pub drain_delay: Option<String>,
@@ -63,14 +64,14 @@ pub struct RawShutdown {
     pub grace_period: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawHub {
     pub listener: String,
     #[serde(default)]
     pub apps: Vec<RawApp>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawApp {
     pub id: String,
     pub key: String,
@@ -99,7 +100,7 @@ pub struct RawApp {
     pub webhooks: Vec<RawAppWebhook>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawAppWebhook {
     pub url: String,
     #[serde(default)]
@@ -109,25 +110,25 @@ pub struct RawAppWebhook {
     pub filter: Option<RawWebhookFilter>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RawWebhookFilter {
     pub channel_name_starts_with: Option<String>,
     pub channel_name_ends_with: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RawPresence {
     pub max_members: Option<usize>,
     #[serde(default, deserialize_with = "with_unit")]
     pub max_user_info: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawAdmin {
     pub listen: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawListener {
     pub listen: String,
     pub tls: Option<RawTls>,
@@ -146,13 +147,13 @@ pub struct RawListener {
     pub health: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawTls {
     pub dir: String,
     pub h2: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawGroup {
     #[serde(default)]
     pub instances: Vec<RawInstance>,
@@ -164,13 +165,13 @@ pub struct RawGroup {
     pub routing: Option<RawRouting>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawInstance {
     pub name: String,
     pub addr: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RawHealth {
     pub path: Option<String>,
     pub expect: Option<RawExpect>,
@@ -183,21 +184,21 @@ pub struct RawHealth {
 }
 
 /// `expect: any`, `expect: 2xx`, `expect: 204` or a list of statuses and classes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawExpect {
     One(RawStatus),
     Many(Vec<RawStatus>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawStatus {
     Code(u16),
     Text(String),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RawRouting {
     pub sources: Option<Vec<String>>,
     pub header: Option<String>,
@@ -211,19 +212,19 @@ pub struct RawRouting {
     pub workspace_limits: Option<RawWorkspaceLimits>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RawWorkspaceLimits {
     pub rate: Option<u32>,
     pub burst: Option<u32>,
     pub concurrency: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RawLearned {
     pub capacity: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawRoute {
     pub name: String,
     pub listener: String,
@@ -246,7 +247,7 @@ pub struct RawRoute {
     pub allow_from: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawTokenRule {
     pub header: String,
     pub bearer: Option<bool>,
@@ -254,7 +255,7 @@ pub struct RawTokenRule {
     pub tokens: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawWebhook {
     pub scheme: String,
     #[serde(default)]
@@ -267,7 +268,7 @@ pub struct RawWebhook {
     pub publish: Vec<RawPublishRule>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawPublishRule {
     pub event: String,
     pub app: Option<String>,
@@ -276,14 +277,14 @@ pub struct RawPublishRule {
     pub payload: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RawDuplicates {
     #[serde(default, deserialize_with = "with_unit")]
     pub ttl: Option<String>,
     pub capacity: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawWebhookInstances {
     pub group: String,
     pub public_url: Option<String>,

@@ -8,7 +8,7 @@
 //!   Any other event name, bad JSON or a missing field is a [`ProtocolError`]: the session answers
 //!   `pusher:error` (code [`ProtocolError::code`]) and keeps the connection.
 //! - Server → client: the `data` of `pusher:`/`pusher_internal:` events is a JSON-encoded string
-//!   (DESIGN.md). Channel events from the HTTP API carry the publisher's string as a JSON string
+//!   (as Pusher's own server writes it). Channel events from the HTTP API carry the publisher's string as a JSON string
 //!   ([`event`]); client events carry the sender's JSON as is ([`client_event`]).
 //! - The JSON strings nested in frames (presence `channel_data`, signin `user_data`) are read by
 //!   [`decode_channel_data`] / [`decode_user_data`]: user ids may be JSON integers (Laravel sends

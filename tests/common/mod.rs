@@ -615,3 +615,99 @@ pub async fn drip_head(addr: SocketAddr, start: &[u8]) -> tokio::task::JoinHandl
         sent
     })
 }
+
+/// Runs the openssl CLI in `dir` (the TLS tests make their certificates with it).
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI (scripts/deps.sh --test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA in `dir`: `ca.key` and `ca.crt` (P-256, two days), subject CN `name`.
+pub fn make_ca(dir: &std::path::Path, name: &str) {
+    let subject = format!("/CN={name}");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &subject,
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+    );
+}
+
+/// Writes `out/NAME.crt` + `out/NAME.key`, a server certificate for `san` (`DNS:a.test`,
+/// `DNS:localhost,IP:127.0.0.1`) with serial `serial`, signed by the CA in `ca_dir`.
+pub fn issue(ca_dir: &std::path::Path, out: &std::path::Path, name: &str, san: &str, serial: u64) {
+    let ext = format!(
+        "subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n"
+    );
+    std::fs::write(ca_dir.join(format!("{name}.ext")), ext).unwrap();
+    let path = |dir: &std::path::Path, suffix: &str| {
+        dir.join(format!("{name}.{suffix}")).display().to_string()
+    };
+    let (key, csr, crt) = (path(out, "key"), path(ca_dir, "csr"), path(out, "crt"));
+    let (subject, ext, serial) = (
+        format!("/CN={name}"),
+        format!("{name}.ext"),
+        serial.to_string(),
+    );
+    openssl(
+        ca_dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &subject,
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ],
+    );
+    openssl(
+        ca_dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            &serial,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
+        ],
+    );
+}
