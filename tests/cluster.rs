@@ -4,7 +4,7 @@
 
 mod common;
 use common::pusher::*;
-use common::receiver::Receiver;
+use common::receiver::{names, Receiver};
 use common::*;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -543,6 +543,45 @@ async fn app_webhooks_fire_once_for_the_cluster_and_a_dead_nodes_channels_are_va
         a.log()
     );
     assert_eq!(last, "channel_occupied sentinel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_restarts_empty_a_channel_is_still_vacated_once() {
+    let port = free_port();
+    let redis = OwnRedis::start(port);
+    let mut receiver = Receiver::start().await;
+    let hooks = format!(
+        "      webhooks: [{{ url: \"{}\", events: [channel_occupied, channel_vacated] }}]\n",
+        receiver.url("/hook")
+    );
+    let prefix = prefix();
+    let (a, a_addr) = hub_node_with(&redis.url(), &prefix, &hooks).await;
+    let (mut ws, _) = established(a_addr).await;
+    subscribe(&mut ws, "orders", None, None).await;
+    assert_eq!(
+        names(&receiver.events("/hook", 1).await),
+        ["channel_occupied orders"]
+    );
+
+    // Redis restarts with nothing (it keeps nothing on disk): the node tells it its channels again.
+    drop(redis);
+    let link = "fleetgate_cluster_link_up";
+    wait_for("the link down", DEADLINE, || async {
+        (a.sample(link).await == 0.0).then_some(())
+    })
+    .await;
+    let _redis = OwnRedis::start(port);
+    wait_for("the link up", DEADLINE, || async {
+        (a.sample(link).await == 1.0).then_some(())
+    })
+    .await;
+    let leave = json!({"event": "pusher:unsubscribe", "data": {"channel": "orders"}});
+    send_frame(&mut ws, leave).await;
+    subscribe(&mut ws, "sentinel", None, None).await;
+    assert_eq!(
+        names(&receiver.events("/hook", 2).await),
+        ["channel_vacated orders", "channel_occupied sentinel"]
+    );
 }
 
 /// Events as `name` (`presence-room`), `name user` (members) or `name channel` (others).

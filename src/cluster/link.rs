@@ -2,6 +2,7 @@
 //! in order, keeps the subscriber connection (reconnecting with back-off and resubscribing every
 //! channel that has local subscribers) and delivers what Redis sends.
 
+use super::occupancy;
 use super::presence::keep_alive;
 use super::{Cluster, LocalHub, Outgoing, CACHE_TTL, COMMAND_TIMEOUT, LEARNED_TTL};
 use futures_util::StreamExt;
@@ -92,6 +93,11 @@ impl ClusterLink {
                 Ok(manager) => drop(self.cluster.commands.set(manager)),
                 Err(_) => return false,
             }
+        }
+        // What Redis holds of this node's channels may be stale (an outage, a Redis restart):
+        // resynced ahead of any change made once the link is seen up.
+        if self.hub.is_some() {
+            let _ = self.cluster.outbox.try_send(Outgoing::Resync);
         }
         self.cluster.set_up(true);
         loop {
@@ -210,6 +216,12 @@ async fn send_outbox(
         };
         let cmd = match &item {
             Outgoing::Occupancy(change) => cluster.occupancy_command(change),
+            Outgoing::Resync => {
+                if let Some(hub) = &hub {
+                    occupancy::resync(&cluster, hub.as_ref(), &mut conn).await;
+                }
+                continue;
+            }
             item => command(item),
         };
         // One retry: after Redis restarts, the reconnecting connection fails the first command.
@@ -273,7 +285,9 @@ fn command(item: &Outgoing) -> redis::Cmd {
             cmd.arg(key).arg(field).arg(delta);
             cmd
         }
-        Outgoing::Occupancy(_) => unreachable!("sent with Cluster::occupancy_command"),
+        Outgoing::Occupancy(_) | Outgoing::Resync => {
+            unreachable!("sent with Cluster::occupancy_command, or not a command")
+        }
     }
 }
 

@@ -77,6 +77,8 @@ enum Outgoing {
     },
     /// This node's subscribers of a channel went from 0 to 1 or from 1 to 0.
     Occupancy(occupancy::Occupancy),
+    /// Make Redis's view of this node's channels the hub's (after the link came up).
+    Resync,
 }
 
 pub struct Cluster {

@@ -3,9 +3,11 @@
 //! tells Redis when its own count crosses 0 ↔ 1 (in order, through the outbox); an atomic script
 //! keeps the set of nodes holding the channel and answers 1 to the one change that filled or
 //! emptied it, so exactly one node fires each event. A dead node's channels are vacated by the
-//! node that reaps it. While the link is down, each node's own view decides (as when alone).
+//! node that reaps it. While the link is down, each node's own view decides (as when alone);
+//! when it comes back (or Redis restarted empty), [`resync`] makes Redis's view of the node's
+//! channels the hub's again, in the outbox's order, so later changes fire correctly.
 
-use super::{Cluster, LocalHub, Outgoing};
+use super::{Cluster, LocalHub, Outgoing, COMMAND_TIMEOUT};
 use crate::pusher::webhook::AppEvent;
 use redis::aio::ConnectionManager;
 
@@ -101,6 +103,60 @@ pub(super) async fn vacate_node(
         if let (1, Some(hub)) = (last, hub) {
             hub.webhook(&change.app, change.event());
         }
+    }
+    Ok(())
+}
+
+/// Makes the channels Redis lists for this node the ones its hub holds now: stale ones are
+/// vacated and missing ones occupied, firing nothing (what changed meanwhile was announced by
+/// this node's own view). Runs from the outbox, so changes queued after it apply after it; tried
+/// twice (the first command after Redis restarts fails while the connection reconnects).
+pub(super) async fn resync(cluster: &Cluster, hub: &dyn LocalHub, conn: &mut ConnectionManager) {
+    for attempt in 1..=2 {
+        let synced = tokio::time::timeout(COMMAND_TIMEOUT, resync_once(cluster, hub, conn)).await;
+        match synced {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => {
+                tracing::debug!(attempt, error = %e, "cluster: resyncing channel occupancy failed")
+            }
+            Err(_) => tracing::debug!(attempt, "cluster: resyncing channel occupancy timed out"),
+        }
+    }
+}
+
+async fn resync_once(
+    cluster: &Cluster,
+    hub: &dyn LocalHub,
+    conn: &mut ConnectionManager,
+) -> redis::RedisResult<()> {
+    let held: std::collections::HashSet<String> = redis::cmd("SMEMBERS")
+        .arg(cluster.occupied_key(cluster.node_id))
+        .query_async(conn)
+        .await?;
+    let mut local = std::collections::HashSet::new();
+    for app in hub.app_ids() {
+        for channel in hub
+            .channels(&app)
+            .into_iter()
+            .filter(|c| !c.starts_with('#'))
+        {
+            local.insert(serde_json::json!([app, channel]).to_string());
+        }
+    }
+    let stale = held.difference(&local).map(|f| (f, false));
+    let missing = local.difference(&held).map(|f| (f, true));
+    for (field, occupied) in stale.chain(missing) {
+        let Ok([app, channel]) = serde_json::from_str::<[String; 2]>(field) else {
+            continue;
+        };
+        let node = cluster.node_id;
+        let change = Occupancy {
+            app,
+            channel,
+            occupied,
+            node,
+        };
+        let _: i64 = cluster.occupancy_command(&change).query_async(conn).await?;
     }
     Ok(())
 }
