@@ -49,6 +49,9 @@ pub struct Channel {
     members: Mutex<HashMap<String, Member>>,
     /// Last event of a cache channel.
     pub cache: Mutex<Option<Frame>>,
+    /// Set (under `subs`) when its last subscriber left: it is leaving the map, and a subscriber
+    /// holding it takes a new channel instead.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Channel {

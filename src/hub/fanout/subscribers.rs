@@ -4,6 +4,7 @@
 
 use super::{AppState, Channel, Conn, Member, Presence};
 use crate::pusher::webhook::AppEvent;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl AppState {
@@ -36,7 +37,37 @@ impl AppState {
         conn: &Conn,
         user: Option<(&str, &str)>,
     ) -> (Arc<Channel>, Presence) {
-        let ch = match self.channels.entry(name.to_string()) {
+        loop {
+            let ch = self.channel_entry(name);
+            let mut subs = ch.subs.write().unwrap_or_else(|p| p.into_inner());
+            if ch.closed.load(Ordering::Relaxed) {
+                // Its last subscriber just left and it is on its way out of the map: a new one.
+                drop(subs);
+                self.drop_channel(name, &ch);
+                continue;
+            }
+            let presence = match user {
+                None => Presence::Unchanged,
+                Some((id, info)) => self.join(&ch, id, info),
+            };
+            if presence == Presence::Full {
+                return (ch.clone(), presence);
+            }
+            let added = subs.insert(conn.id, conn.clone()).is_none();
+            if added && subs.len() == 1 {
+                self.occupancy(name, true);
+            }
+            drop(subs);
+            if let (true, Some(cluster)) = (added, &self.cluster) {
+                cluster.count_subscription(&self.id, name, 1);
+            }
+            return (ch, presence);
+        }
+    }
+
+    /// `name`'s channel, created (and told to the cluster) if there is none.
+    fn channel_entry(&self, name: &str) -> Arc<Channel> {
+        match self.channels.entry(name.to_string()) {
             dashmap::Entry::Occupied(e) => e.get().clone(),
             dashmap::Entry::Vacant(e) => {
                 let ch = e.insert(Arc::default()).clone();
@@ -45,41 +76,36 @@ impl AppState {
                 }
                 ch
             }
-        };
-        let presence = match user {
-            None => Presence::Unchanged,
-            Some((id, info)) => {
-                let mut members = ch.members.lock().unwrap_or_else(|p| p.into_inner());
-                let full = members.len() >= self.conf().max_presence_members;
-                match members.get_mut(id) {
-                    Some(member) => {
-                        member.sockets += 1;
-                        Presence::Unchanged
-                    }
-                    None if full => return (ch.clone(), Presence::Full),
-                    None => {
-                        members.insert(
-                            id.to_string(),
-                            Member {
-                                sockets: 1,
-                                info: info.to_string(),
-                            },
-                        );
-                        Presence::Added
-                    }
-                }
+        }
+    }
+
+    /// Removes `ch` from the map if it is still `name`'s channel (and tells the cluster).
+    fn drop_channel(&self, name: &str, ch: &Arc<Channel>) {
+        let removed = self.channels.remove_if(name, |_, c| Arc::ptr_eq(c, ch));
+        if let (Some(_), Some(cluster)) = (removed, &self.cluster) {
+            cluster.channel_changed(&self.id, name);
+        }
+    }
+
+    /// Counts a socket of user `id` in `ch`'s presence members (under the subscriber lock).
+    fn join(&self, ch: &Channel, id: &str, info: &str) -> Presence {
+        let mut members = ch.members.lock().unwrap_or_else(|p| p.into_inner());
+        let full = members.len() >= self.conf().max_presence_members;
+        match members.get_mut(id) {
+            Some(member) => {
+                member.sockets += 1;
+                Presence::Unchanged
             }
-        };
-        let mut subs = ch.subs.write().unwrap_or_else(|p| p.into_inner());
-        let added = subs.insert(conn.id, conn.clone()).is_none();
-        if added && subs.len() == 1 {
-            self.occupancy(name, true);
+            None if full => Presence::Full,
+            None => {
+                let member = Member {
+                    sockets: 1,
+                    info: info.to_string(),
+                };
+                members.insert(id.to_string(), member);
+                Presence::Added
+            }
         }
-        drop(subs);
-        if let (true, Some(cluster)) = (added, &self.cluster) {
-            cluster.count_subscription(&self.id, name, 1);
-        }
-        (ch, presence)
     }
 
     /// Removes connection `id` from `name` (and its presence member, if `user`: alone, its
@@ -117,18 +143,88 @@ impl AppState {
         if removed && subs.is_empty() {
             self.occupancy(name, false);
         }
+        // Emptied, the channel is closed under its lock: a subscriber that already holds it
+        // takes a new one instead of joining one no longer in the map.
+        let empty = subs.is_empty();
+        if empty {
+            ch.closed.store(true, Ordering::Relaxed);
+        }
         drop(subs);
         if let (true, Some(cluster)) = (removed, &self.cluster) {
             cluster.count_subscription(&self.id, name, -1);
         }
-        if ch.subscription_count() == 0 {
-            let removed = self
-                .channels
-                .remove_if(name, |_, c| c.subscription_count() == 0);
-            if let (Some(_), Some(cluster)) = (removed, &self.cluster) {
-                cluster.channel_changed(&self.id, name);
-            }
+        if empty {
+            self.drop_channel(name, &ch);
         }
         presence
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Hub, Lanes, Outbox};
+    use super::*;
+
+    fn conn(id: u64) -> Conn {
+        Conn {
+            id,
+            socket_id: format!("1.{id}").into(),
+            outbox: Arc::new(Outbox::new(None)),
+            closer: Default::default(),
+        }
+    }
+
+    fn app() -> Arc<AppState> {
+        let yaml = "listeners: { hub: { listen: \"127.0.0.1:1\" } }\nhub: { listener: hub, apps: [{ id: a, key: k, secret: s }] }\n";
+        let apps = crate::config::parse(yaml, &|_| None)
+            .unwrap()
+            .hub
+            .unwrap()
+            .apps;
+        let metrics = crate::metrics::Metrics::new().unwrap().hub;
+        let hub = Hub::new(&apps, 1, metrics, None, Lanes::default(), None);
+        hub.app_by_id("a").unwrap()
+    }
+
+    fn holds(app: &AppState, name: &str, id: u64) -> bool {
+        app.channel(name)
+            .is_some_and(|ch| ch.subs.read().unwrap().contains_key(&id))
+    }
+
+    #[test]
+    fn an_emptied_channel_is_closed_and_the_next_subscriber_gets_a_new_one() {
+        let app = app();
+        app.subscribe("c", &conn(1), None);
+        let old = app.channel("c").unwrap();
+        app.unsubscribe("c", 1, None);
+        assert!(old.closed.load(Ordering::Relaxed));
+        assert!(app.channel("c").is_none());
+        app.subscribe("c", &conn(2), None);
+        let new = app.channel("c").unwrap();
+        assert!(!Arc::ptr_eq(&old, &new));
+        assert!(holds(&app, "c", 2));
+    }
+
+    #[test]
+    fn a_subscriber_racing_the_last_unsubscribe_is_always_in_the_map() {
+        let app = app();
+        let churn = {
+            let app = app.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    app.subscribe("c", &conn(1), None);
+                    app.unsubscribe("c", 1, None);
+                }
+            })
+        };
+        for _ in 0..20_000 {
+            app.subscribe("c", &conn(2), None);
+            assert!(
+                holds(&app, "c", 2),
+                "subscribed to a channel no longer in the map"
+            );
+            app.unsubscribe("c", 2, None);
+        }
+        churn.join().unwrap();
     }
 }
