@@ -527,8 +527,9 @@ async fn app_webhooks_fire_once_for_the_cluster_and_a_dead_nodes_channels_are_va
     // channel empties, each once. A sentinel channel on A comes after anything A still had.
     let leave = json!({"event": "pusher:unsubscribe", "data": {"channel": ROOM}});
     send_frame(&mut a1, leave).await;
-    drop((b1, b2));
+    // Killed before its clients leave: B never applies their departures itself.
     drop(b);
+    drop((b1, b2));
     let (mut sentinel, _) = established(a_addr).await;
     let removed = hook_events(&receiver.events("/hook", 3).await);
     subscribe(&mut sentinel, "sentinel", None, None).await;

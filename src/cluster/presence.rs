@@ -156,7 +156,9 @@ pub(super) async fn keep_alive(cluster: Arc<Cluster>, hub: Option<Arc<dyn LocalH
     let mut last_reap = tokio::time::Instant::now();
     loop {
         beat.tick().await;
-        let Some(mut conn) = cluster.commands.get().cloned().filter(|_| cluster.is_up()) else {
+        // The heartbeat does not wait for the subscriber link: a node resubscribing many
+        // channels after a reconnect is alive, and must not be reaped meanwhile.
+        let Some(mut conn) = cluster.commands.get().cloned() else {
             continue;
         };
         let nodes = cluster.nodes_key();
@@ -169,7 +171,7 @@ pub(super) async fn keep_alive(cluster: Arc<Cluster>, hub: Option<Arc<dyn LocalH
             .ignore();
         pipe.cmd("SADD").arg(&nodes).arg(cluster.node_id).ignore();
         let _ = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
-        if last_reap.elapsed() >= REAP_EVERY {
+        if last_reap.elapsed() >= REAP_EVERY && cluster.is_up() {
             last_reap = tokio::time::Instant::now();
             if let Err(e) = reap(&cluster, hub.as_deref(), &mut conn, &nodes).await {
                 tracing::debug!(error = %e, "cluster: reaping dead nodes failed; retrying");

@@ -14,6 +14,7 @@ use crate::spool::record::Record;
 use crate::spool::{now_ms, Spool};
 use prometheus::IntCounterVec;
 use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -28,6 +29,9 @@ pub const BATCH_WAIT: Duration = Duration::from_millis(100);
 const LINGER: Duration = Duration::from_secs(2);
 /// Events waiting for the batcher; beyond, an event is dropped and counted.
 const QUEUE: usize = 65_536;
+/// Bytes of events waiting for the batcher (client events carry up to `max_message_size`);
+/// beyond, an event is dropped and counted.
+const QUEUE_BYTES: usize = 64 << 20;
 /// What every app webhook's spool queue is named with.
 const QUEUE_PREFIX: &str = "hub-webhook:";
 
@@ -41,16 +45,27 @@ pub fn parse_queue_name(name: &str) -> Option<(&str, &str)> {
     name.strip_prefix(QUEUE_PREFIX)?.rsplit_once(' ')
 }
 
-/// An event on its way to the batcher, with the app's settings it happened under.
+/// An event on its way to the batcher, with the app's settings it happened under; its bytes
+/// are given back to the queue's budget when it is dropped.
 pub struct Emitted {
     app: Arc<App>,
     event: AppEvent,
+    size: usize,
+    budget: Arc<AtomicUsize>,
+}
+
+impl Drop for Emitted {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.size, Ordering::Relaxed);
+    }
 }
 
 /// Where the hub hands its app webhook events (cheap to clone).
 #[derive(Clone)]
 pub struct Webhooks {
     events: mpsc::Sender<Emitted>,
+    /// Bytes of the events queued for the batcher.
+    budget: Arc<AtomicUsize>,
     /// `fleetgate_hub_webhook_events_total{app, event, result}`.
     counted: IntCounterVec,
 }
@@ -59,7 +74,13 @@ impl Webhooks {
     /// The emitting end and the batcher's queue.
     pub fn new(counted: IntCounterVec) -> (Webhooks, mpsc::Receiver<Emitted>) {
         let (events, queue) = mpsc::channel(QUEUE);
-        (Webhooks { events, counted }, queue)
+        let budget = Arc::default();
+        let webhooks = Webhooks {
+            events,
+            budget,
+            counted,
+        };
+        (webhooks, queue)
     }
 
     /// Hands `event` of `app` to the batcher if one of the app's webhooks wants it.
@@ -68,9 +89,19 @@ impl Webhooks {
             return;
         }
         let labels = [app.id.clone(), event.kind().name().to_string()];
-        let result = match self.events.try_send(Emitted { app, event }) {
-            Ok(()) => "batched",
-            Err(_) => "dropped",
+        let size = event.size();
+        let queued = self.budget.fetch_add(size, Ordering::Relaxed);
+        let budget = self.budget.clone();
+        let emitted = Emitted {
+            app,
+            event,
+            size,
+            budget,
+        };
+        // Over the byte budget, or the queue full: dropped (and its bytes given back).
+        let result = match queued + size <= QUEUE_BYTES && self.events.try_send(emitted).is_ok() {
+            true => "batched",
+            false => "dropped",
         };
         let [app, kind] = &labels;
         self.counted.with_label_values(&[app, kind, result]).inc();
@@ -123,9 +154,10 @@ impl Batcher {
     }
 
     /// Adds an event to the batch of every webhook that wants it; a full batch goes at once.
-    async fn add(&self, pending: &mut Vec<Pending>, Emitted { app, event }: Emitted) {
+    async fn add(&self, pending: &mut Vec<Pending>, emitted: Emitted) {
+        let (app, event) = (emitted.app.clone(), &emitted.event);
         let json = event.to_json();
-        for hook in app.webhooks.iter().filter(|w| w.wants(&event)) {
+        for hook in app.webhooks.iter().filter(|w| w.wants(event)) {
             let queue = queue_name(&app.id, &hook.url);
             let at = match pending.iter().position(|p| p.queue == queue) {
                 Some(at) => at,
@@ -229,6 +261,30 @@ mod tests {
         Arc::new(app)
     }
 
+    fn whisper(data: String) -> AppEvent {
+        AppEvent::ClientEvent {
+            channel: "private-c".into(),
+            event: "client-n".into(),
+            data,
+            socket_id: "1.1".into(),
+            user_id: None,
+        }
+    }
+
+    #[test]
+    fn events_over_the_byte_budget_are_dropped_and_their_bytes_given_back() {
+        let counted = crate::metrics::Metrics::new().unwrap().hub.webhook_events;
+        let (webhooks, mut events) = Webhooks::new(counted.clone());
+        let result = |r: &str| counted.with_label_values(&["a", "client_event", r]).get();
+        webhooks.emit(app(), whisper("x".repeat(QUEUE_BYTES)));
+        assert_eq!((result("batched"), result("dropped")), (0, 1));
+        webhooks.emit(app(), whisper("small".into()));
+        assert_eq!(result("batched"), 1);
+        assert!(webhooks.budget.load(Ordering::Relaxed) > 0);
+        drop(events.try_recv().unwrap());
+        assert_eq!(webhooks.budget.load(Ordering::Relaxed), 0);
+    }
+
     #[tokio::test]
     async fn a_full_batch_goes_at_once_and_the_rest_after_the_wait() {
         let dir = tempfile::tempdir().unwrap();
@@ -244,14 +300,7 @@ mod tests {
         let (webhooks, events) = Webhooks::new(counted.clone());
         let app = app();
         for n in 0..120 {
-            let event = AppEvent::ClientEvent {
-                channel: "private-c".into(),
-                event: "client-n".into(),
-                data: n.to_string(),
-                socket_id: "1.1".into(),
-                user_id: None,
-            };
-            webhooks.emit(app.clone(), event);
+            webhooks.emit(app.clone(), whisper(n.to_string()));
         }
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let batcher = Batcher {

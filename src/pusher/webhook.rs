@@ -87,6 +87,26 @@ impl AppEvent {
         }
     }
 
+    /// Roughly the bytes the event holds (its texts and a fixed part), for memory budgets.
+    pub fn size(&self) -> usize {
+        let texts = match self {
+            AppEvent::ClientEvent {
+                event,
+                data,
+                socket_id,
+                user_id,
+                ..
+            } => {
+                event.len() + data.len() + socket_id.len() + user_id.as_ref().map_or(0, String::len)
+            }
+            AppEvent::MemberAdded { user_id, .. } | AppEvent::MemberRemoved { user_id, .. } => {
+                user_id.len()
+            }
+            _ => 0,
+        };
+        texts + self.channel().len() + 64
+    }
+
     /// The channel the event is about.
     pub fn channel(&self) -> &str {
         match self {

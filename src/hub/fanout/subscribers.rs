@@ -17,6 +17,16 @@ impl AppState {
         }
     }
 
+    /// Whether a webhook of the app wants events of `kind` (checked before building a costly one).
+    pub fn wants(&self, kind: crate::pusher::webhook::Kind) -> bool {
+        self.webhooks.is_some()
+            && self
+                .conf()
+                .webhooks
+                .iter()
+                .any(|w| w.events.contains(&kind))
+    }
+
     /// `name` got its first (`true`) or lost its last subscriber on this node: alone, that is the
     /// app's `channel_occupied` / `channel_vacated`; clustered, the cluster decides whether it is
     /// for the whole cluster. Called under the channel's subscriber lock, so the two alternate.

@@ -1,6 +1,7 @@
 //! `client-…` events: whispers between a channel's subscribers.
 
 use super::*;
+use crate::pusher::webhook::Kind;
 
 impl Session<'_> {
     /// A `client-…` event: only on private/presence channels this socket is subscribed to, only if
@@ -35,13 +36,15 @@ impl Session<'_> {
         let frame = Frame::from(protocol::client_event(name, event, data, member.as_deref()));
         self.hub
             .publish(self.app, name, &frame, Some(&self.conn.socket_id));
-        self.app.emit(AppEvent::ClientEvent {
-            channel: name.to_string(),
-            event: event.to_string(),
-            data: data.to_string(),
-            socket_id: self.conn.socket_id.to_string(),
-            user_id: member.clone(),
-        });
+        if self.app.wants(Kind::ClientEvent) {
+            self.app.emit(AppEvent::ClientEvent {
+                channel: name.to_string(),
+                event: event.to_string(),
+                data: data.to_string(),
+                socket_id: self.conn.socket_id.to_string(),
+                user_id: member.clone(),
+            });
+        }
         true
     }
 }
