@@ -146,7 +146,7 @@ async fn a_batch_the_app_cannot_take_waits_in_the_spool_across_a_restart() {
             "spool: {{ dir: {}, max_attempts: 1000 }}\n",
             spool.path().display()
         )
-        + "shutdown: { drain_delay: 0s }\n";
+        + "shutdown: { drain_delay: 0s, grace_period: 2s }\n";
     let mut first = Gateway::start(&yaml, admin, &[addr]).await;
     let (mut ws, _) = established(addr).await;
     let ok = subscribe(&mut ws, "orders", None, None).await;

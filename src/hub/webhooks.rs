@@ -24,7 +24,8 @@ use tokio::time::Instant;
 pub const BATCH_EVENTS: usize = 50;
 /// The longest an event waits for its batch to fill.
 pub const BATCH_WAIT: Duration = Duration::from_millis(100);
-/// How long the batcher goes on after shutdown begins: what the closing connections fire
+/// How long the batcher goes on after shutdown begins, at most (and at most half the grace
+/// period, so it ends before the process): what the closing connections fire
 /// (`channel_vacated`, `member_removed`) is kept in the spool and delivered at the next start.
 const LINGER: Duration = Duration::from_secs(2);
 /// Events waiting for the batcher; beyond, an event is dropped and counted.
@@ -121,11 +122,14 @@ struct Pending {
 pub struct Batcher {
     pub spool: Arc<Spool>,
     pub counted: IntCounterVec,
+    /// `shutdown.grace_period`: the batcher stops within half of it.
+    pub grace_period: Duration,
 }
 
 impl Batcher {
-    /// Batches until [`LINGER`] after `shutdown` changes (the hub's clients are closed then, and
-    /// their channels vacated), then keeps what is pending and stops.
+    /// Batches until [`LINGER`] (or half the grace period) after `shutdown` changes (the hub's
+    /// clients are closed then, and their channels vacated), then keeps what is pending and
+    /// stops.
     pub async fn run(
         &self,
         mut events: mpsc::Receiver<Emitted>,
@@ -142,7 +146,7 @@ impl Batcher {
                 },
                 _ = sleep_until(due) => self.flush(&mut pending, Instant::now()).await,
                 _ = shutdown.changed(), if stop_at.is_none() => {
-                    stop_at = Some(Instant::now() + LINGER);
+                    stop_at = Some(Instant::now() + LINGER.min(self.grace_period / 2));
                 }
                 _ = sleep_until(stop_at) => break,
             }
@@ -306,6 +310,7 @@ mod tests {
         let batcher = Batcher {
             spool: spool.clone(),
             counted,
+            grace_period: Duration::from_secs(10),
         };
         let queue = spool
             .queue(&queue_name("a", "http://127.0.0.1:1/hook"))

@@ -84,7 +84,8 @@ impl Gateway {
             .as_ref()
             .map_or_else(crate::hub::protocol::random_node_id, |c| c.node_id);
         let spool = open_spool(&config, &metrics)?;
-        let (webhooks, webhook_service) = app_webhooks(spool.as_ref(), &metrics);
+        let grace = config.shutdown.grace_period;
+        let (webhooks, webhook_service) = app_webhooks(spool.as_ref(), &metrics, grace);
         let hub = match &config.hub {
             Some(h) => Some(Arc::new(Hub::new(
                 &h.apps,
@@ -186,6 +187,7 @@ fn open_spool(
 fn app_webhooks(
     spool: Option<&Arc<crate::spool::Spool>>,
     metrics: &Metrics,
+    grace_period: std::time::Duration,
 ) -> (Option<Webhooks>, Option<WebhookService>) {
     let Some(spool) = spool else {
         return (None, None);
@@ -195,6 +197,7 @@ fn app_webhooks(
     let batcher = Batcher {
         spool: spool.clone(),
         counted,
+        grace_period,
     };
     let service = WebhookService {
         batcher,
