@@ -214,15 +214,12 @@ async fn send_outbox(
             fall_back(&cluster, hub.as_deref(), item);
             continue;
         };
-        let cmd = match &item {
-            Outgoing::Occupancy(change) => cluster.occupancy_command(change),
-            Outgoing::Resync => {
-                if let Some(hub) = &hub {
-                    occupancy::resync(&cluster, hub.as_ref(), &mut conn).await;
-                }
-                continue;
+        let Some(cmd) = command(&cluster, &item) else {
+            // A resync is several commands of its own.
+            if let Some(hub) = &hub {
+                occupancy::resync(&cluster, hub.as_ref(), &mut conn).await;
             }
-            item => command(item),
+            continue;
         };
         // One retry: after Redis restarts, the reconnecting connection fails the first command.
         let mut answer = None;
@@ -249,9 +246,9 @@ async fn send_outbox(
     }
 }
 
-/// The Redis command for one outbox item.
-fn command(item: &Outgoing) -> redis::Cmd {
-    match item {
+/// The Redis command for one outbox item (none for a resync).
+fn command(cluster: &Cluster, item: &Outgoing) -> Option<redis::Cmd> {
+    let cmd = match item {
         Outgoing::Publish {
             channel, payload, ..
         } => {
@@ -285,10 +282,10 @@ fn command(item: &Outgoing) -> redis::Cmd {
             cmd.arg(key).arg(field).arg(delta);
             cmd
         }
-        Outgoing::Occupancy(_) | Outgoing::Resync => {
-            unreachable!("sent with Cluster::occupancy_command, or not a command")
-        }
-    }
+        Outgoing::Occupancy(change) => cluster.occupancy_command(change),
+        Outgoing::Resync => return None,
+    };
+    Some(cmd)
 }
 
 /// A publish that cannot go through Redis reaches this node's subscribers directly, and an

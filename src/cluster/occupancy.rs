@@ -12,19 +12,11 @@ use crate::pusher::webhook::AppEvent;
 use redis::aio::ConnectionManager;
 
 /// KEYS: the channel's set of nodes, the node's set of occupied channels. ARGV: the node id,
-/// the channel's field in the node's set. Returns 1 if the node was the channel's first.
-const OCCUPY: &str = r"
-redis.call('SADD', KEYS[2], ARGV[2])
-if redis.call('SADD', KEYS[1], ARGV[1]) == 1 and redis.call('SCARD', KEYS[1]) == 1 then
-  return 1
-end
-return 0
-";
-
-/// As [`OCCUPY`]; returns 1 if the node was the channel's last.
-const VACATE: &str = r"
-redis.call('SREM', KEYS[2], ARGV[2])
-if redis.call('SREM', KEYS[1], ARGV[1]) == 1 and redis.call('SCARD', KEYS[1]) == 0 then
+/// the channel's field in the node's set, `SADD` (occupy) or `SREM` (vacate), and the size the
+/// channel's set has when that change filled (1) or emptied (0) it. Returns 1 for that change.
+const CHANGE: &str = r"
+redis.call(ARGV[3], KEYS[2], ARGV[2])
+if redis.call(ARGV[3], KEYS[1], ARGV[1]) == 1 and redis.call('SCARD', KEYS[1]) == tonumber(ARGV[4]) then
   return 1
 end
 return 0
@@ -62,12 +54,16 @@ impl Cluster {
     /// The script applying `change`.
     pub(super) fn occupancy_command(&self, change: &Occupancy) -> redis::Cmd {
         let mut cmd = redis::cmd("EVAL");
-        let script = if change.occupied { OCCUPY } else { VACATE };
+        let (op, filled) = if change.occupied {
+            ("SADD", 1)
+        } else {
+            ("SREM", 0)
+        };
         let channel_key = format!("{}:occupied:{}:{}", self.prefix, change.app, change.channel);
         let field = serde_json::json!([change.app, change.channel]).to_string();
-        cmd.arg(script).arg(2).arg(channel_key);
+        cmd.arg(CHANGE).arg(2).arg(channel_key);
         cmd.arg(self.occupied_key(change.node));
-        cmd.arg(change.node).arg(field);
+        cmd.arg(change.node).arg(field).arg(op).arg(filled);
         cmd
     }
 

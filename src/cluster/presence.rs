@@ -235,7 +235,7 @@ async fn reap_node(
             .leave_for(node, &app, &channel, &user, sockets)
             .await;
         match (left, hub) {
-            (Ok(true), Some(hub)) => hub.webhook(&app, member_removed(&channel, &user)),
+            (Ok(true), Some(hub)) => hub.webhook(&app, AppEvent::member(&channel, &user, false)),
             (Ok(_), _) => {}
             (Err(e), _) => {
                 return Err(redis::RedisError::from((
@@ -266,11 +266,4 @@ async fn reap_node(
     cleanup.cmd("SREM").arg(nodes).arg(node).ignore();
     cleanup.query_async::<()>(conn).await?;
     Ok(())
-}
-
-fn member_removed(channel: &str, user: &str) -> AppEvent {
-    AppEvent::MemberRemoved {
-        channel: channel.to_string(),
-        user_id: user.to_string(),
-    }
 }

@@ -142,7 +142,7 @@ impl Worker {
             Ok((added, members)) => {
                 if added {
                     app.metrics.published.inc();
-                    app.emit(member_added(channel, user));
+                    app.emit(AppEvent::member(channel, user, true));
                 }
                 (false, members)
             }
@@ -163,7 +163,7 @@ impl Worker {
             let frame = Frame::from(protocol::member_added(channel, user, info));
             self.hub
                 .publish(app, channel, &frame, Some(&conn.socket_id));
-            app.emit(member_added(channel, user));
+            app.emit(AppEvent::member(channel, user, true));
         }
     }
 
@@ -175,7 +175,7 @@ impl Worker {
             Ok(removed) => {
                 if removed {
                     app.metrics.published.inc();
-                    app.emit(member_removed(channel, user));
+                    app.emit(AppEvent::member(channel, user, false));
                 }
                 false
             }
@@ -187,21 +187,7 @@ impl Worker {
         if announce {
             let frame = Frame::from(protocol::member_removed(channel, user));
             self.hub.publish(app, channel, &frame, None);
-            app.emit(member_removed(channel, user));
+            app.emit(AppEvent::member(channel, user, false));
         }
-    }
-}
-
-fn member_added(channel: &str, user: &str) -> AppEvent {
-    AppEvent::MemberAdded {
-        channel: channel.to_string(),
-        user_id: user.to_string(),
-    }
-}
-
-fn member_removed(channel: &str, user: &str) -> AppEvent {
-    AppEvent::MemberRemoved {
-        channel: channel.to_string(),
-        user_id: user.to_string(),
     }
 }

@@ -309,10 +309,7 @@ impl Session<'_> {
             let frame = Frame::from(protocol::member_added(name, id, info));
             self.hub
                 .publish(self.app, name, &frame, Some(&self.conn.socket_id));
-            self.app.emit(AppEvent::MemberAdded {
-                channel: name.to_string(),
-                user_id: id.clone(),
-            });
+            self.app.emit(AppEvent::member(name, id, true));
         }
     }
 

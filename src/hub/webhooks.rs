@@ -113,7 +113,9 @@ impl Webhooks {
 struct Pending {
     queue: String,
     target: String,
-    events: Vec<(Kind, Value)>,
+    events: Vec<Value>,
+    /// Each event's kind, for counting them if the spool refuses the batch.
+    kinds: Vec<Kind>,
     /// When the batch goes to the spool, full or not.
     due: Instant,
 }
@@ -170,12 +172,14 @@ impl Batcher {
                         queue,
                         target: hook.target.clone(),
                         events: Vec::with_capacity(BATCH_EVENTS),
+                        kinds: Vec::with_capacity(BATCH_EVENTS),
                         due: Instant::now() + BATCH_WAIT,
                     });
                     pending.len() - 1
                 }
             };
-            pending[at].events.push((event.kind(), json.clone()));
+            pending[at].events.push(json.clone());
+            pending[at].kinds.push(event.kind());
             if pending[at].events.len() >= BATCH_EVENTS {
                 self.keep(pending.swap_remove(at)).await;
             }
@@ -195,7 +199,6 @@ impl Batcher {
 
     /// Appends one batch to its webhook's spool queue (synced before this returns).
     async fn keep(&self, batch: Pending) {
-        let values: Vec<Value> = batch.events.iter().map(|(_, v)| v.clone()).collect();
         let record = Record {
             id: String::from_utf8_lossy(&crate::access_log::new_request_id()).into_owned(),
             enqueued_ms: now_ms(),
@@ -203,12 +206,12 @@ impl Batcher {
             target: batch.target,
             headers: Vec::new(),
             client: None,
-            body: webhook::body(now_ms(), &values).into(),
+            body: webhook::body(now_ms(), &batch.events).into(),
         };
         if let Err(e) = self.spool.enqueue(&batch.queue, &record).await {
-            tracing::error!(queue = %batch.queue, error = %e, events = values.len(), "app webhook: the spool refused a batch; its events are lost");
+            tracing::error!(queue = %batch.queue, error = %e, events = batch.events.len(), "app webhook: the spool refused a batch; its events are lost");
             let app = parse_queue_name(&batch.queue).map_or("", |(app, _)| app);
-            for (kind, _) in &batch.events {
+            for kind in &batch.kinds {
                 let labels = [app, kind.name(), "lost"];
                 self.counted.with_label_values(&labels).inc();
             }

@@ -2,10 +2,8 @@
 //! app's webhook URL, signed as Pusher signs them: `X-Pusher-Key` and `X-Pusher-Signature`, the
 //! hex HMAC-SHA256 of the body with the app's current secret.
 
-use super::hygiene::Forwarding;
-use super::request_body::Outgoing;
-use super::spooled::{verdict, Attempt, ATTEMPT, DELIVERY_ID};
-use super::upstream::{self, Timeouts};
+use super::spooled::{send_record, Attempt};
+use super::upstream::Timeouts;
 use crate::config::{App, AppWebhook};
 use crate::hub::auth::webhook_signature;
 use crate::spool::record::Record;
@@ -40,34 +38,17 @@ pub async fn deliver(
         Ok(addr) => addr,
         Err(reason) => return Attempt::Failed(reason),
     };
-    let delivery = HeaderValue::from_str(&record.id).unwrap_or(HeaderValue::from_static("-"));
-    let mut req = http::Request::new(Outgoing::Full(Some(record.body.clone())));
-    *req.method_mut() = http::Method::POST;
-    *req.uri_mut() = hook.target.parse().unwrap_or_default();
-    *req.headers_mut() = headers(conf, hook, record, &delivery, attempt);
-    let add = Forwarding {
-        client: None,
-        believe: false,
-        proto: "http",
-        request_id: &delivery,
-        upgrade: false,
-    };
     let timeouts = Timeouts {
         connect: CONNECT_TIMEOUT,
         read: READ_TIMEOUT,
         idle: IDLE_TIMEOUT,
     };
-    verdict(upstream::send(addr, req, &add, timeouts).await).await
+    let headers = headers(conf, hook, record);
+    send_record(addr, &hook.target, headers, record, attempt, timeouts).await
 }
 
-/// The request's headers: the webhook's own, then Pusher's and the delivery's.
-fn headers(
-    app: &App,
-    hook: &AppWebhook,
-    record: &Record,
-    delivery: &HeaderValue,
-    attempt: u32,
-) -> HeaderMap {
+/// The request's headers: the webhook's own, then Pusher's.
+fn headers(app: &App, hook: &AppWebhook, record: &Record) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(hook.headers.len() + 6);
     for (name, value) in &hook.headers {
         headers.append(name.clone(), value.clone());
@@ -85,8 +66,6 @@ fn headers(
             headers.insert(name, value);
         }
     }
-    headers.insert(DELIVERY_ID, delivery.clone());
-    headers.insert(ATTEMPT, HeaderValue::from(attempt));
     headers
 }
 

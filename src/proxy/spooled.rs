@@ -101,13 +101,32 @@ pub async fn redeliver(gateway: &Gateway, route: &str, record: &Record, attempt:
         Err(_) => return Attempt::Failed("no healthy instance".into()),
     };
     let group = &snap.config.groups[route.group];
-    let mut headers = signed_headers(record, webhook.scheme, secret);
+    let headers = signed_headers(record, webhook.scheme, secret);
+    let timeouts = Timeouts {
+        connect: route.connect_timeout,
+        read: route.read_timeout,
+        idle: group.idle_timeout,
+    };
+    let addr = group.instances[instance].addr;
+    send_record(addr, &record.target, headers, record, attempt, timeouts).await
+}
+
+/// Sends a spooled `record`'s body to `addr` (`target`, `headers`, its delivery id and `attempt`
+/// added): what the answer means for it.
+pub(super) async fn send_record(
+    addr: std::net::SocketAddr,
+    target: &str,
+    mut headers: HeaderMap,
+    record: &Record,
+    attempt: u32,
+    timeouts: Timeouts,
+) -> Attempt {
     let delivery = HeaderValue::from_str(&record.id).unwrap_or(HeaderValue::from_static("-"));
     headers.insert(DELIVERY_ID, delivery.clone());
     headers.insert(ATTEMPT, HeaderValue::from(attempt));
     let mut req = http::Request::new(Outgoing::Full(Some(record.body.clone())));
     *req.method_mut() = record.method.parse().unwrap_or(http::Method::POST);
-    *req.uri_mut() = record.target.parse().unwrap_or_default();
+    *req.uri_mut() = target.parse().unwrap_or_default();
     *req.headers_mut() = headers;
     let client = record
         .client
@@ -120,12 +139,6 @@ pub async fn redeliver(gateway: &Gateway, route: &str, record: &Record, attempt:
         request_id: &delivery,
         upgrade: false,
     };
-    let timeouts = Timeouts {
-        connect: route.connect_timeout,
-        read: route.read_timeout,
-        idle: group.idle_timeout,
-    };
-    let addr = group.instances[instance].addr;
     verdict(upstream::send(addr, req, &add, timeouts).await).await
 }
 
@@ -155,9 +168,7 @@ fn signed_headers(record: &Record, scheme: signing::Scheme, secret: &signing::Se
 }
 
 /// What Laravel's answer (or its absence) means for the spooled delivery.
-pub(super) async fn verdict(
-    sent: Result<Response<upstream::UpstreamBody>, upstream::Failure>,
-) -> Attempt {
+async fn verdict(sent: Result<Response<upstream::UpstreamBody>, upstream::Failure>) -> Attempt {
     match sent {
         Ok(resp) => {
             let status = resp.status();

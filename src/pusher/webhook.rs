@@ -87,6 +87,15 @@ impl AppEvent {
         }
     }
 
+    /// `member_added` (`added`) or `member_removed` of `user_id` in `channel`.
+    pub fn member(channel: &str, user_id: &str, added: bool) -> AppEvent {
+        let (channel, user_id) = (channel.to_string(), user_id.to_string());
+        match added {
+            true => AppEvent::MemberAdded { channel, user_id },
+            false => AppEvent::MemberRemoved { channel, user_id },
+        }
+    }
+
     /// Roughly the bytes the event holds (its texts and a fixed part), for memory budgets.
     pub fn size(&self) -> usize {
         let texts = match self {

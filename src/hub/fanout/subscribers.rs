@@ -145,10 +145,7 @@ impl AppState {
         };
         // Alone, the member leaves before the channel empties (clustered, Redis decides both).
         if let (Presence::Removed, Some(user), None) = (&presence, user, &self.cluster) {
-            self.emit(AppEvent::MemberRemoved {
-                channel: name.to_string(),
-                user_id: user.to_string(),
-            });
+            self.emit(AppEvent::member(name, user, false));
         }
         if removed && subs.is_empty() {
             self.occupancy(name, false);
