@@ -4,15 +4,15 @@
 //! environment file. promtool (Debian's `prometheus`) and systemd-analyze (Debian's `systemd`)
 //! are installed by `bash scripts/deps.sh --test`; without them these tests fail, never skip.
 
+mod common;
+use common::process::run_bounded;
 use serde_json::Value;
 use serde_yaml_ng::Value as Yaml;
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const DEPS: &str = "bash scripts/deps.sh --test";
 const UNIT: &str = "deploy/systemd/fleetgate.service";
 /// Where README's install steps put the binary and the configuration.
 const BINARY: &str = "/usr/local/bin/fleetgate";
@@ -40,42 +40,14 @@ struct Ran {
 /// Runs `program` with `args` in the repository root, killed (and failed) after `limit`. A
 /// missing program fails naming the script that installs it.
 fn run(program: &str, args: &[&str], limit: Duration) -> Ran {
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `{program}` ({e}): install it with `{DEPS}`"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "`{program} {}` still running after {limit:?}",
-                args.join(" ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut command = Command::new(program);
+    command.args(args).current_dir(root());
+    let out = run_bounded(command, None, limit);
     Ran {
-        success: status.success(),
-        status: status.to_string(),
-        output: stdout.join().unwrap() + &stderr.join().unwrap(),
+        success: out.status.success(),
+        status: out.status.to_string(),
+        output: String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr),
     }
 }
 

@@ -7,14 +7,15 @@
 //! package (the only network access). Every child process runs under a deadline.
 //! Node.js is required: without it these tests fail (skip them by name if you must: `cargo test -- --skip node`).
 
+mod common;
+use common::process::run_bounded;
 use fleetgate::signing::{verify, Scheme, Secret, VerifyError};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TOLERANCE: Duration = Duration::from_secs(300);
 const TIMESTAMP: i64 = 1_700_000_000;
@@ -67,52 +68,7 @@ fn repo() -> &'static Path {
 
 /// Runs `command` to completion, killing it and failing the test past `deadline`.
 fn run(command: Command, deadline: Duration) -> Output {
-    run_with_input(command, None, deadline)
-}
-
-/// As [`run`], writing `input` (if any) to the child's standard input.
-fn run_with_input(mut command: Command, input: Option<Vec<u8>>, deadline: Duration) -> Output {
-    let what = format!("{command:?}");
-    let stdin = if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    };
-    let mut child = command
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes).map(|_| bytes)
-        })
-    };
-    if let (Some(input), Some(mut pipe)) = (input, child.stdin.take()) {
-        // A child that stops reading early closes the pipe: the error is then irrelevant.
-        std::thread::spawn(move || std::io::Write::write_all(&mut pipe, &input));
-    }
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let end = Instant::now() + deadline;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap().unwrap(),
-        stderr: stderr.join().unwrap().unwrap(),
-    }
+    run_bounded(command, None, deadline)
 }
 
 /// Installs the Node half once (`npm install` in `tests/interop`); fails loudly without Node.js
@@ -332,7 +288,7 @@ fn fleetgate_sign_reads_the_body_from_standard_input() {
         "--body-file",
         "-",
     ]);
-    let out = run_with_input(cmd, Some(body.clone()), RUN_DEADLINE);
+    let out = run_bounded(cmd, Some(body.clone()), RUN_DEADLINE);
     assert!(
         out.status.success(),
         "{}",

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod process;
 pub mod pusher;
 pub mod receiver;
 pub mod upstream;
